@@ -1,0 +1,349 @@
+"""Tests for trainables.data: built-in sets, synthetic madelon, files, splits, loaders, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.neighbors import KNeighborsClassifier
+
+from trainables.data import (
+    BUILTIN_DATASETS,
+    DataConfig,
+    DataError,
+    DataSplits,
+    load_data,
+    make_madelon,
+)
+
+SIZES = {"breast_cancer": (569, 30, 2), "digits": (1797, 64, 10), "wine": (178, 13, 3)}
+FIRST_FEATURE = {"breast_cancer": "mean radius", "digits": "pixel_0_0", "wine": "alcohol"}
+
+
+def _parts(data: DataSplits) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return {part: (getattr(data, f"x_{part}"), getattr(data, f"y_{part}")) for part in ("train", "val", "test")}
+
+
+# --- built-in sets and splits -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SIZES))
+def test_builtin_shapes_names_and_fractions(name: str) -> None:
+    total, num_features, num_classes = SIZES[name]
+    data = load_data(DataConfig(name=name, val_fraction=0.2, test_fraction=0.1))
+
+    assert (data.num_features, data.num_classes) == (num_features, num_classes)
+    assert len(data.feature_names) == num_features and data.feature_names[0] == FIRST_FEATURE[name]
+    assert len(data.class_names) == num_classes
+    sizes = {part: len(y) for part, (_, y) in _parts(data).items()}
+    assert sum(sizes.values()) == total
+    assert abs(sizes["val"] - 0.2 * total) <= 2  # fractions of the whole set, up to rounding
+    assert abs(sizes["test"] - 0.1 * total) <= 2
+    for x, y in _parts(data).values():
+        assert x.dtype == np.float32 and y.dtype == np.int64
+        assert x.flags["C_CONTIGUOUS"] and x.shape == (len(y), num_features)
+        assert set(np.unique(y)) <= set(range(num_classes))
+    assert data.summary() == {
+        "name": name, "train_size": sizes["train"], "val_size": sizes["val"], "test_size": sizes["test"],
+        "num_features": num_features, "num_classes": num_classes,
+    }
+
+
+def test_builtin_registry_lists_every_set_with_a_description() -> None:
+    assert set(BUILTIN_DATASETS) == {"breast_cancer", "digits", "wine", "madelon"}
+    assert all(isinstance(text, str) and text for text in BUILTIN_DATASETS.values())
+
+
+def test_string_shorthand_and_mapping_match_config() -> None:
+    by_name = load_data("wine")
+    by_mapping = load_data({"name": "wine"})
+    assert by_name.name == "wine" and by_name.num_classes == 3
+    np.testing.assert_array_equal(by_name.x_train, by_mapping.x_train)
+    np.testing.assert_array_equal(by_name.y_val, by_mapping.y_val)
+
+
+def test_splits_are_stratified() -> None:
+    data = load_data("digits")
+    overall = np.bincount(np.concatenate([data.y_train, data.y_val, data.y_test]), minlength=10)
+    overall = overall / overall.sum()
+    for part, (_, y) in _parts(data).items():
+        share = np.bincount(y, minlength=10) / len(y)
+        assert np.abs(share - overall).max() < 0.01, part
+
+
+def test_splits_are_reproducible_per_seed_and_differ_across_seeds() -> None:
+    first, again = load_data({"name": "breast_cancer", "seed": 3}), load_data({"name": "breast_cancer", "seed": 3})
+    other = load_data({"name": "breast_cancer", "seed": 4})
+    for part in ("train", "val", "test"):
+        np.testing.assert_array_equal(_parts(first)[part][0], _parts(again)[part][0])
+        np.testing.assert_array_equal(_parts(first)[part][1], _parts(again)[part][1])
+    assert not np.array_equal(first.x_train, other.x_train)
+    assert first.x_val.shape == other.x_val.shape
+
+
+def test_scaler_is_fitted_on_train_only() -> None:
+    scaled = load_data({"name": "wine", "seed": 1})
+    raw = load_data({"name": "wine", "seed": 1, "scale": False})
+
+    np.testing.assert_allclose(scaled.x_train.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(scaled.x_train.std(axis=0), 1.0, atol=1e-4)
+    assert not np.allclose(scaled.x_val.mean(axis=0), 0.0, atol=1e-3)
+    # val and test use the train statistics exactly
+    mean, std = raw.x_train.astype(np.float64).mean(axis=0), raw.x_train.astype(np.float64).std(axis=0)
+    np.testing.assert_allclose(scaled.x_val, (raw.x_val - mean) / std, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(scaled.x_test, (raw.x_test - mean) / std, rtol=1e-4, atol=1e-4)
+
+
+def test_zero_test_fraction_gives_empty_test_part() -> None:
+    data = load_data({"name": "wine", "test_fraction": 0.0, "val_fraction": 0.25})
+    assert data.x_test.shape == (0, 13) and data.x_test.dtype == np.float32
+    assert data.y_test.shape == (0,) and data.y_test.dtype == np.int64
+    assert len(data.y_train) + len(data.y_val) == 178
+    assert list(data.loader("test", 8)) == []
+
+
+# --- synthetic madelon --------------------------------------------------------------------
+
+
+def test_madelon_informative_columns_carry_the_signal() -> None:
+    data = load_data({"name": "madelon", "n_samples": 1000, "n_features": 50, "n_informative": 5, "seed": 2})
+    assert data.feature_names[0] == "f00" and data.feature_names[-1] == "f49"
+    assert data.num_features == 50 and data.class_names == ("0", "1")
+    informative = list(data.informative or ())
+    assert len(informative) == 5 and informative == sorted(informative)
+    assert informative != [0, 1, 2, 3, 4]  # the columns were permuted
+    noise = [j for j in range(50) if j not in informative][:5]
+
+    def accuracy(columns: list[int]) -> float:
+        model = KNeighborsClassifier(n_neighbors=15).fit(data.x_train[:, columns], data.y_train)
+        return model.score(data.x_val[:, columns], data.y_val)
+
+    assert accuracy(informative) > 0.85
+    assert accuracy(noise) < 0.65
+
+
+def test_make_madelon_is_seeded_and_names_are_padded() -> None:
+    x1, y1, inf1 = make_madelon(200, 12, 3, 3, 1.0, seed=7)
+    x2, y2, inf2 = make_madelon(200, 12, 3, 3, 1.0, seed=7)
+    assert x1.shape == (200, 12) and set(np.unique(y1)) == {0, 1, 2} and len(inf1) == 3
+    np.testing.assert_array_equal(x1, x2)
+    assert inf1 == inf2
+    names = load_data({"name": "madelon", "n_features": 120, "n_informative": 4}).feature_names
+    assert names[0] == "f000" and names[-1] == "f119"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_features": 4, "n_informative": 5}, "n_informative=5: must be between 1 and n_features=4"),
+        ({"n_classes": 1}, "n_classes=1: must be at least 2"),
+        ({"n_classes": 3, "n_informative": 1}, "needs n_informative >= 2"),
+        ({"class_sep": -1.0}, "class_sep=-1.0"),
+    ],
+)
+def test_madelon_rejects_bad_options(kwargs: dict, match: str) -> None:
+    with pytest.raises(DataError, match=match):
+        load_data({"name": "madelon", **kwargs})
+
+
+# --- files --------------------------------------------------------------------------------
+
+LABELS = ("zebra", "apple", "mango")
+
+
+def _frame(rows: int = 60) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({
+        "row_id": np.arange(rows),
+        "height": rng.normal(size=rows),
+        "weight": rng.normal(size=rows),
+        "label": [LABELS[i % 3] for i in range(rows)],
+    })
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".pq"])
+def test_file_round_trip_with_string_labels(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"animals{suffix}"
+    frame = _frame()
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path, index=False)
+
+    data = load_data({"name": str(path), "target": "label", "scale": False})
+
+    assert data.class_names == ("apple", "mango", "zebra")
+    assert data.feature_names == ("row_id", "height", "weight")
+    assert len(data.y_train) + len(data.y_val) + len(data.y_test) == 60
+    for x, y in _parts(data).values():  # each row keeps its own label
+        expected = [LABELS[int(row_id) % 3] for row_id in x[:, 0]]
+        assert [data.class_names[k] for k in y] == expected
+
+
+def test_missing_file_names_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere.csv"
+    with pytest.raises(DataError, match="nowhere.csv.*not found"):
+        load_data({"name": str(path), "target": "label"})
+
+
+def test_unknown_name_suggests_builtin_and_extensions() -> None:
+    with pytest.raises(DataError, match=r"unknown data set 'wines' \(did you mean 'wine'\?\).*\.csv"):
+        load_data("wines")
+
+
+def test_unsupported_extension(tmp_path: Path) -> None:
+    path = tmp_path / "data.txt"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match=r"unsupported extension '\.txt'"):
+        load_data({"name": str(path), "target": "b"})
+
+
+@pytest.mark.parametrize(
+    ("target", "match"),
+    [
+        (None, r"no target column given; set `target` to one of \['row_id', 'height', 'weight', 'label'\]"),
+        ("lable", r"target column 'lable' not found \(did you mean 'label'\?\); the columns are \['row_id'"),
+    ],
+)
+def test_missing_or_wrong_target_lists_columns(tmp_path: Path, target: str | None, match: str) -> None:
+    path = tmp_path / "animals.csv"
+    _frame().to_csv(path, index=False)
+    with pytest.raises(DataError, match=match):
+        load_data({"name": str(path), "target": target})
+
+
+def test_non_numeric_and_nan_columns_are_reported_together(tmp_path: Path) -> None:
+    frame = _frame()
+    frame["colour"] = "red"
+    frame.loc[[3, 7], "height"] = np.nan
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError) as info:
+        load_data({"name": str(path), "target": "label"})
+    message = str(info.value)
+    assert "bad.csv" in message
+    assert "non-numeric feature columns ['colour']" in message and "encode" in message
+    assert "2 of 60 rows have missing values (NaN) in columns ['height']" in message
+
+
+def test_single_class_and_tiny_class_are_rejected(tmp_path: Path) -> None:
+    frame = _frame()
+    path = tmp_path / "one.csv"
+    frame.assign(label="apple").to_csv(path, index=False)
+    with pytest.raises(DataError, match="found 1 class"):
+        load_data({"name": str(path), "target": "label"})
+    frame.loc[0, "label"] = "rare"
+    frame.loc[1, "label"] = "rare"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"class\(es\) \{'rare': 2\}.*fewer than 3"):
+        load_data({"name": str(path), "target": "label"})
+
+
+def test_target_is_rejected_for_builtins() -> None:
+    with pytest.raises(DataError, match="remove target='y'"):
+        load_data({"name": "wine", "target": "y"})
+
+
+# --- config validation --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"val_fraction": 0.0}, r"val_fraction=0.0: must be in \(0, 1\)"),
+        ({"val_fraction": 1.0}, r"val_fraction=1.0"),
+        ({"test_fraction": -0.1}, r"test_fraction=-0.1: must be in \[0, 1\)"),
+        ({"val_fraction": 0.5, "test_fraction": 0.5}, r"val_fraction \+ test_fraction = 1: must be below 1"),
+        ({"val_fraction": "0.2"}, r"val_fraction='0.2': must be a number"),
+        ({"seed": 1.5}, r"seed=1.5: must be an integer"),
+        ({"scale": "yes"}, r"scale='yes': must be true or false"),
+    ],
+)
+def test_bad_config_values(overrides: dict, match: str) -> None:
+    with pytest.raises(DataError, match=match):
+        DataConfig.from_mapping({"name": "wine", **overrides})
+
+
+def test_all_config_problems_are_reported_at_once() -> None:
+    with pytest.raises(DataError) as info:
+        DataConfig(name="wine", val_fraction=0.0, test_fraction=2.0, seed="x")  # type: ignore[arg-type]
+    message = str(info.value)
+    assert "val_fraction=0.0" in message and "test_fraction=2.0" in message and "seed='x'" in message
+
+
+def test_from_mapping_unknown_key_suggests_the_right_one() -> None:
+    with pytest.raises(DataError, match=r"unknown key\(s\) 'val_frac' \(did you mean 'val_fraction'\?\)"):
+        DataConfig.from_mapping({"name": "wine", "val_frac": 0.1})
+    with pytest.raises(DataError, match="missing key 'name'"):
+        DataConfig.from_mapping({"seed": 1})
+
+
+def test_load_data_rejects_other_types() -> None:
+    with pytest.raises(DataError, match="got int"):
+        load_data(5)  # type: ignore[arg-type]
+
+
+# --- tensors and loaders ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wine() -> DataSplits:
+    return load_data("wine")
+
+
+def test_tensors_dtypes_and_unknown_part(wine: DataSplits) -> None:
+    x, y = wine.tensors("val")
+    assert x.dtype == torch.float32 and y.dtype == torch.int64 and x.shape == (len(wine.y_val), 13)
+    with pytest.raises(DataError, match=r"unknown data part 'valid' \(did you mean 'val'\?\)"):
+        wine.tensors("valid")
+
+
+def test_loader_batches_have_right_shapes_and_dtypes(wine: DataSplits) -> None:
+    batches = list(wine.loader("train", 32))
+    x, y = batches[0]
+    assert x.shape == (32, 13) and x.dtype == torch.float32 and y.shape == (32,) and y.dtype == torch.int64
+    assert sum(len(b[1]) for b in batches) == len(wine.y_train)
+    assert all(len(b[1]) == 32 for b in wine.loader("train", 32, drop_last=True))
+
+
+def test_train_loader_shuffles_reproducibly(wine: DataSplits) -> None:
+    def order(seed: int) -> torch.Tensor:
+        return torch.cat([y for _, y in wine.loader("train", 16, seed=seed)])
+
+    def first_rows(seed: int) -> torch.Tensor:
+        return next(iter(wine.loader("train", 16, seed=seed)))[0]
+
+    torch.testing.assert_close(first_rows(0), first_rows(0))
+    torch.testing.assert_close(order(0), order(0))
+    assert not torch.equal(first_rows(0), first_rows(1))
+    assert not torch.equal(first_rows(0), torch.from_numpy(wine.x_train[:16]))  # shuffled
+    assert sorted(order(0).tolist()) == sorted(wine.y_train.tolist())  # every sample, once
+
+
+def test_val_loader_keeps_order(wine: DataSplits) -> None:
+    xs, ys = zip(*wine.loader("val", 10))
+    np.testing.assert_array_equal(torch.cat(xs).numpy(), wine.x_val)
+    np.testing.assert_array_equal(torch.cat(ys).numpy(), wine.y_val)
+
+
+def test_loader_with_sampler(wine: DataSplits) -> None:
+    from torch.utils.data.distributed import DistributedSampler
+
+    sampler = DistributedSampler(range(len(wine.y_train)), num_replicas=2, rank=0, shuffle=False)
+    seen = torch.cat([y for _, y in wine.loader("train", 8, sampler=sampler)])
+    np.testing.assert_array_equal(seen.numpy(), wine.y_train[0::2])
+    with pytest.raises(DataError, match="shuffle=True cannot be combined with a sampler"):
+        wine.loader("train", 8, sampler=sampler, shuffle=True)
+
+
+def test_loader_rejects_bad_batch_size(wine: DataSplits) -> None:
+    with pytest.raises(DataError, match="batch_size=0 must be a positive integer"):
+        wine.loader("train", 0)
+
+
+def test_datasplits_checks_its_arrays() -> None:
+    x, y = np.zeros((4, 2), np.float32), np.zeros(4, np.int64)
+    with pytest.raises(DataError, match=r"x_val has shape \(4, 3\); expected \(n, 2\)"):
+        DataSplits(x, y, np.zeros((4, 3), np.float32), y, x, y, ("a", "b"), ("n", "p"), "toy")
+    with pytest.raises(DataError, match="y_test holds labels outside 0..1"):
+        DataSplits(x, y, x, y, x, y + 5, ("a", "b"), ("n", "p"), "toy")

@@ -1,0 +1,81 @@
+"""The contract between a training function and whoever drives it.
+
+A *training function* is a plain callable ``fn(config, report, **context) -> Any``:
+
+* ``config`` is a flat mapping of hyperparameters and settings (what a search samples
+  plus its fixed values);
+* ``report`` is called once per epoch with that epoch's metrics, and optionally the
+  path of a directory holding a checkpoint written for that epoch;
+* ``context`` keywords are optional: a function that declares ``data``, ``resume_from``
+  or ``world`` parameters receives them (see :func:`call_training_function`); one that
+  does not is called with ``(config, report)`` alone, so a user's own function needs
+  nothing from this package.
+
+Nothing here imports ray, optuna or pydantic: the orchestrator adapts *its* reporting
+API to :class:`ReportFn`, never the other way round.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = [
+    "ReportFn",
+    "TrainingFunction",
+    "CONTEXT_KEYWORDS",
+    "call_training_function",
+    "null_report",
+]
+
+
+class ReportFn(Protocol):
+    """Receives one epoch's metrics and, optionally, a checkpoint directory.
+
+    The metrics must contain ``epoch`` (1-based). The checkpoint directory, when
+    given, is owned by the caller of ``report`` until ``report`` returns; the
+    receiver copies or moves what it keeps.
+    """
+
+    def __call__(self, metrics: Mapping[str, float], checkpoint_dir: str | Path | None = None) -> None: ...
+
+
+TrainingFunction = Callable[..., Any]
+
+#: Keyword arguments a training function may declare to receive run context.
+#: ``data``: pre-loaded :class:`trainables.data.DataSplits` shared by all trials;
+#: ``resume_from``: a checkpoint directory to continue from, or None;
+#: ``world``: a :class:`trainables.distributed.WorldInfo` (rank, world size).
+CONTEXT_KEYWORDS = ("data", "resume_from", "world")
+
+
+def null_report(metrics: Mapping[str, float], checkpoint_dir: str | Path | None = None) -> None:
+    """A :class:`ReportFn` that drops everything (for standalone use)."""
+
+
+def accepted_context(fn: TrainingFunction) -> frozenset[str]:
+    """The context keywords ``fn`` declares (all of them if it takes ``**kwargs``)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # builtins, C callables: pass nothing extra
+        return frozenset()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return frozenset(CONTEXT_KEYWORDS)
+    names = {p.name for p in params}
+    return frozenset(k for k in CONTEXT_KEYWORDS if k in names)
+
+
+def call_training_function(
+    fn: TrainingFunction,
+    config: Mapping[str, Any],
+    report: ReportFn,
+    **context: Any,
+) -> Any:
+    """Call ``fn(config, report, ...)`` passing only the context keywords it declares."""
+    unknown = set(context) - set(CONTEXT_KEYWORDS)
+    if unknown:
+        raise TypeError(f"unknown context keywords {sorted(unknown)}; expected some of {CONTEXT_KEYWORDS}")
+    wanted = accepted_context(fn)
+    return fn(dict(config), report, **{k: v for k, v in context.items() if k in wanted})

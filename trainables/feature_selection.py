@@ -1,0 +1,172 @@
+"""Joint training of a classifier and learnable feature gates.
+
+Stochastic gates after Yamada et al., "Feature Selection using Stochastic Gates"
+(ICML 2020): each feature d has a gate ``z_d = clamp(mu_d + eps_d + 0.5, 0, 1)`` with
+``eps_d ~ N(0, sigma^2)`` during training (a Gaussian relaxation of a Bernoulli gate)
+and ``eps_d = 0`` at evaluation. The sparsity penalty is the expected number of open
+gates, ``sum_d P(z_d > 0) = sum_d Phi((mu_d + 0.5) / sigma)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainables.callbacks import Callback, GradientClipping
+from trainables.distributed import unwrap_model
+from trainables.optim import build_optimizer
+from trainables.trainer import Trainer
+
+__all__ = ["StochasticGates", "FeatureSelectionModel", "FeatureSelectionTrainer"]
+
+
+class StochasticGates(nn.Module):
+    """One relaxed-Bernoulli gate per input feature, multiplied into the input."""
+
+    def __init__(self, num_features: int, sigma: float = 0.5, init_mean: float = 0.0) -> None:
+        super().__init__()
+        if sigma <= 0:
+            raise ValueError(f"StochasticGates: sigma must be > 0, got {sigma}")
+        self.sigma = sigma
+        self.mu = nn.Parameter(torch.full((num_features,), float(init_mean)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.mu.shape[0]:
+            raise ValueError(f"StochasticGates expects {self.mu.shape[0]} features, got inputs of shape {tuple(x.shape)}")
+        z = self.mu + 0.5
+        if self.training:
+            z = z + self.sigma * torch.randn_like(x)
+        return x * z.clamp(0.0, 1.0)
+
+    def open_probabilities(self) -> torch.Tensor:
+        """P(gate > 0) per feature: the probability that the feature is used."""
+        return 0.5 * (1 + torch.erf((self.mu + 0.5) / (self.sigma * math.sqrt(2))))
+
+    def penalty(self) -> torch.Tensor:
+        """Expected number of open gates (differentiable in ``mu``)."""
+        return self.open_probabilities().sum()
+
+    def selected_mask(self) -> torch.Tensor:
+        """Features whose deterministic (evaluation) gate is open: ``mu + 0.5 > 0``."""
+        return (self.mu.detach() + 0.5) > 0
+
+
+class FeatureSelectionModel(nn.Module):
+    """Gates followed by an MLP classifier; ``forward`` returns logits."""
+
+    def __init__(self, num_features: int, num_classes: int, hidden_sizes: Sequence[int] = (64,),
+                 dropout: float = 0.0, sigma: float = 0.5) -> None:
+        super().__init__()
+        self.gates = StochasticGates(num_features, sigma=sigma)
+        layers: list[nn.Module] = []
+        width = num_features
+        for hidden in hidden_sizes:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            width = hidden
+        layers.append(nn.Linear(width, num_classes))
+        self.classifier = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.gates(x))
+
+
+class _SelectionMetrics(Callback):
+    """Adds ``num_selected`` and the gates' expected open count to each epoch's metrics."""
+
+    order = 5
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
+        gates = trainer.gates  # type: ignore[attr-defined]
+        metrics["num_selected"] = int(gates.selected_mask().sum())
+        metrics["expected_open_gates"] = float(gates.penalty().detach())
+
+
+class FeatureSelectionTrainer(Trainer):
+    """Train a :class:`FeatureSelectionModel` with two optimizers.
+
+    The classifier's optimizer uses ``lr``; the gates' uses ``selector_lr_ratio * lr``
+    (10x by default: the gates must move from "all open" to a sparse set within the
+    time the classifier takes to fit). The loss is the task loss (cross-entropy) plus
+    ``sparsity_lambda`` times the expected number of open gates. Gradient clipping
+    (``max_norm``; None disables it) covers both parameter sets.
+
+    Each epoch's metrics add ``train_task_loss``, ``train_penalty``, ``num_selected``
+    and ``expected_open_gates`` to the base trainer's.
+    """
+
+    def __init__(
+        self,
+        model: FeatureSelectionModel | nn.Module,
+        *,
+        lr: float = 1e-3,
+        selector_lr_ratio: float = 10.0,
+        sparsity_lambda: float = 0.01,
+        max_norm: float | None = 5.0,
+        optimizer: str = "adam",
+        weight_decay: float = 0.0,
+        feature_names: Sequence[str] | None = None,
+        callbacks: Iterable[Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        inner = unwrap_model(model)
+        if not isinstance(getattr(inner, "gates", None), StochasticGates):
+            raise TypeError("FeatureSelectionTrainer needs a model with a `gates` StochasticGates module "
+                            "(e.g. FeatureSelectionModel)")
+        if selector_lr_ratio <= 0:
+            raise ValueError(f"selector_lr_ratio must be > 0, got {selector_lr_ratio}")
+        if sparsity_lambda < 0:
+            raise ValueError(f"sparsity_lambda must be >= 0, got {sparsity_lambda}")
+        self.gates: StochasticGates = inner.gates
+        self.sparsity_lambda = sparsity_lambda
+        self.selector_lr_ratio = selector_lr_ratio
+        num = self.gates.mu.shape[0]
+        if feature_names is not None and len(feature_names) != num:
+            raise ValueError(f"{len(feature_names)} feature names given for a model with {num} gates")
+        self.feature_names = tuple(feature_names) if feature_names is not None else tuple(f"f{i}" for i in range(num))
+        gate_params = [self.gates.mu]
+        other = [p for p in model.parameters() if p is not self.gates.mu]
+        optimizers = [
+            build_optimizer(optimizer, other, lr=lr, weight_decay=weight_decay),
+            # No weight decay on gates: the sparsity penalty is their regulariser.
+            build_optimizer(optimizer, gate_params, lr=lr * selector_lr_ratio, weight_decay=0.0),
+        ]
+        extra: list[Any] = [_SelectionMetrics()]
+        if max_norm is not None:
+            extra.append(GradientClipping(max_norm=max_norm))
+        super().__init__(model, optimizers, "cross_entropy", callbacks=[*extra, *(callbacks or [])], **kwargs)
+
+    @property
+    def classifier_optimizer(self) -> torch.optim.Optimizer:
+        return self.optimizers[0]
+
+    @property
+    def selector_optimizer(self) -> torch.optim.Optimizer:
+        return self.optimizers[1]
+
+    def _compute_loss(self, outputs: Any, targets: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        task = super()._compute_loss(outputs, targets)
+        penalty = self.gates.penalty()
+        return task + self.sparsity_lambda * penalty, {"task_loss": task.detach(), "penalty": penalty.detach()}
+
+    def gate_probabilities(self) -> dict[str, float]:
+        """Feature name -> probability that its gate is open."""
+        probs = self.gates.open_probabilities().detach().cpu().tolist()
+        return dict(zip(self.feature_names, probs))
+
+    def selected_features(self) -> list[str]:
+        """Names of the features whose evaluation-time gate is open."""
+        mask = self.gates.selected_mask().cpu().tolist()
+        return [name for name, keep in zip(self.feature_names, mask) if keep]
+
+    def selection_summary(self) -> dict[str, Any]:
+        return {"feature_names": list(self.feature_names),
+                "gate_probabilities": list(self.gate_probabilities().values()),
+                "selected": self.selected_features()}
+
+

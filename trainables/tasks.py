@@ -1,0 +1,230 @@
+"""Built-in training functions: what ``search`` runs per trial, usable on their own.
+
+Each follows the contract in :mod:`trainables.api`: ``fn(config, report, *, data=None,
+resume_from=None, world=None)``. Each also declares the metrics it reports
+(``fn.metrics``) and the config keys it accepts (``fn.config_keys``), so that a spec
+can be checked before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import random
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from trainables.api import ReportFn, null_report
+from trainables.callbacks import Callback, EarlyStopping
+from trainables.data import DataSplits, load_data
+from trainables.distributed import ShardSampler, WorldInfo, world_info
+from trainables.feature_selection import FeatureSelectionModel, FeatureSelectionTrainer
+from trainables.trainer import Trainer
+
+__all__ = ["FeatureSelectionConfig", "ConfigError", "train_feature_selection", "ReportCallback", "seed_everything",
+           "CHECKPOINT_FILE", "SELECTION_FILE"]
+
+CHECKPOINT_FILE = "checkpoint.pt"
+SELECTION_FILE = "selection.json"
+
+
+class ConfigError(ValueError):
+    """A training config has unknown keys or out-of-range values."""
+
+
+@dataclass(frozen=True)
+class FeatureSelectionConfig:
+    """Settings of :func:`train_feature_selection` (defaults from the seed trainers)."""
+
+    lr: float = 1e-3
+    selector_lr_ratio: float = 10.0
+    sparsity_lambda: float = 0.01
+    patience: int = 10
+    min_delta: float = 1e-4
+    max_norm: float | None = 5.0
+    epochs: int = 50
+    batch_size: int = 64
+    hidden_sizes: tuple[int, ...] = (64,)
+    dropout: float = 0.0
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    gate_sigma: float = 0.5
+    monitor: str = "val_loss"
+    monitor_mode: str = "min"
+    seed: int = 0
+    checkpoint_every: int = 1
+    on_nonfinite: str = "stop"
+    device: str | None = None
+    data: Mapping[str, Any] = field(default_factory=lambda: {"name": "madelon"})
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any]) -> FeatureSelectionConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        problems = []
+        for key in sorted(set(config) - known):
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            problems.append(f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        values = {k: v for k, v in config.items() if k in known}
+        if isinstance(values.get("hidden_sizes"), int):
+            values["hidden_sizes"] = (values["hidden_sizes"],)
+        elif "hidden_sizes" in values:
+            values["hidden_sizes"] = tuple(int(h) for h in values["hidden_sizes"])
+        if isinstance(values.get("data"), str):
+            values["data"] = {"name": values["data"]}
+        cfg = cls(**values)
+        problems += cfg._range_problems()
+        if problems:
+            raise ConfigError("feature_selection config: " + "; ".join(problems) +
+                              f". Accepted keys: {', '.join(sorted(known))}")
+        return cfg
+
+    def _range_problems(self) -> list[str]:
+        checks = [
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.selector_lr_ratio > 0, f"selector_lr_ratio must be > 0, got {self.selector_lr_ratio}"),
+            (self.sparsity_lambda >= 0, f"sparsity_lambda must be >= 0, got {self.sparsity_lambda}"),
+            (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
+            (self.max_norm is None or self.max_norm > 0, f"max_norm must be > 0 or null, got {self.max_norm}"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (all(h >= 1 for h in self.hidden_sizes), f"hidden_sizes must be positive, got {self.hidden_sizes}"),
+            (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
+            (self.monitor_mode in ("min", "max"), f"monitor_mode must be 'min' or 'max', got {self.monitor_mode!r}"),
+            (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}"),
+            (self.on_nonfinite in ("stop", "raise"), f"on_nonfinite must be 'stop' or 'raise', got {self.on_nonfinite!r}"),
+        ]
+        return [message for ok, message in checks if not ok]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class ReportCallback(Callback):
+    """Hands each epoch's metrics (and, every N epochs, a checkpoint) to a :class:`ReportFn`.
+
+    Every rank calls ``report`` (distributed reporters expect all ranks), but only
+    rank 0 writes a checkpoint. The checkpoint folder holds ``checkpoint.pt`` (see
+    :meth:`Trainer.load_checkpoint`) and, for feature selection, ``selection.json``
+    (gate probabilities by feature name), readable without torch.
+    """
+
+    order = 80  # after early stopping (its counters belong in the checkpoint), before History
+
+    def __init__(self, report: ReportFn, checkpoint_every: int = 1) -> None:
+        self.report = report
+        self.checkpoint_every = checkpoint_every
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
+        # The history must include this epoch before it is saved in the checkpoint.
+        metrics["stop_reason"] = trainer.stop_reason or ""
+        final = trainer.should_stop or epoch == trainer.max_epochs
+        wants = self.checkpoint_every and (epoch % self.checkpoint_every == 0 or final)
+        if not (wants and trainer.is_main_process):
+            self.report(_reportable(metrics), None)
+            return
+        folder = Path(tempfile.mkdtemp(prefix="trainables-ckpt-"))
+        try:
+            trainer.save_checkpoint(folder / CHECKPOINT_FILE)
+            if isinstance(trainer, FeatureSelectionTrainer):
+                (folder / SELECTION_FILE).write_text(json.dumps(trainer.selection_summary()))
+            self.report(_reportable(metrics), folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _reportable(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
+
+
+def train_feature_selection(
+    config: Mapping[str, Any],
+    report: ReportFn = null_report,
+    *,
+    data: DataSplits | None = None,
+    resume_from: str | Path | None = None,
+    world: WorldInfo | None = None,
+) -> dict[str, Any]:
+    """Train a feature-selection classifier; the built-in trainable of ``search``.
+
+    Args:
+        config: keys of :class:`FeatureSelectionConfig` (unknown keys are an error).
+        report: called every epoch with the metrics in :attr:`train_feature_selection.metrics`.
+        data: pre-loaded splits (otherwise ``config["data"]`` is loaded).
+        resume_from: a checkpoint folder (or ``checkpoint.pt``) to continue from.
+        world: rank and world size; under an initialised process group the model is
+            wrapped in DDP, the train set sharded and validation metrics all-reduced.
+
+    Returns:
+        ``status``, ``epochs``, the best epoch's metrics, test accuracy and the selected features.
+    """
+    cfg = FeatureSelectionConfig.from_mapping(config)
+    world = world or world_info()
+    seed_everything(cfg.seed)
+    splits = data if data is not None else load_data(cfg.data)
+    model = FeatureSelectionModel(splits.num_features, splits.num_classes, cfg.hidden_sizes, cfg.dropout, cfg.gate_sigma)
+    early = EarlyStopping(cfg.monitor, cfg.monitor_mode, cfg.patience, cfg.min_delta, restore_best_weights=True)
+    trainer = FeatureSelectionTrainer(
+        _maybe_ddp(model, world, cfg.device),
+        lr=cfg.lr, selector_lr_ratio=cfg.selector_lr_ratio, sparsity_lambda=cfg.sparsity_lambda,
+        max_norm=cfg.max_norm, optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
+        feature_names=splits.feature_names, device=cfg.device, on_nonfinite=cfg.on_nonfinite,
+        callbacks=[early, ReportCallback(report, cfg.checkpoint_every)],
+        config=dataclasses.asdict(cfg),
+    )
+    if resume_from is not None:
+        path = Path(resume_from)
+        trainer.load_checkpoint(path / CHECKPOINT_FILE if path.is_dir() else path)
+    train_loader, val_loader = _loaders(splits, cfg, world)
+    history = trainer.fit(train_loader, cfg.epochs, val_loader)
+    test = trainer.evaluate(splits.loader("test", cfg.batch_size)) if len(splits.y_test) else {}
+    return {
+        "status": history.status,
+        "epochs": trainer.epoch,
+        "best": early.get_best_metrics(),
+        "test_accuracy": test.get("accuracy"),
+        "selected_features": trainer.selected_features(),
+        "history": history,
+    }
+
+
+train_feature_selection.metrics = (  # type: ignore[attr-defined]
+    "epoch", "train_loss", "train_accuracy", "train_task_loss", "train_penalty", "val_loss", "val_accuracy",
+    "val_task_loss", "val_penalty", "num_selected", "expected_open_gates", "grad_norm_mean", "grad_norm_max",
+    "clip_fraction", "epochs_since_improvement", "lr", "epoch_time_s", "stop_reason",
+)
+train_feature_selection.config_keys = tuple(f.name for f in dataclasses.fields(FeatureSelectionConfig))  # type: ignore[attr-defined]
+
+
+def _maybe_ddp(model: torch.nn.Module, world: WorldInfo, device: str | None) -> torch.nn.Module:
+    if not (world.is_distributed and torch.distributed.is_initialized()):
+        return model
+    from trainables.devices import resolve_device
+
+    dev = resolve_device(device)
+    model = model.to(dev)
+    return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+
+def _loaders(splits: DataSplits, cfg: FeatureSelectionConfig, world: WorldInfo) -> tuple[Any, Any]:
+    if not world.is_distributed:
+        return splits.loader("train", cfg.batch_size, seed=cfg.seed), splits.loader("val", cfg.batch_size)
+    from torch.utils.data.distributed import DistributedSampler
+
+    x_train, _ = splits.tensors("train")
+    train_sampler = DistributedSampler(range(len(x_train)), num_replicas=world.world_size, rank=world.rank,
+                                       shuffle=True, seed=cfg.seed)
+    val_sampler = ShardSampler(len(splits.y_val), world.rank, world.world_size)
+    return (splits.loader("train", cfg.batch_size, shuffle=False, sampler=train_sampler),
+            splits.loader("val", cfg.batch_size, shuffle=False, sampler=val_sampler))

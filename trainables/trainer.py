@@ -1,0 +1,430 @@
+"""The training loop: a small :class:`Trainer` whose ``fit`` reads top to bottom."""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from trainables.callbacks import HOOKS, Callback, FunctionCallback, History
+from trainables.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    atomic_save,
+    check_compatible,
+    read_checkpoint,
+    rng_state,
+    set_rng_state,
+)
+from trainables.devices import resolve_device
+from trainables.distributed import all_reduce_sums, unwrap_model, world_info
+from trainables.optim import build_loss, build_optimizer
+
+__all__ = ["Trainer", "StepInterval", "NonFinitePolicy", "NonFiniteLossError", "ShapeError"]
+
+OptimizerArg = str | torch.optim.Optimizer | Sequence[torch.optim.Optimizer]
+SchedulerArg = Any  # an LRScheduler, a factory ``f(optimizer) -> scheduler``, or None
+
+
+class StepInterval(str, enum.Enum):
+    """When the LR scheduler steps."""
+
+    BATCH = "batch"
+    EPOCH = "epoch"
+
+
+class NonFinitePolicy(str, enum.Enum):
+    """What a NaN or infinite training loss does: stop the fit (status ``diverged``) or raise."""
+
+    STOP = "stop"
+    RAISE = "raise"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite (with ``on_nonfinite="raise"``)."""
+
+
+class ShapeError(ValueError):
+    """The model or the loss rejected a batch because shapes do not match."""
+
+
+class Trainer:
+    """Train a PyTorch model: ``train_step`` / ``eval_step`` per batch, ``fit`` for a run.
+
+    Args:
+        model: the module to train (may be wrapped in ``DistributedDataParallel``).
+        optimizer: a name (``adam``, ``adamw``, ``sgd``, ``rmsprop``), an optimizer, or a
+            list of optimizers (all are stepped together, as in feature selection).
+        loss_fn: a name (``cross_entropy``, ``mse``, ...), a callable ``(outputs, targets)``,
+            or None to use the loss the model returns itself (``outputs.loss``, as
+            Hugging Face models do when given ``labels``).
+        lr, weight_decay: used when ``optimizer`` is a name.
+        device: ``"cpu"``, ``"cuda"``, ``"mps"``, a :class:`torch.device`, or None to detect.
+        scheduler: an LR scheduler, or a factory ``f(optimizer) -> scheduler``.
+        scheduler_interval: ``"epoch"`` (default) or ``"batch"``.
+        callbacks: :class:`Callback` objects or plain functions ``f(trainer, epoch, metrics)``.
+        config: anything JSON-like describing the run; stored in every checkpoint.
+        on_nonfinite: ``"stop"`` ends the fit with status ``diverged``; ``"raise"`` raises.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: OptimizerArg = "adam",
+        loss_fn: str | Callable[..., torch.Tensor] | None = "cross_entropy",
+        *,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        device: str | torch.device | None = None,
+        scheduler: SchedulerArg = None,
+        scheduler_interval: str | StepInterval = StepInterval.EPOCH,
+        callbacks: Iterable[Callback | Callable[..., Any]] | None = None,
+        config: Mapping[str, Any] | None = None,
+        on_nonfinite: str | NonFinitePolicy = NonFinitePolicy.STOP,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device)
+        self.optimizers = self._build_optimizers(optimizer, lr, weight_decay)
+        self.loss_fn = build_loss(loss_fn)
+        self.schedulers = self._build_schedulers(scheduler)
+        self.scheduler_interval = StepInterval(scheduler_interval)
+        self.on_nonfinite = NonFinitePolicy(on_nonfinite)
+        self.config = dict(config or {})
+        self.history = History()
+        self.callbacks: list[Callback] = []
+        self.add_callbacks([self.history, *(callbacks or [])])
+        self.epoch = 0  # last completed epoch (1-based), so a resumed fit starts at epoch + 1
+        self.global_step = 0
+        self.max_epochs: int | None = None
+        self.should_stop = False
+        self.stop_reason: str | None = None
+        self._train_loader: DataLoader | None = None
+        self._pending_loader_state: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------ setup
+    def _build_optimizers(self, optimizer: OptimizerArg, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
+        if isinstance(optimizer, str):
+            return [build_optimizer(optimizer, self.model.parameters(), lr=lr, weight_decay=weight_decay)]
+        if isinstance(optimizer, torch.optim.Optimizer):
+            return [optimizer]
+        optimizers = list(optimizer)
+        if not optimizers or not all(isinstance(o, torch.optim.Optimizer) for o in optimizers):
+            raise TypeError("optimizer must be a name, a torch.optim.Optimizer or a non-empty list of them")
+        return optimizers
+
+    def _build_schedulers(self, scheduler: SchedulerArg) -> list[Any]:
+        if scheduler is None:
+            return []
+        if callable(scheduler) and not hasattr(scheduler, "step"):
+            scheduler = scheduler(self.optimizer)
+        return list(scheduler) if isinstance(scheduler, (list, tuple)) else [scheduler]
+
+    def add_callbacks(self, callbacks: Iterable[Callback | Callable[..., Any]]) -> None:
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                if not callable(cb):
+                    raise TypeError(f"callback {cb!r} is neither a Callback nor a function f(trainer, epoch, metrics)")
+                cb = FunctionCallback(cb)
+            self.callbacks.append(cb)
+        self.callbacks.sort(key=lambda c: c.order)  # stable: equal orders keep insertion order
+        # Per-batch hooks run thousands of times: keep only callbacks that override them.
+        self._hooked = {h: [c for c in self.callbacks if getattr(type(c), h) is not getattr(Callback, h)] for h in HOOKS}
+
+    def _notify(self, hook: str, *args: Any) -> None:
+        for cb in self._hooked[hook]:
+            getattr(cb, hook)(self, *args)
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.optimizers[0]
+
+    @property
+    def is_main_process(self) -> bool:
+        return world_info().is_main
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        """Every parameter any optimizer updates (what gradient clipping covers)."""
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                yield from group["params"]
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the loop to stop after the current epoch (callbacks call this)."""
+        self.should_stop = True
+        self.stop_reason = self.stop_reason or reason
+
+    # ------------------------------------------------------------- per batch
+    def _prepare_batch(self, batch: Any) -> tuple[Any, Any]:
+        """Split a batch into (inputs, targets) on the trainer's device.
+
+        Handles ``(inputs, targets)`` pairs, dicts (``labels`` is the target, and
+        stays in the inputs so models that compute their own loss see it), and a
+        bare tensor (no targets).
+        """
+        if isinstance(batch, Mapping):
+            inputs = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            return inputs, inputs.get("labels")
+        if isinstance(batch, (list, tuple)):
+            if len(batch) != 2:
+                raise ShapeError(f"expected batches of (inputs, targets), got a sequence of {len(batch)} items; "
+                                 "override _prepare_batch for other layouts")
+            return batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)
+        return batch.to(self.device, non_blocking=True), None
+
+    def _forward(self, inputs: Any) -> Any:
+        try:
+            return self.model(**inputs) if isinstance(inputs, Mapping) else self.model(inputs)
+        except RuntimeError as exc:
+            if "shape" not in str(exc) and "size" not in str(exc):
+                raise
+            raise ShapeError(f"model {type(unwrap_model(self.model)).__name__} rejected inputs of shape "
+                             f"{_shape(inputs)}: {exc}") from exc
+
+    def _compute_loss(self, outputs: Any, targets: Any) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss to minimise; may return ``(loss, parts)`` to also log loss components."""
+        if self.loss_fn is None:
+            loss = getattr(outputs, "loss", None)
+            if loss is None and isinstance(outputs, Mapping):
+                loss = outputs.get("loss")
+            if loss is None:
+                raise ValueError("loss_fn=None needs a model that returns its own loss (outputs.loss or "
+                                 "outputs['loss'], e.g. a Hugging Face model given labels); pass a loss_fn instead")
+            return loss
+        try:
+            return self.loss_fn(outputs, targets)
+        except (RuntimeError, ValueError, IndexError) as exc:
+            raise ShapeError(f"loss {type(self.loss_fn).__name__} failed on outputs of shape {_shape(outputs)} "
+                             f"and targets of shape {_shape(targets)}: {exc}") from exc
+
+    def _step_metrics(self, outputs: Any, targets: Any, loss: torch.Tensor, parts: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        n = _batch_size(targets, outputs)
+        metrics = {"loss": loss.item(), "n": n}
+        for name, value in parts.items():
+            metrics[name] = float(value)
+        logits = getattr(outputs, "logits", outputs)
+        if torch.is_tensor(targets) and torch.is_tensor(logits) and logits.dim() == 2 and targets.dim() == 1 \
+                and not targets.is_floating_point():
+            metrics["accuracy"] = (logits.argmax(dim=1) == targets).sum().item() / n
+        return metrics
+
+    def train_step(self, batch: Any) -> dict[str, float]:
+        """One optimisation step on ``batch``; returns the batch's loss (and accuracy) and size ``n``."""
+        inputs, targets = self._prepare_batch(batch)
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        outputs = self._forward(inputs)
+        loss, parts = _split_loss(self._compute_loss(outputs, targets))
+        loss.backward()
+        self._notify("on_after_backward")
+        for opt in self.optimizers:
+            opt.step()
+        if self.scheduler_interval is StepInterval.BATCH:
+            for sched in self.schedulers:
+                sched.step()
+        self.global_step += 1
+        return self._step_metrics(outputs.detach() if torch.is_tensor(outputs) else outputs, targets, loss.detach(), parts)
+
+    @torch.no_grad()
+    def eval_step(self, batch: Any) -> dict[str, float]:
+        """Loss (and accuracy) of ``batch`` without updating anything; includes its size ``n``."""
+        inputs, targets = self._prepare_batch(batch)
+        outputs = self._forward(inputs)
+        loss, parts = _split_loss(self._compute_loss(outputs, targets))
+        return self._step_metrics(outputs, targets, loss, parts)
+
+    # ------------------------------------------------------------- per epoch
+    def train_epoch(self, loader: Iterable[Any], epoch: int) -> dict[str, float]:
+        """Train over ``loader`` once; returns ``train_*`` metrics averaged over samples."""
+        self.model.train()
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):  # DistributedSampler: a new shuffle each epoch
+            sampler.set_epoch(epoch)
+        sums: dict[str, float] = {}
+        for batch_idx, batch in enumerate(loader):
+            step = self.train_step(batch)
+            if not math.isfinite(step["loss"]):
+                self._handle_nonfinite(step["loss"], epoch, batch_idx)
+                _accumulate(sums, step)
+                break
+            _accumulate(sums, step)
+            self._notify("on_train_batch_end", batch_idx, step)
+        return {f"train_{k}": v for k, v in _means(all_reduce_sums(sums, self.device)).items()}
+
+    def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
+        """Exact metrics over the whole of ``loader`` (weighted by batch size, summed over ranks)."""
+        was_training = self.model.training
+        self.model.eval()
+        sums: dict[str, float] = {}
+        for batch in loader:
+            _accumulate(sums, self.eval_step(batch))
+        self.model.train(was_training)
+        return _means(all_reduce_sums(sums, self.device))
+
+    def _handle_nonfinite(self, value: float, epoch: int, batch_idx: int) -> None:
+        message = (f"training loss became {value} at epoch {epoch}, batch {batch_idx} (global step {self.global_step}); "
+                   "lower the learning rate or clip gradients (GradientClipping)")
+        if self.on_nonfinite is NonFinitePolicy.RAISE:
+            raise NonFiniteLossError(message)
+        self.nonfinite_message = message
+        self.request_stop("diverged")
+
+    # ------------------------------------------------------------------- fit
+    def fit(
+        self,
+        train_loader: Iterable[Any],
+        epochs: int,
+        val_loader: Iterable[Any] | None = None,
+        *,
+        callbacks: Iterable[Callback | Callable[..., Any]] | None = None,
+    ) -> History:
+        """Train until ``epochs`` (a total: a resumed trainer continues from ``self.epoch + 1``).
+
+        Returns the :class:`History`; ``history.status`` says why the fit ended.
+        """
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        if callbacks:
+            self.add_callbacks(callbacks)
+        self.max_epochs, self.should_stop, self.stop_reason = epochs, False, None
+        self._attach_loader(train_loader)
+        self._notify("on_fit_start")
+        try:
+            for epoch in range(self.epoch + 1, epochs + 1):
+                self._notify("on_epoch_start", epoch)
+                started = time.perf_counter()
+                metrics: dict[str, Any] = {"epoch": epoch, **self.train_epoch(train_loader, epoch)}
+                if val_loader is not None:
+                    metrics.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
+                metrics["lr"] = self.optimizer.param_groups[0]["lr"]
+                metrics["epoch_time_s"] = time.perf_counter() - started
+                self._step_epoch_schedulers(metrics)
+                self.epoch = epoch
+                self._notify("on_epoch_end", epoch, metrics)
+                if self.should_stop:
+                    break
+        except BaseException as exc:
+            self._notify("on_exception", exc)
+            raise
+        self._notify("on_fit_end")
+        return self.history
+
+    train = fit  # the name some trainers use
+
+    def _step_epoch_schedulers(self, metrics: Mapping[str, Any]) -> None:
+        if self.scheduler_interval is not StepInterval.EPOCH:
+            return
+        for sched in self.schedulers:
+            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                key = "val_loss" if "val_loss" in metrics else "train_loss"
+                sched.step(metrics[key])
+            else:
+                sched.step()
+
+    def _attach_loader(self, loader: Iterable[Any]) -> None:
+        """Remember the train loader so checkpoints carry its shuffling RNG (exact resume)."""
+        self._train_loader = loader if isinstance(loader, DataLoader) else None
+        generator = getattr(self._train_loader, "generator", None)
+        if self._pending_loader_state is not None and generator is not None:
+            generator.set_state(self._pending_loader_state)
+        self._pending_loader_state = None
+
+    # ----------------------------------------------------------- checkpoints
+    def checkpoint_state(self, best_score: float | None = None) -> dict[str, Any]:
+        """Everything needed to resume: see :meth:`load_checkpoint`."""
+        generator = getattr(self._train_loader, "generator", None)
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model_class": type(unwrap_model(self.model)).__qualname__,
+            "model": unwrap_model(self.model).state_dict(),
+            "optimizers": [opt.state_dict() for opt in self.optimizers],
+            "schedulers": [sched.state_dict() for sched in self.schedulers],
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "best_score": best_score,
+            "config": self.config,
+            "callbacks": {cb.state_key: cb.state_dict() for cb in self.callbacks},
+            "rng": rng_state(),
+            "loader_rng": generator.get_state() if generator is not None else None,
+        }
+
+    def save_checkpoint(self, path: str | os.PathLike[str], best_score: float | None = None) -> Path:
+        """Write a checkpoint atomically; returns its path. Call on rank 0 only under DDP."""
+        return atomic_save(self.checkpoint_state(best_score), path)
+
+    def load_checkpoint(
+        self,
+        path: str | os.PathLike[str],
+        load_optimizer: bool = True,
+        load_scheduler: bool = True,
+        load_callbacks: bool = True,
+    ) -> dict[str, Any]:
+        """Restore a checkpoint so that ``fit`` continues exactly where it stopped.
+
+        Raises:
+            CheckpointError: the file is missing, damaged, or not one of ours.
+            CheckpointMismatchError: its weights belong to a different model.
+        """
+        data = read_checkpoint(path, map_location=self.device)
+        model = unwrap_model(self.model)
+        check_compatible(model, data["model"], path)
+        model.load_state_dict(data["model"])
+        if load_optimizer:
+            if len(data["optimizers"]) != len(self.optimizers):
+                raise CheckpointError(f"checkpoint {path} holds {len(data['optimizers'])} optimizer states, "
+                                      f"this trainer has {len(self.optimizers)}")
+            for opt, state in zip(self.optimizers, data["optimizers"]):
+                opt.load_state_dict(state)
+        if load_scheduler:
+            for sched, state in zip(self.schedulers, data["schedulers"]):
+                sched.load_state_dict(state)
+        if load_callbacks:
+            for cb in self.callbacks:
+                if cb.state_key in data["callbacks"]:
+                    cb.load_state_dict(data["callbacks"][cb.state_key])
+        self.epoch, self.global_step = data["epoch"], data["global_step"]
+        set_rng_state(data["rng"])
+        self._pending_loader_state = data.get("loader_rng")
+        return data
+
+
+def _split_loss(result: Any) -> tuple[torch.Tensor, Mapping[str, torch.Tensor]]:
+    return (result[0], result[1]) if isinstance(result, tuple) else (result, {})
+
+
+def _batch_size(targets: Any, outputs: Any) -> int:
+    for value in (targets, getattr(outputs, "logits", outputs)):
+        if torch.is_tensor(value) and value.dim() > 0:
+            return int(value.shape[0])
+    return 1
+
+
+def _accumulate(sums: dict[str, float], step: Mapping[str, float]) -> None:
+    """Add a batch's per-sample means times its size, so epoch means are exact."""
+    n = step["n"]
+    sums["n"] = sums.get("n", 0) + n
+    for key, value in step.items():
+        if key != "n":
+            sums[key] = sums.get(key, 0.0) + value * n
+
+
+def _means(sums: Mapping[str, float]) -> dict[str, float]:
+    n = sums.get("n", 0)
+    return {k: v / n for k, v in sums.items() if k != "n"} if n else {}
+
+
+def _shape(value: Any) -> Any:
+    if torch.is_tensor(value):
+        return tuple(value.shape)
+    if isinstance(value, Mapping):
+        return {k: _shape(v) for k, v in value.items()}
+    if hasattr(value, "logits"):
+        return _shape(value.logits)
+    return type(value).__name__
