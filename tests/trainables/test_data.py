@@ -12,6 +12,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from trainables.data import (
     BUILTIN_DATASETS,
+    PARTS,
     DataConfig,
     DataError,
     DataSplits,
@@ -24,7 +25,7 @@ FIRST_FEATURE = {"breast_cancer": "mean radius", "digits": "pixel_0_0", "wine": 
 
 
 def _parts(data: DataSplits) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    return {part: (getattr(data, f"x_{part}"), getattr(data, f"y_{part}")) for part in ("train", "val", "test")}
+    return {part: (getattr(data, f"x_{part}"), getattr(data, f"y_{part}")) for part in PARTS}
 
 
 # --- built-in sets and splits -------------------------------------------------------------
@@ -75,9 +76,10 @@ def test_splits_are_stratified() -> None:
 
 
 def test_splits_are_reproducible_per_seed_and_differ_across_seeds() -> None:
-    first, again = load_data({"name": "breast_cancer", "seed": 3}), load_data({"name": "breast_cancer", "seed": 3})
+    first = load_data({"name": "breast_cancer", "seed": 3})
+    again = load_data({"name": "breast_cancer", "seed": 3})
     other = load_data({"name": "breast_cancer", "seed": 4})
-    for part in ("train", "val", "test"):
+    for part in PARTS:
         np.testing.assert_array_equal(_parts(first)[part][0], _parts(again)[part][0])
         np.testing.assert_array_equal(_parts(first)[part][1], _parts(again)[part][1])
     assert not np.array_equal(first.x_train, other.x_train)
@@ -256,6 +258,7 @@ def test_target_is_rejected_for_builtins() -> None:
         ({"val_fraction": 0.5, "test_fraction": 0.5}, r"val_fraction \+ test_fraction = 1: must be below 1"),
         ({"val_fraction": "0.2"}, r"val_fraction='0.2': must be a number"),
         ({"seed": 1.5}, r"seed=1.5: must be an integer"),
+        ({"seed": -1}, r"seed=-1: must be >= 0"),
         ({"scale": "yes"}, r"scale='yes': must be true or false"),
     ],
 )

@@ -1,0 +1,491 @@
+"""Tabular classification data: built-in sets, a synthetic Madelon-style set and user files.
+
+:func:`load_data` turns a :class:`DataConfig` (or a mapping, or a name) into :class:`DataSplits`:
+stratified, seeded train / val / test numpy arrays, standardized with train statistics only.
+``DataSplits`` hands out tensors and loaders on demand, so all trials can share one copy.
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas and scikit-learn are imported inside the functions that use them: together they
+# add seconds to `import trainables`, which every trial worker pays.
+
+__all__ = ["BUILTIN_DATASETS", "FILE_SUFFIXES", "PARTS", "DataConfig", "DataError", "DataSplits",
+           "load_data", "make_madelon"]
+
+#: Built-in data set names and what they are. ``madelon`` is generated; the others are
+#: bundled with scikit-learn (no network needed).
+BUILTIN_DATASETS: dict[str, str] = {
+    "breast_cancer": "Wisconsin breast cancer: 569 samples, 30 features, 2 classes (scikit-learn).",
+    "digits": "8x8 handwritten digits: 1797 samples, 64 pixel features, 10 classes (scikit-learn).",
+    "wine": "Wine cultivars: 178 samples, 13 features, 3 classes (scikit-learn).",
+    "madelon": "Madelon-style synthetic set: a few informative features hidden among noise.",
+}
+_SKLEARN_LOADERS = {"breast_cancer": "load_breast_cancer", "digits": "load_digits", "wine": "load_wine"}
+
+#: File name endings read as data files (case-insensitive).
+FILE_SUFFIXES = (".csv", ".parquet", ".pq")
+#: The parts of a split, in order.
+PARTS = ("train", "val", "test")
+
+
+class DataError(ValueError):
+    """Bad data input; the message names the source, what is wrong and how to fix it."""
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+_INTEGER_FIELDS = ("seed", "n_samples", "n_features", "n_informative", "n_classes")
+_NUMBER_FIELDS = ("val_fraction", "test_fraction", "class_sep")
+
+
+def _type_problems(values: Mapping[str, Any]) -> list[str]:
+    """A ``name=value: must be ...`` line per numeric setting of the wrong type (bools included)."""
+    problems = []
+    for key, value in values.items():
+        if key in _INTEGER_FIELDS and not _is_int(value):
+            problems.append(f"{key}={value!r}: must be an integer")
+        elif key in _NUMBER_FIELDS and not _is_real(value):
+            problems.append(f"{key}={value!r}: must be a number")
+    return problems
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data to load and how to split it.
+
+    Attributes:
+        name: A name from :data:`BUILTIN_DATASETS`, or a path to a ``.csv`` / ``.parquet``
+            / ``.pq`` file (relative paths are resolved from the working directory).
+        target: The label column of a file; required for files, not allowed for built-ins.
+        val_fraction: Fraction of the *whole* set used for validation, in (0, 1).
+        test_fraction: Fraction of the *whole* set held out for testing, in [0, 1).
+        seed: Seed of the split (and of the synthetic set).
+        scale: Standardize features with statistics of the train part only.
+        n_samples: Synthetic ``madelon`` only: number of samples.
+        n_features: Synthetic ``madelon`` only: number of features.
+        n_informative: Synthetic ``madelon`` only: how many features carry signal.
+        n_classes: Synthetic ``madelon`` only: number of classes.
+        class_sep: Synthetic ``madelon`` only: distance between class clusters.
+
+    Raises:
+        DataError: listing every invalid field.
+    """
+
+    name: str
+    target: str | None = None
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    seed: int = 0
+    scale: bool = True
+    n_samples: int = 1000
+    n_features: int = 50
+    n_informative: int = 5
+    n_classes: int = 2
+    class_sep: float = 1.0
+
+    def __post_init__(self) -> None:
+        problems = _config_problems(self)
+        if problems:
+            raise DataError("data config: " + "; ".join(problems))
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> DataConfig:
+        """Build a config from a mapping (e.g. parsed YAML), rejecting unknown keys.
+
+        Raises:
+            DataError: on unknown keys (with a suggestion), a missing ``name`` or bad values.
+        """
+        known = [f.name for f in fields(cls)]
+        unknown = [str(key) for key in mapping if key not in known]
+        if unknown:
+            listed = ", ".join(f"{key!r}{_did_you_mean(key, known)}" for key in unknown)
+            raise DataError(f"data config: unknown key(s) {listed}; valid keys are {known}")
+        if "name" not in mapping:
+            raise DataError("data config: missing key 'name'; give a built-in data set "
+                            f"({', '.join(BUILTIN_DATASETS)}) or a path to a .csv/.parquet file")
+        return cls(**mapping)
+
+
+def _config_problems(config: DataConfig) -> list[str]:
+    """Every type and range problem of ``config``, as ``field=value: rule`` strings."""
+    problems = _type_problems({f.name: getattr(config, f.name) for f in fields(config)})
+    if not isinstance(config.name, str) or not config.name:
+        problems.append(f"name={config.name!r}: must be a non-empty string (a built-in name or a file path)")
+    if config.target is not None and not isinstance(config.target, str):
+        problems.append(f"target={config.target!r}: must be a column name (a string) or None")
+    if not isinstance(config.scale, bool):
+        problems.append(f"scale={config.scale!r}: must be true or false")
+    if _is_int(config.seed) and config.seed < 0:
+        problems.append(f"seed={config.seed}: must be >= 0 (numpy and scikit-learn reject negative seeds)")
+    val, test = config.val_fraction, config.test_fraction
+    if _is_real(val) and not 0 < val < 1:
+        problems.append(f"val_fraction={val!r}: must be in (0, 1); a validation part is required")
+    if _is_real(test) and not 0 <= test < 1:
+        problems.append(f"test_fraction={test!r}: must be in [0, 1) (0 means no test part)")
+    if _is_real(val) and _is_real(test) and val + test >= 1:
+        problems.append(f"val_fraction + test_fraction = {val + test:g}: must be below 1 "
+                        "to leave training data")
+    return problems
+
+
+def make_madelon(n_samples: int = 1000, n_features: int = 50, n_informative: int = 5, n_classes: int = 2,
+                 class_sep: float = 1.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """A Madelon-style set: classes separable in a few informative dimensions among noise.
+
+    Class clusters sit on the vertices of a hypercube in the informative dimensions
+    (scikit-learn's ``make_classification``, no redundant or repeated features); the
+    remaining features are pure noise. Columns and rows are then permuted with a seeded
+    RNG so the informative columns are not simply the first ones.
+
+    Returns:
+        ``(x, y, informative)``: features ``(n_samples, n_features)``, class indices, and the
+        sorted column indices of the informative features.
+
+    Raises:
+        DataError: listing every invalid argument.
+    """
+    settings = {"n_samples": n_samples, "n_features": n_features, "n_informative": n_informative,
+                "n_classes": n_classes, "class_sep": class_sep, "seed": seed}
+    problems = _type_problems(settings)
+    problems = problems or _madelon_range_problems(n_samples, n_features, n_informative, n_classes, class_sep)
+    if problems:
+        raise DataError("madelon: " + "; ".join(problems))
+    from sklearn.datasets import make_classification
+
+    # make_classification needs n_classes * clusters <= 2 ** n_informative hypercube vertices.
+    clusters = 2 if n_classes * 2 <= 2**n_informative else 1
+    x, y = make_classification(
+        n_samples=n_samples, n_features=n_features, n_informative=n_informative,
+        n_redundant=0, n_repeated=0, n_classes=n_classes, n_clusters_per_class=clusters,
+        class_sep=class_sep, shuffle=False, random_state=seed,
+    )
+    rng = np.random.default_rng(seed)
+    columns = rng.permutation(n_features)  # new column j holds old column columns[j]
+    rows = rng.permutation(n_samples)  # unshuffled, rows come grouped by cluster
+    informative = tuple(int(j) for j in np.flatnonzero(columns < n_informative))
+    return x[rows][:, columns], y[rows], informative
+
+
+def _madelon_range_problems(n_samples: int, n_features: int, n_informative: int, n_classes: int,
+                            class_sep: float) -> list[str]:
+    problems = []
+    if n_samples < 1:
+        problems.append(f"n_samples={n_samples}: must be at least 1")
+    if n_classes < 2:
+        problems.append(f"n_classes={n_classes}: must be at least 2")
+    if not 1 <= n_informative <= n_features:
+        problems.append(f"n_informative={n_informative}: must be between 1 and n_features={n_features}")
+    elif n_classes > 2**n_informative:
+        problems.append(f"n_classes={n_classes} needs n_informative >= {(n_classes - 1).bit_length()} "
+                        f"(one hypercube vertex per class), got {n_informative}")
+    if class_sep < 0:
+        problems.append(f"class_sep={class_sep}: must be >= 0")
+    return problems
+
+
+@dataclass(frozen=True, eq=False)
+class DataSplits:
+    """Train / val / test arrays of one data set, plus names.
+
+    Attributes:
+        x_train, x_val, x_test: Features, float32, shape ``(n, num_features)``.
+        y_train, y_val, y_test: Class indices in ``0..num_classes-1``, int64, shape ``(n,)``.
+        feature_names: One name per feature column.
+        class_names: The label of each class index.
+        name: The data set name or file path it came from.
+        informative: Indices of the known informative features (synthetic set only).
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    feature_names: tuple[str, ...]
+    class_names: tuple[str, ...]
+    name: str
+    informative: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        width, top = self.num_features, self.num_classes - 1
+        problems = []
+        for part in PARTS:
+            x, y = self._arrays(part)
+            rows = np.shape(x)[0] if np.ndim(x) else 0
+            if np.ndim(x) != 2 or np.shape(x)[1] != width:
+                problems.append(f"x_{part} has shape {np.shape(x)}; expected (n, {width}) as feature_names")
+            elif np.shape(y) != (rows,):
+                problems.append(f"y_{part} has shape {np.shape(y)}; expected ({rows},) as x_{part}")
+            elif rows and not 0 <= np.min(y) <= np.max(y) <= top:
+                problems.append(f"y_{part} holds labels outside 0..{top} (one per class name)")
+        if problems:
+            raise DataError(f"DataSplits {self.name!r}: " + "; ".join(problems))
+
+    @property
+    def num_features(self) -> int:
+        """Number of feature columns."""
+        return len(self.feature_names)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+    def _arrays(self, part: str) -> tuple[np.ndarray, np.ndarray]:
+        if part not in PARTS:
+            raise DataError(f"unknown data part {part!r}{_did_you_mean(str(part), PARTS)}; "
+                            f"choose one of {PARTS}")
+        return getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
+
+    def tensors(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (float32) and labels (int64) of ``part`` ("train", "val" or "test").
+
+        The tensors share memory with the arrays where the dtypes already match.
+        """
+        x, y = self._arrays(part)
+        return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64)
+
+    def loader(self, part: str, batch_size: int, *, shuffle: bool | None = None, seed: int = 0,
+               drop_last: bool = False, sampler: Sampler[int] | None = None) -> DataLoader:
+        """A ``DataLoader`` over ``part`` yielding ``(features, labels)`` batches.
+
+        Args:
+            part: "train", "val" or "test".
+            batch_size: Samples per batch (positive).
+            shuffle: Reshuffle every epoch; by default only the train part is shuffled.
+            seed: Seeds the loader's own ``torch.Generator``: the same seed gives the same
+                sequence of epoch orders, independently of the global RNG.
+            drop_last: Drop a last, smaller batch.
+            sampler: E.g. a ``DistributedSampler``; it then decides the order, so
+                ``shuffle`` must not be True.
+
+        Raises:
+            DataError: on an unknown part, a bad batch size, or ``shuffle=True`` with a sampler.
+        """
+        if not _is_int(batch_size) or batch_size < 1:
+            raise DataError(f"loader: batch_size={batch_size!r} must be a positive integer")
+        if sampler is not None and shuffle:
+            raise DataError("loader: shuffle=True cannot be combined with a sampler; the sampler sets the "
+                            "order (call sampler.set_epoch(epoch) to reshuffle a DistributedSampler)")
+        dataset = TensorDataset(*self.tensors(part))
+        if shuffle is None:
+            shuffle = part == "train" and sampler is None
+        generator = torch.Generator().manual_seed(seed)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler,
+                          drop_last=drop_last, generator=generator)
+
+    def summary(self) -> dict[str, Any]:
+        """Name, part sizes, number of features and classes (for logs and reports)."""
+        sizes = {f"{part}_size": len(self._arrays(part)[1]) for part in PARTS}
+        return {"name": self.name, **sizes, "num_features": self.num_features,
+                "num_classes": self.num_classes}
+
+
+class _Raw(NamedTuple):
+    """A whole data set before splitting."""
+
+    x: np.ndarray
+    y: np.ndarray
+    feature_names: tuple[str, ...]
+    class_names: tuple[str, ...]
+    source: str
+    informative: tuple[int, ...] | None = None
+
+
+def load_data(config: DataConfig | Mapping[str, Any] | str | os.PathLike[str]) -> DataSplits:
+    """Load, split and (optionally) standardize a data set.
+
+    Args:
+        config: A :class:`DataConfig`, a mapping of its fields, or a built-in name / file
+            path (all other settings at their defaults).
+
+    Returns:
+        Stratified, seeded splits; ``val_fraction`` and ``test_fraction`` are fractions of
+        the whole set (up to rounding).
+
+    Raises:
+        DataError: when the config, the file or its contents are unusable.
+    """
+    if isinstance(config, (str, os.PathLike)):
+        config = DataConfig(name=os.fspath(config))
+    elif isinstance(config, Mapping):
+        config = DataConfig.from_mapping(config)
+    elif not isinstance(config, DataConfig):
+        raise DataError(f"load_data: expected a DataConfig, a mapping or a data set name, "
+                        f"got {type(config).__name__}")
+    raw = _load_raw(config)
+    _check_classes(raw, parts=3 if config.test_fraction > 0 else 2)
+    train, val, test = _split_indices(raw, config)
+    xs = [raw.x[rows] for rows in (train, val, test)]
+    if config.scale:
+        xs = _standardize(xs)
+    features = [np.ascontiguousarray(x, dtype=np.float32) for x in xs]
+    labels = [np.ascontiguousarray(raw.y[rows], dtype=np.int64) for rows in (train, val, test)]
+    return DataSplits(
+        x_train=features[0], y_train=labels[0], x_val=features[1], y_val=labels[1],
+        x_test=features[2], y_test=labels[2], feature_names=raw.feature_names,
+        class_names=raw.class_names, name=config.name, informative=raw.informative,
+    )
+
+
+def _load_raw(config: DataConfig) -> _Raw:
+    if config.name in BUILTIN_DATASETS:
+        if config.target is not None:
+            raise DataError(f"data set {config.name!r}: `target` is only for files; built-in sets "
+                            f"have their own labels, remove target={config.target!r}")
+        return _load_builtin(config)
+    path = Path(config.name).expanduser()
+    if path.suffix.lower() not in FILE_SUFFIXES:
+        if path.is_file():
+            raise DataError(f"data file {str(path)!r}: unsupported extension {path.suffix!r}; "
+                            f"save it as one of {', '.join(FILE_SUFFIXES)}")
+        raise DataError(f"unknown data set {config.name!r}{_did_you_mean(config.name, BUILTIN_DATASETS)}: "
+                        f"not a built-in ({', '.join(BUILTIN_DATASETS)}) nor a path ending in "
+                        f"{', '.join(FILE_SUFFIXES)}")
+    if not path.is_file():
+        raise DataError(f"data file {str(path)!r} not found (resolved to {path.resolve()}); check the path "
+                        f"(relative paths start from the working directory, {Path.cwd()})")
+    return _frame_to_raw(_read_frame(path), config.target, source=f"data file {str(path)!r}")
+
+
+def _load_builtin(config: DataConfig) -> _Raw:
+    source = f"data set {config.name!r}"
+    if config.name == "madelon":
+        x, y, informative = make_madelon(config.n_samples, config.n_features, config.n_informative,
+                                         config.n_classes, config.class_sep, config.seed)
+        width = len(str(config.n_features - 1))
+        names = tuple(f"f{j:0{width}d}" for j in range(config.n_features))
+        classes = tuple(str(c) for c in range(config.n_classes))
+        return _Raw(x, y, names, classes, source, informative)
+    from sklearn import datasets
+
+    bunch = getattr(datasets, _SKLEARN_LOADERS[config.name])()
+    return _Raw(bunch.data, bunch.target, tuple(str(n) for n in bunch.feature_names),
+                tuple(str(n) for n in bunch.target_names), source)
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    kind = "CSV" if path.suffix.lower() == ".csv" else "Parquet"
+    try:
+        return pd.read_csv(path) if kind == "CSV" else pd.read_parquet(path)
+    except ImportError as exc:
+        raise DataError(f"data file {str(path)!r}: reading {kind} needs an extra package ({exc}); "
+                        "install pyarrow (`pip install pyarrow`) or convert the file to CSV") from exc
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"data file {str(path)!r}: could not be read as {kind} ({exc}); "
+                        f"check that it is a valid {kind} file with a header row") from exc
+
+
+def _frame_to_raw(frame: pd.DataFrame, target: str | None, source: str) -> _Raw:
+    import pandas as pd
+
+    frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+    columns = list(frame.columns)
+    if target is None:
+        raise DataError(f"{source}: no target column given; set `target` to one of {columns}")
+    if target not in columns:
+        raise DataError(f"{source}: target column {target!r} not found{_did_you_mean(target, columns)}; "
+                        f"the columns are {columns}")
+    features = frame.drop(columns=[target])
+    if features.shape[1] == 0 or len(frame) == 0:
+        raise DataError(f"{source}: needs at least one row and one feature column besides "
+                        f"target {target!r}; found {len(frame)} rows and columns {columns}")
+    problems = []
+    non_numeric = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    if non_numeric:
+        problems.append(f"non-numeric feature columns {non_numeric}: encode them as numbers "
+                        "(e.g. pandas.get_dummies for categories) or drop them")
+    missing = frame.isna()
+    bad_rows = int(missing.any(axis=1).sum())
+    if bad_rows:
+        problems.append(f"{bad_rows} of {len(frame)} rows have missing values (NaN) in columns "
+                        f"{[c for c in columns if missing[c].any()]}: drop or impute them")
+    if not non_numeric and np.isinf(features.to_numpy(dtype=np.float64)).any():
+        problems.append("some feature values are infinite: replace or drop them")
+    if problems:
+        raise DataError(f"{source}: " + "; ".join(problems))
+    y, class_names = _encode_labels(frame[target])
+    return _Raw(features.to_numpy(dtype=np.float64), y, tuple(features.columns), class_names, source)
+
+
+def _encode_labels(labels: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Class indices ``0..K-1`` in the order of the sorted unique labels, and their names."""
+    import pandas as pd
+
+    try:
+        codes, uniques = pd.factorize(labels, sort=True)
+    except TypeError:  # mixed types (say ints and strings) do not sort; compare them as text
+        codes, uniques = pd.factorize(labels.astype(str), sort=True)
+    return codes.astype(np.int64), tuple(str(u) for u in uniques)
+
+
+def _check_classes(raw: _Raw, parts: int) -> None:
+    """Stratifying needs two classes, each with a sample for each of the ``parts``."""
+    if len(raw.class_names) < 2:
+        raise DataError(f"{raw.source}: found {len(raw.class_names)} class(es) {list(raw.class_names)}; "
+                        "classification needs at least 2 distinct target values")
+    counts = np.bincount(raw.y, minlength=len(raw.class_names))
+    small = {raw.class_names[k]: int(n) for k, n in enumerate(counts) if n < parts}
+    if small:
+        raise DataError(f"{raw.source}: cannot stratify the split; class(es) {small} (name: count) have "
+                        f"fewer than {parts} samples, one per part; add samples or merge rare classes")
+
+
+def _split_indices(raw: _Raw, config: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices of train, val and test: test first, then val from the rest."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(raw.y))
+    try:
+        if config.test_fraction > 0:
+            rest, test = train_test_split(rows, test_size=config.test_fraction, stratify=raw.y,
+                                          random_state=config.seed)
+        else:
+            rest, test = rows, rows[:0]
+        # Rescale so val_fraction is a fraction of the whole set, not of what is left.
+        val_of_rest = config.val_fraction / (1 - config.test_fraction)
+        train, val = train_test_split(rest, test_size=val_of_rest, stratify=raw.y[rest],
+                                      random_state=config.seed)
+    except ValueError as exc:
+        raise DataError(f"{raw.source}: cannot split {len(rows)} samples stratified into "
+                        f"val_fraction={config.val_fraction} and test_fraction={config.test_fraction} "
+                        f"({exc}); use larger fractions or more samples") from exc
+    return train, val, test
+
+
+def _standardize(parts: list[np.ndarray]) -> list[np.ndarray]:
+    """Scale every part with mean and std of the first (train) part only, so no val/test leaks."""
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(parts[0])
+    return [scaler.transform(x) if len(x) else x for x in parts]
