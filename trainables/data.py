@@ -268,9 +268,11 @@ class DataSplits:
     def tensors(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (float32) and labels (int64) of ``part`` ("train", "val" or "test").
 
-        The tensors share memory with the arrays where the dtypes already match.
+        The tensors share memory with the arrays where the dtypes already match, except
+        for read-only arrays (e.g. zero-copy from Ray's object store), which are copied:
+        torch does not support tensors over read-only memory.
         """
-        x, y = self._arrays(part)
+        x, y = (np.require(a, requirements="W") for a in self._arrays(part))
         return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64)
 
     def loader(self, part: str, batch_size: int, *, shuffle: bool | None = None, seed: int = 0,

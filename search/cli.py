@@ -1,0 +1,98 @@
+"""``python -m search <command>``: validate, run.
+
+Results go to stdout; progress and logs to stderr. Exit codes: 0 success, 1 the
+run failed, 2 bad usage or a bad spec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m search", description="Hyperparameter search for PyTorch models "
+                                     "on Ray Tune + Optuna + ASHA.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check a spec and print the plan; starts nothing")
+    p.add_argument("spec", type=Path)
+
+    p = sub.add_parser("run", help="run the experiment a spec describes")
+    p.add_argument("spec", type=Path)
+    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local embedded Ray)")
+    p.add_argument("--name", help="experiment name (overrides the spec's)")
+    p.add_argument("--num-samples", type=int, help="number of trials (overrides search.num_samples)")
+    p.add_argument("--seed", type=int, help="sampler seed (overrides search.seed)")
+    p.add_argument("--storage", help="results folder or URI (overrides storage)")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+    p.add_argument("--top", type=int, default=5, help="rows of the final table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    from search.errors import SpecError
+    from search.registry import TrainableError
+    from search.resources import ResourcePlanError
+    from trainables.data import DataError
+
+    handlers = {"validate": _cmd_validate, "run": _cmd_run}
+    try:
+        return handlers[args.command](args)
+    except SpecError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_USAGE
+    except (ResourcePlanError, DataError, TrainableError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    pairs = {"name": args.name, "search.num_samples": args.num_samples, "search.seed": args.seed,
+             "storage": args.storage}
+    return {k: v for k, v in pairs.items() if v is not None}
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from search.plan import render_plan
+    from search.spec import load_spec
+
+    spec = load_spec(args.spec)
+    text, plan = render_plan(spec)
+    print(f"{args.spec}: valid")
+    print(text)
+    return EXIT_OK if plan is not None else EXIT_USAGE
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from search.runner import RunOptions, run_experiment
+    from search.spec import load_spec
+    from search.summary import render_summary
+
+    spec = load_spec(args.spec, _overrides(args))
+    print(f"running {spec.name}: {spec.search.num_samples} trials -> {Path(spec.storage) / spec.name}", file=sys.stderr)
+    outcome = run_experiment(spec, RunOptions(address=args.address, spec_path=args.spec.resolve(), num_cpus=args.num_cpus))
+    text, ok = render_summary(spec, outcome, top=args.top)
+    print(text)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The human-readable plan ``validate`` prints: parameters, rungs, concurrency."""
+
+from __future__ import annotations
+
+from search.resources import ResourcePlanError, TrialPlan, local_resources, plan_trials
+from search.space import describe
+from search.spec import Spec
+
+__all__ = ["asha_rungs", "render_plan"]
+
+
+def asha_rungs(spec: Spec) -> list[int]:
+    """Epochs at which ASHA may cut trials, computed by Ray's own scheduler class."""
+    if spec.scheduler.type != "asha" or spec.max_epochs is None:
+        return []
+    from search.bridge import PruningASHA
+
+    sched = PruningASHA(None, metric=spec.metric, mode=spec.mode, max_t=spec.max_epochs,
+                        grace_period=spec.scheduler.grace_period, reduction_factor=spec.scheduler.reduction_factor,
+                        brackets=spec.scheduler.brackets)
+    return [r for r in sched.rungs() if r < spec.max_epochs]
+
+
+def render_plan(spec: Spec) -> tuple[str, TrialPlan | None]:
+    lines = [f"experiment  {spec.name}", f"trainable   {spec.trainable}",
+             f"objective   {spec.mode} {spec.metric}",
+             f"search      {spec.search.sampler.value}, {spec.search.num_samples} trials, seed {spec.search.seed}"
+             + (f", time budget {spec.search.time_budget_s:g}s" if spec.search.time_budget_s else "")]
+    if spec.data:
+        lines.append(f"data        {spec.data.get('name')}")
+    lines.append("parameters:")
+    lines += [f"  {describe(name, param)}" for name, param in spec.space.items()] or ["  (none)"]
+    if spec.fixed:
+        lines.append("fixed:")
+        lines += [f"  {k:<20} {v!r}" for k, v in spec.fixed.items()]
+    if spec.scheduler.type == "asha":
+        rungs = asha_rungs(spec)
+        lines.append(f"scheduler   ASHA on epoch, max_t {spec.max_epochs}, reduction factor {spec.scheduler.reduction_factor:g}; "
+                     f"trials can be cut at epochs {', '.join(map(str, rungs)) or '(none)'}")
+    else:
+        lines.append("scheduler   none (every trial runs to its end)")
+    node, nodes = local_resources()
+    try:
+        plan = plan_trials(spec, node, nodes, driver_resource=True)
+    except ResourcePlanError as exc:
+        lines.append(f"resources   NOT RUNNABLE on this machine ({node['CPU']:g} CPU, {node['GPU']:g} GPU): {exc}")
+        return "\n".join(lines), None
+    worker = ", ".join(f"{v:g} {k}" for k, v in plan.worker_resources.items())
+    lines.append(f"resources   executor {plan.executor.value}, {plan.num_workers} worker(s) x ({worker}), "
+                 f"GPU {'on' if plan.use_gpu else 'off'}")
+    lines.append(f"concurrency {plan.max_concurrent} trial(s) at once on this machine ({node['CPU']:g} CPU, {node['GPU']:g} GPU)")
+    lines += [f"note        {n}" for n in plan.notes]
+    lines.append(f"storage     {spec.storage}/{spec.name}")
+    return "\n".join(lines), plan

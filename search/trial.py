@@ -1,0 +1,119 @@
+"""Tune function trainables: run a ``trainables`` training function inside a trial.
+
+Two executors, one contract (:mod:`trainables.api`):
+
+* ``direct`` trains in the Tune trial process: no process group, ~1 s of overhead.
+* ``torch_trainer`` builds a Ray Train ``TorchTrainer`` inside the trial (the Train V2
+  pattern): DDP workers, GPUs, a Train run per trial named by the trial id, so a
+  retried trial finds its own checkpoints. Rank 0's metrics reach Tune through
+  ``TuneReportCallback``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from search.registry import resolve_trainable
+from search.resources import TrialPlan
+from trainables.api import call_training_function
+from trainables.distributed import WorldInfo
+
+__all__ = ["TrialSetup", "run_direct_trial", "run_torch_trial", "TRAIN_RUNS_DIR"]
+
+#: Sub-folder of the experiment holding each TorchTrainer trial's Train run.
+TRAIN_RUNS_DIR = "train_runs"
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What every trial needs besides its config; shipped once through the object store."""
+
+    trainable_ref: str
+    search_paths: tuple[str, ...]
+    data_ref: Any  # ray.ObjectRef of the pre-loaded DataSplits, or None
+    plan: TrialPlan
+    experiment_path: str
+    checkpoint_num_to_keep: int | None
+    checkpoint_score: str
+    checkpoint_mode: str
+
+    def load_data(self) -> Any:
+        return ray.get(self.data_ref) if self.data_ref is not None else None
+
+
+@contextlib.contextmanager
+def _resume_dir(checkpoint: Any) -> Iterator[str | None]:
+    if checkpoint is None:
+        yield None
+        return
+    with checkpoint.as_directory() as folder:
+        yield folder
+
+
+def _tune_report(metrics: Mapping[str, Any], checkpoint_dir: str | Path | None = None) -> None:
+    checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+    tune.report(dict(metrics), checkpoint=checkpoint)
+
+
+def run_direct_trial(config: dict[str, Any], setup: TrialSetup) -> None:
+    """Train in this process; Tune owns the checkpoints."""
+    fn = resolve_trainable(setup.trainable_ref, setup.search_paths)
+    with _resume_dir(tune.get_checkpoint()) as resume:
+        call_training_function(fn, config, _tune_report, data=setup.load_data(), resume_from=resume, world=WorldInfo())
+
+
+def _train_report(metrics: Mapping[str, Any], checkpoint_dir: str | Path | None = None) -> None:
+    checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+    ray.train.report(dict(metrics), checkpoint=checkpoint)
+
+
+def _worker_loop(loop_config: dict[str, Any]) -> None:
+    """Runs on every Train worker; the process group is already initialised."""
+    setup: TrialSetup = loop_config["setup"]
+    config = dict(loop_config["config"])
+    fn = resolve_trainable(setup.trainable_ref, setup.search_paths)
+    if setup.plan.use_gpu and "device" in getattr(fn, "config_keys", ()):
+        from ray.train.torch import get_device
+
+        config["device"] = str(get_device())
+    ctx = ray.train.get_context()
+    world = WorldInfo(ctx.get_world_rank(), ctx.get_world_size(), ctx.get_local_rank())
+    with _resume_dir(ray.train.get_checkpoint()) as resume:
+        call_training_function(fn, config, _train_report, data=setup.load_data(), resume_from=resume, world=world)
+
+
+def run_torch_trial(config: dict[str, Any], setup: TrialSetup) -> None:
+    """Drive a TorchTrainer for this trial; its workers report to Tune via rank 0."""
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    plan = setup.plan
+    trial_id = tune.get_context().get_trial_id()
+    trainer = TorchTrainer(
+        _worker_loop,
+        train_loop_config={"config": config, "setup": setup},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=plan.num_workers, use_gpu=plan.use_gpu, resources_per_worker=plan.worker_resources
+        ),
+        run_config=ray.train.RunConfig(
+            # A stable name per trial: a retried trial resumes from its own latest checkpoint.
+            name=trial_id,
+            storage_path=str(Path(setup.experiment_path) / TRAIN_RUNS_DIR),
+            callbacks=[TuneReportCallback()],
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=setup.checkpoint_num_to_keep,
+                checkpoint_score_attribute=setup.checkpoint_score,
+                checkpoint_score_order=setup.checkpoint_mode,
+            ),
+            # Retries belong to Tune (failure.max_retries): one retry policy, not two.
+            failure_config=ray.train.FailureConfig(max_failures=0),
+        ),
+    )
+    trainer.fit()
