@@ -62,10 +62,13 @@ def resolve_trainable(name: str, search_paths: tuple[str | Path, ...] = ()) -> C
         raise TrainableError(f"module {module_name!r} has no function {attr!r}{did_you_mean(attr, public)}")
     if not callable(fn):
         raise TrainableError(f"{ref!r} is not callable")
-    try:
-        inspect.signature(fn).bind({}, lambda m, c=None: None)
+    from trainables.api import accepted_context
+
+    try:  # bind as search will call it: (config, report, **the context keywords it declares)
+        inspect.signature(fn).bind({}, lambda m, c=None: None, **dict.fromkeys(accepted_context(fn)))
     except TypeError as exc:
-        raise TrainableError(f"trainable {ref!r} must accept (config, report): {exc}") from exc
+        raise TrainableError(f"trainable {ref!r} must accept (config, report) plus optional keywords "
+                             f"data, resume_from, world: {exc}") from exc
     return fn
 
 
