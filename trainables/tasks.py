@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import numbers
 import random
 import shutil
 import tempfile
@@ -28,6 +29,7 @@ from trainables.callbacks import Callback, EarlyStopping
 from trainables.data import DataSplits, load_data
 from trainables.distributed import ShardSampler, WorldInfo, world_info
 from trainables.feature_selection import FeatureSelectionModel, FeatureSelectionTrainer
+from trainables.optim import OPTIMIZERS, unknown_name_message
 from trainables.trainer import Trainer
 
 __all__ = ["FeatureSelectionConfig", "ConfigError", "train_feature_selection", "ReportCallback", "seed_everything",
@@ -39,6 +41,14 @@ SELECTION_FILE = "selection.json"
 
 class ConfigError(ValueError):
     """A training config has unknown keys or out-of-range values."""
+
+
+#: Config keys that must be numbers or integers (numpy's included); bools are neither.
+_NUMERIC_KEYS: dict[str, type] = {
+    **dict.fromkeys(("lr", "selector_lr_ratio", "sparsity_lambda", "min_delta", "max_norm", "dropout",
+                     "weight_decay", "gate_sigma"), numbers.Real),
+    **dict.fromkeys(("patience", "epochs", "batch_size", "seed", "checkpoint_every"), numbers.Integral),
+}
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,14 @@ class FeatureSelectionConfig:
             close = difflib.get_close_matches(key, sorted(known), n=1)
             problems.append(f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         values = {k: v for k, v in config.items() if k in known}
+        for key in sorted(values):  # wrong types: report them, and range-check the defaults instead
+            wanted = _NUMERIC_KEYS.get(key)
+            value = values[key]
+            if wanted and not (value is None and key == "max_norm") and (
+                    isinstance(value, bool) or not isinstance(value, wanted)):
+                kind = "an integer" if wanted is numbers.Integral else "a number"
+                problems.append(f"{key} must be {kind}, got {value!r}")
+                del values[key]
         if isinstance(values.get("hidden_sizes"), int):
             values["hidden_sizes"] = (values["hidden_sizes"],)
         elif "hidden_sizes" in values:
@@ -92,6 +110,11 @@ class FeatureSelectionConfig:
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (self.selector_lr_ratio > 0, f"selector_lr_ratio must be > 0, got {self.selector_lr_ratio}"),
             (self.sparsity_lambda >= 0, f"sparsity_lambda must be >= 0, got {self.sparsity_lambda}"),
+            (self.gate_sigma > 0, f"gate_sigma must be > 0, got {self.gate_sigma}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.min_delta >= 0, f"min_delta must be >= 0, got {self.min_delta}"),
+            (str(self.optimizer).lower() in OPTIMIZERS,
+             unknown_name_message("optimizer", str(self.optimizer), OPTIMIZERS)),
             (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
             (self.max_norm is None or self.max_norm > 0, f"max_norm must be > 0 or null, got {self.max_norm}"),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
@@ -120,7 +143,7 @@ class ReportCallback(Callback):
     (gate probabilities by feature name), readable without torch.
     """
 
-    order = 80  # after early stopping (its counters belong in the checkpoint), before History
+    order = 80  # after early stopping and History: its counters and this epoch belong in the checkpoint
 
     def __init__(self, report: ReportFn, checkpoint_every: int = 1) -> None:
         self.report = report

@@ -247,16 +247,26 @@ class Trainer:
         sampler = getattr(loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):  # DistributedSampler: a new shuffle each epoch
             sampler.set_epoch(epoch)
+        distributed = world_info().is_distributed
         sums: dict[str, float] = {}
+        first_bad: tuple[float, int] | None = None
         for batch_idx, batch in enumerate(loader):
             step = self.train_step(batch)
-            if not math.isfinite(step["loss"]):
-                self._handle_nonfinite(step["loss"], epoch, batch_idx)
-                _accumulate(sums, step)
-                break
             _accumulate(sums, step)
+            if not math.isfinite(step["loss"]) and first_bad is None:
+                first_bad = (step["loss"], batch_idx)
+                # Under DDP every rank must run the same collectives: a rank that left the
+                # epoch alone would hang the others in their next backward. So all ranks
+                # finish the epoch and decide together from the all-reduced loss below.
+                if not distributed:
+                    break
             self._notify("on_train_batch_end", batch_idx, step)
-        return {f"train_{k}": v for k, v in _means(all_reduce_sums(sums, self.device)).items()}
+        metrics = {f"train_{k}": v for k, v in _means(all_reduce_sums(sums, self.device)).items()}
+        loss = metrics.get("train_loss", 0.0)
+        if first_bad is not None or not math.isfinite(loss):
+            value, batch_idx = first_bad if first_bad is not None else (loss, -1)
+            self._handle_nonfinite(value, epoch, batch_idx)
+        return metrics
 
     def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
         """Exact metrics over the whole of ``loader`` (weighted by batch size, summed over ranks)."""
@@ -269,7 +279,8 @@ class Trainer:
         return _means(all_reduce_sums(sums, self.device))
 
     def _handle_nonfinite(self, value: float, epoch: int, batch_idx: int) -> None:
-        message = (f"training loss became {value} at epoch {epoch}, batch {batch_idx} (global step {self.global_step}); "
+        where = f"batch {batch_idx}" if batch_idx >= 0 else "another rank"
+        message = (f"training loss became {value} at epoch {epoch}, {where} (global step {self.global_step}); "
                    "lower the learning rate or clip gradients (GradientClipping)")
         if self.on_nonfinite is NonFinitePolicy.RAISE:
             raise NonFiniteLossError(message)

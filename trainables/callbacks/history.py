@@ -25,7 +25,10 @@ class History(Callback):
     fit ended (``completed``, ``early_stopping``, ``diverged``, ``threshold``, ...).
     """
 
-    order = 90  # last: sees every key the other callbacks added to the epoch metrics
+    # Before the checkpoint writers (ModelCheckpoint 60, reporting 80), so a checkpoint written
+    # at epoch N holds epoch N in its history; the row is the live metrics dict, so keys that
+    # later callbacks add still appear in it.
+    order = 55
 
     def __init__(self) -> None:
         self.epochs: list[dict[str, Any]] = []
@@ -35,7 +38,7 @@ class History(Callback):
         self.status = "running"
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
-        self.epochs.append(dict(metrics))
+        self.epochs.append(metrics)
 
     def on_fit_end(self, trainer: Trainer) -> None:
         self.status = trainer.stop_reason or "completed"
@@ -74,7 +77,7 @@ class History(Callback):
         data = json.loads(Path(path).read_text())
         history = cls()
         history.status = data.get("status", "unknown")
-        history.epochs = list(data["epochs"])
+        history.epochs = [_from_jsonable(row) for row in data["epochs"]]
         return history
 
     def state_dict(self) -> dict[str, Any]:
@@ -93,4 +96,18 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
+    return value
+
+
+_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _from_jsonable(value: Any) -> Any:
+    """Undo :func:`_jsonable`: the strings it wrote for NaN and inf become floats again."""
+    if isinstance(value, str):
+        return _NON_FINITE.get(value, value)
+    if isinstance(value, Mapping):
+        return {k: _from_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_jsonable(v) for v in value]
     return value

@@ -1,0 +1,208 @@
+"""tasks.train_feature_selection and the training-function contract in trainables.api."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from trainables.api import CONTEXT_KEYWORDS, call_training_function, null_report
+from trainables.tasks import CHECKPOINT_FILE, SELECTION_FILE, ConfigError, FeatureSelectionConfig, train_feature_selection
+
+FAST = {"epochs": 3, "batch_size": 64, "hidden_sizes": [8], "lr": 1e-2, "patience": 5}
+
+
+class Recorder:
+    """A ReportFn that keeps each epoch's metrics and a copy of each checkpoint folder."""
+
+    def __init__(self, keep: Path) -> None:
+        self.keep = keep
+        self.metrics: list[dict] = []
+        self.folders: list[Path | None] = []  # the folders as handed over (deleted afterwards)
+        self.copies: dict[int, Path] = {}
+
+    def __call__(self, metrics, checkpoint_dir=None):
+        self.metrics.append(dict(metrics))
+        self.folders.append(Path(checkpoint_dir) if checkpoint_dir is not None else None)
+        if checkpoint_dir is not None:
+            copy = self.keep / f"epoch{metrics['epoch']}"
+            shutil.copytree(checkpoint_dir, copy)
+            self.copies[metrics["epoch"]] = copy
+
+
+def _without_time(rows):
+    return [{k: v for k, v in row.items() if k != "epoch_time_s"} for row in rows]
+
+
+def test_report_gets_every_metric_and_a_checkpoint_each_epoch(tmp_path, small_madelon):
+    report = Recorder(tmp_path)
+    train_feature_selection(FAST, report, data=small_madelon)
+
+    assert [m["epoch"] for m in report.metrics] == [1, 2, 3]
+    for metrics in report.metrics:
+        missing = set(train_feature_selection.metrics) - set(metrics)
+        assert not missing, missing
+        assert all(isinstance(v, (int, float, str, bool)) for v in metrics.values())
+    assert report.metrics[-1]["stop_reason"] == ""
+
+    assert all(folder is not None and not folder.exists() for folder in report.folders)  # removed after report
+    assert sorted(report.copies) == [1, 2, 3]
+    for epoch, copy in report.copies.items():
+        assert sorted(p.name for p in copy.iterdir()) == [CHECKPOINT_FILE, SELECTION_FILE]
+        assert torch.load(copy / CHECKPOINT_FILE, weights_only=False)["epoch"] == epoch
+        selection = json.loads((copy / SELECTION_FILE).read_text())
+        assert selection["feature_names"] == list(small_madelon.feature_names)
+        probabilities = dict(zip(selection["feature_names"], selection["gate_probabilities"]))
+        assert len(probabilities) == small_madelon.num_features
+        assert all(0.0 < p < 1.0 for p in probabilities.values())
+        assert set(selection["selected"]) <= set(selection["feature_names"])
+        assert len(selection["selected"]) == report.metrics[epoch - 1]["num_selected"]
+
+
+def test_result_summarises_the_run(small_madelon):
+    result = train_feature_selection(FAST, data=small_madelon)
+    assert result["status"] == "completed" and result["epochs"] == 3
+    assert result["best"]["best_epoch"] in (1, 2, 3)
+    assert result["best"]["val_loss"] == min(result["history"]["val_loss"])
+    assert 0.0 <= result["test_accuracy"] <= 1.0
+    assert set(result["selected_features"]) <= set(small_madelon.feature_names)
+    assert result["history"]["epoch"] == [1, 2, 3]
+
+
+def test_checkpoint_every_n_epochs_and_the_final_one(tmp_path, small_madelon):
+    report = Recorder(tmp_path)
+    train_feature_selection({**FAST, "checkpoint_every": 2}, report, data=small_madelon)
+    assert [folder is not None for folder in report.folders] == [False, True, True]  # epoch 2, then the last
+
+    report = Recorder(tmp_path / "none")
+    train_feature_selection({**FAST, "checkpoint_every": 0}, report, data=small_madelon)
+    assert report.folders == [None, None, None]
+
+
+def test_resume_from_a_checkpoint_continues_at_the_next_epoch(tmp_path, small_madelon):
+    config = {**FAST, "epochs": 4, "dropout": 0.2}
+    straight = Recorder(tmp_path / "straight")
+    train_feature_selection(config, straight, data=small_madelon)
+
+    first = Recorder(tmp_path / "first")
+    train_feature_selection({**config, "epochs": 2}, first, data=small_madelon)
+    resumed = Recorder(tmp_path / "resumed")
+    result = train_feature_selection(config, resumed, data=small_madelon, resume_from=first.copies[2])
+
+    assert [m["epoch"] for m in resumed.metrics] == [3, 4]
+    assert result["epochs"] == 4
+    assert result["history"]["epoch"] == [1, 2, 3, 4]
+    # Same data order, dropout masks and gate noise as the uninterrupted run.
+    assert _without_time(resumed.metrics) == _without_time(straight.metrics[2:])
+    assert _without_time(result["history"]) == _without_time(straight.metrics)
+
+
+def test_resume_from_the_checkpoint_file_itself(tmp_path, small_madelon):
+    first = Recorder(tmp_path)
+    train_feature_selection({**FAST, "epochs": 1}, first, data=small_madelon)
+    report = Recorder(tmp_path / "again")
+    train_feature_selection({**FAST, "epochs": 2}, report, data=small_madelon,
+                            resume_from=first.copies[1] / CHECKPOINT_FILE)
+    assert [m["epoch"] for m in report.metrics] == [2]
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"sparsity_lamda": 0.1}, "unknown key 'sparsity_lamda' (did you mean 'sparsity_lambda'?)"),
+    ({"learning_rat": 0.1}, "unknown key 'learning_rat'"),
+    ({"lr": 0}, "lr must be > 0, got 0"),
+    ({"lr": -1e-3}, "lr must be > 0, got -0.001"),
+    ({"dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),
+    ({"monitor_mode": "up"}, "monitor_mode must be 'min' or 'max', got 'up'"),
+    ({"on_nonfinite": "ignore"}, "on_nonfinite must be 'stop' or 'raise'"),
+    ({"gate_sigma": 0}, "gate_sigma must be > 0, got 0"),
+    ({"weight_decay": -0.1}, "weight_decay must be >= 0, got -0.1"),
+    ({"min_delta": -1}, "min_delta must be >= 0, got -1"),
+    ({"optimizer": "adma"}, "unknown optimizer 'adma'; did you mean 'adam'?"),
+    ({"lr": "1e-3"}, "lr must be a number, got '1e-3'"),  # what YAML 1.1 makes of 1e-3
+    ({"epochs": 2.5}, "epochs must be an integer, got 2.5"),
+    ({"batch_size": True}, "batch_size must be an integer, got True"),
+])
+def test_bad_configs_are_config_errors(config, message, small_madelon):
+    with pytest.raises(ConfigError) as info:
+        train_feature_selection(config, data=small_madelon)
+    assert message in str(info.value)
+    assert "Accepted keys: " in str(info.value)
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as info:
+        FeatureSelectionConfig.from_mapping({"lr": 0, "epochs": 0, "bacth_size": 3})
+    message = str(info.value)
+    assert "unknown key 'bacth_size' (did you mean 'batch_size'?)" in message
+    assert "lr must be > 0" in message and "epochs must be >= 1" in message
+
+
+def test_numpy_numbers_and_a_null_max_norm_are_accepted():
+    cfg = FeatureSelectionConfig.from_mapping({"epochs": np.int64(3), "lr": np.float32(0.5), "max_norm": None})
+    assert (cfg.epochs, cfg.lr, cfg.max_norm) == (3, 0.5, None)
+
+
+def test_config_shorthands():
+    cfg = FeatureSelectionConfig.from_mapping({"hidden_sizes": 32, "data": "wine"})
+    assert cfg.hidden_sizes == (32,)
+    assert cfg.data == {"name": "wine"}
+    assert FeatureSelectionConfig.from_mapping({"hidden_sizes": [16, "8"]}).hidden_sizes == (16, 8)
+    assert set(train_feature_selection.config_keys) >= {"lr", "selector_lr_ratio", "sparsity_lambda", "data"}
+
+
+def test_the_config_data_is_loaded_when_no_data_is_given():
+    report_epochs = []
+    result = train_feature_selection(
+        {**FAST, "epochs": 1, "data": {"name": "madelon", "n_samples": 120, "n_features": 8, "n_informative": 3}},
+        lambda metrics, checkpoint_dir=None: report_epochs.append(metrics["epoch"]))
+    assert report_epochs == [1]
+    assert len(result["history"]) == 1
+
+
+# ------------------------------------------------------------------ api
+def test_call_training_function_passes_only_declared_context():
+    received = {}
+
+    def plain(config, report):
+        received["plain"] = config
+        report({"epoch": 1, "score": config["x"]})
+        return "plain done"
+
+    def wants_data(config, report, data):
+        received["data"] = data
+
+    def takes_all(config, report, **context):
+        received["all"] = context
+
+    reports = []
+    assert call_training_function(plain, {"x": 2}, lambda m, c=None: reports.append(m),
+                                  data="DATA", resume_from=None, world="WORLD") == "plain done"
+    assert received["plain"] == {"x": 2} and reports == [{"epoch": 1, "score": 2}]
+
+    call_training_function(wants_data, {}, null_report, data="DATA", world="WORLD")
+    assert received["data"] == "DATA"
+
+    call_training_function(takes_all, {}, null_report, data="D", resume_from="R")
+    assert received["all"] == {"data": "D", "resume_from": "R"}
+
+    assert tuple(CONTEXT_KEYWORDS) == ("data", "resume_from", "world")
+
+
+def test_call_training_function_copies_the_config_and_rejects_unknown_context():
+    config = {"x": 1}
+    call_training_function(lambda cfg, report: cfg.update(x=99), config, null_report)
+    assert config == {"x": 1}
+    with pytest.raises(TypeError, match=r"unknown context keywords \['gpu'\]"):
+        call_training_function(lambda cfg, report: None, {}, null_report, gpu=1)
+
+
+def test_the_builtin_trainable_runs_through_the_contract(small_madelon):
+    epochs = []
+    result = call_training_function(train_feature_selection, {**FAST, "epochs": 2},
+                                    lambda metrics, checkpoint_dir=None: epochs.append(metrics["epoch"]),
+                                    data=small_madelon, resume_from=None)
+    assert epochs == [1, 2] and result["epochs"] == 2
