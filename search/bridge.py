@@ -9,13 +9,17 @@ those are told to Optuna as PRUNED (TPE uses a pruned trial's intermediate value
 
 from __future__ import annotations
 
+import glob
 import math
+import os
+import pickle
+from pathlib import Path
 from typing import Any
 
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-__all__ = ["PruningAwareOptunaSearch", "PruningASHA", "EPOCH"]
+__all__ = ["PruningAwareOptunaSearch", "PruningASHA", "EPOCH", "load_study", "warm_start"]
 
 EPOCH = "epoch"
 
@@ -56,12 +60,15 @@ class PruningAwareOptunaSearch(OptunaSearch):
             self._completed_trials.add(trial_id)
             return
         value = (result or {}).get(self.metric)
-        if isinstance(value, float) and not math.isfinite(value):
-            # A diverged trial: Optuna refuses NaN values; FAIL keeps it out of the model
-            # rather than crashing the tell (the trial's metrics still record it).
+        diverged = (result or {}).get("stop_reason") == "diverged" or (
+            isinstance(value, float) and not math.isfinite(value))
+        if diverged and not error:
+            # Optuna refuses NaN values, and a FAIL is ignored by TPE: the sampler would
+            # never learn that this region blows up. PRUNED trials are ranked below every
+            # completed one, so TPE steers away from the region.
             import optuna
 
-            self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.FAIL)
+            self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
             self._completed_trials.add(trial_id)
             return
         super().on_trial_complete(trial_id, result, error)
@@ -98,3 +105,49 @@ class PruningASHA(AsyncHyperBandScheduler):
     def rungs(self) -> list[int]:
         """Epochs at which trials may be cut (ascending), from Ray's own bracket."""
         return sorted(int(milestone) for bracket in self._brackets for milestone, _ in bracket._rungs)
+
+
+def load_study(experiment: str | Path) -> Any:
+    """The Optuna study an experiment's searcher saved (its latest ``searcher-state-*.pkl``)."""
+    states = sorted(glob.glob(os.path.join(str(experiment), "searcher-state-*.pkl")))
+    if not states:
+        raise FileNotFoundError(f"{experiment} has no searcher-state-*.pkl: not a search experiment, "
+                                "or it was stopped before its first trial")
+    with open(states[-1], "rb") as fh:
+        state = pickle.load(fh)
+    study = state.get("_ot_study") if isinstance(state, dict) else None
+    if study is None:
+        raise ValueError(f"{states[-1]} holds no Optuna study")
+    return study
+
+
+def warm_start(searcher: PruningAwareOptunaSearch, earlier: Any, distributions: dict[str, Any]) -> tuple[int, int]:
+    """Tell ``searcher``'s study every finished trial of an ``earlier`` study.
+
+    Only trials whose parameters all lie in the new space are added (a conditional
+    parameter may be absent). Returns (added, skipped).
+    """
+    import optuna
+
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    added = skipped = 0
+    for trial in earlier.get_trials(deepcopy=False, states=finished):
+        params = trial.params
+        if not params or not all(_fits(distributions.get(k), v) for k, v in params.items()):
+            skipped += 1
+            continue
+        searcher._ot_study.add_trial(optuna.trial.create_trial(
+            state=trial.state, value=trial.value if trial.state is optuna.trial.TrialState.COMPLETE else None,
+            params=params, distributions={k: distributions[k] for k in params},
+            intermediate_values=dict(trial.intermediate_values)))
+        added += 1
+    return added, skipped
+
+
+def _fits(distribution: Any, value: Any) -> bool:
+    if distribution is None:
+        return False
+    try:
+        return bool(distribution._contains(distribution.to_internal_repr(value)))
+    except (ValueError, TypeError):  # a categorical value that is no longer a choice
+        return False

@@ -7,7 +7,7 @@ run failed, 2 bad usage or a bad spec.
 from __future__ import annotations
 
 import argparse
-import os
+import shlex
 import sys
 import traceback
 from collections.abc import Sequence
@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,6 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="sampler seed (overrides search.seed)")
     p.add_argument("--storage", help="results folder or URI (overrides storage)")
     p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+    p.add_argument("--warm-start", type=Path, metavar="EXPERIMENT",
+                   help="first tell the searcher every finished trial of this earlier experiment folder")
+    p.add_argument("--top", type=int, default=5, help="rows of the final table")
+
+    p = sub.add_parser("resume", help="continue an interrupted experiment from its folder")
+    p.add_argument("experiment", type=Path, help="the experiment folder, <storage>/<name>")
+    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local embedded Ray)")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
     p.add_argument("--top", type=int, default=5, help="rows of the final table")
     return parser
 
@@ -46,22 +54,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     from search.errors import SpecError
     from search.registry import TrainableError
     from search.resources import ResourcePlanError
+    from search.runner import ExperimentError
     from trainables.data import DataError
 
-    handlers = {"validate": _cmd_validate, "run": _cmd_run}
+    handlers = {"validate": _cmd_validate, "run": _cmd_run, "resume": _cmd_resume}
     try:
         return handlers[args.command](args)
     except SpecError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_USAGE
-    except (ResourcePlanError, DataError, TrainableError) as exc:
+    except (ResourcePlanError, DataError, TrainableError, ExperimentError) as exc:
         if args.debug:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:  # a second Ctrl-C: Tune skipped its last save, the latest one still resumes
+        print("interrupted; continue with: python -m search resume <storage>/<name>", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -84,13 +93,33 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from search.runner import RunOptions, run_experiment
     from search.spec import load_spec
-    from search.summary import render_summary
 
     spec = load_spec(args.spec, _overrides(args))
     print(f"running {spec.name}: {spec.search.num_samples} trials -> {Path(spec.storage) / spec.name}", file=sys.stderr)
-    outcome = run_experiment(spec, RunOptions(address=args.address, spec_path=args.spec.resolve(), num_cpus=args.num_cpus))
-    text, ok = render_summary(spec, outcome, top=args.top)
+    options = RunOptions(address=args.address, spec_path=args.spec.resolve(), num_cpus=args.num_cpus)
+    outcome = run_experiment(spec, options, warm_start_from=args.warm_start)
+    return _finish(spec, outcome, args.top)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from search.runner import RunOptions, resume_experiment
+
+    outcome = resume_experiment(args.experiment, RunOptions(address=args.address, num_cpus=args.num_cpus))
+    from search.spec import load_spec
+
+    return _finish(load_spec(outcome.path / "spec.yaml"), outcome, args.top)
+
+
+def _finish(spec: Any, outcome: Any, top: int) -> int:
+    """Print the summary; an interrupted run also gets the exact command that continues it."""
+    from search.summary import render_summary
+
+    text, ok = render_summary(spec, outcome, top=top)
     print(text)
+    if outcome.unfinished:
+        print(f"\ninterrupted with {outcome.unfinished} trial(s) unfinished; state saved. Continue with:\n"
+              f"  python -m search resume {shlex.quote(str(outcome.path))}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_OK if ok else EXIT_FAILED
 
 

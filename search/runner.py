@@ -6,7 +6,10 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +21,8 @@ from search.registry import build_sampler, trainable_ref
 from search.resources import DRIVER_RESOURCE, TrialPlan, plan_trials
 from search.spec import Spec
 
-__all__ = ["RunOptions", "ExperimentOutcome", "run_experiment", "ray_session", "build_tuner", "experiment_path"]
+__all__ = ["RunOptions", "ExperimentOutcome", "ExperimentError", "run_experiment", "resume_experiment", "ray_session",
+           "build_tuner", "experiment_path"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,7 @@ class ExperimentOutcome:
     plan: TrialPlan
     pruned: dict[str, int] = field(default_factory=dict)
     searcher: Any = None
+    unfinished: int = 0  # trials an interrupt left running, pending or not yet started
 
     @property
     def num_errors(self) -> int:
@@ -118,7 +123,10 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, pruned_sink: dict[str, 
                                 reduction_factor=spec.scheduler.reduction_factor, brackets=spec.scheduler.brackets)
     fn = run_direct_trial if plan.executor.value == "direct" else run_torch_trial
     trainable = tune.with_resources(tune.with_parameters(fn, setup=setup), plan.trial_resources)
-    progress = ProgressLines(spec.metric, spec.mode, pruned=scheduler.pruned if scheduler else {})
+    from search.cleanup import PrunedCheckpointCleanup
+
+    pruned = scheduler.pruned if scheduler else {}
+    callbacks = [ProgressLines(spec.metric, spec.mode, pruned=pruned), PrunedCheckpointCleanup(pruned)]
     tuner = tune.Tuner(
         trainable,
         param_space=dict(spec.fixed),
@@ -139,7 +147,7 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, pruned_sink: dict[str, 
                 checkpoint_score_order=spec.checkpoint_mode,
             ),
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
-            callbacks=[progress],
+            callbacks=callbacks,
             verbose=0,
         ),
     )
@@ -152,41 +160,80 @@ def trial_dirname(trial: Any) -> str:
 
 
 def load_data_once(spec: Spec, source: Path | None) -> Any:
-    """Load the spec's data set in the driver (once), resolving a relative file path."""
+    """Load the spec's data set in the driver (once); ``spec.data.name`` is an absolute path or a built-in."""
     if spec.data is None:
         return None
     from trainables.data import load_data
 
-    data = dict(spec.data)
-    path = resolve_data_path(str(data["name"]), source)
-    if path is not None and not Path(str(data["name"])).is_absolute():
-        data["name"] = str(path)
-    return load_data(data)
+    return load_data(dict(spec.data))
 
 
-def run_experiment(spec: Spec, options: RunOptions | None = None) -> ExperimentOutcome:
-    """Run the spec's search to the end and return its results.
+def resolved_spec(spec: Spec, source: Path | None) -> Spec:
+    """The spec with a relative data file made absolute, so the saved copy resumes from anywhere."""
+    if spec.data is None or Path(str(spec.data["name"])).is_absolute():
+        return spec
+    path = resolve_data_path(str(spec.data["name"]), source)
+    if path is None:
+        return spec
+    return spec.model_copy(update={"data": {**spec.data, "name": str(path)}})
 
-    Raises:
-        ResourcePlanError: a trial asks for more than the cluster has (nothing started).
-        DataError: the data set cannot be loaded (nothing started).
+
+@contextmanager
+def _sigterm_as_sigint() -> Iterator[None]:
+    """Make SIGTERM stop a run the way Ctrl-C does: Tune saves state and returns."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def unfinished_trials(path: Path, num_samples: int, budget_spent: bool = False) -> int:
+    """Trials an interrupt left to do, from the state Tune saved on disk.
+
+    Trials saved as RUNNING, PENDING or PAUSED, plus the trials never created (unless
+    the time budget, not an interrupt, ended the run).
     """
+    import glob
+    import json
+
+    states = sorted(glob.glob(str(path / "experiment_state-*.json")))
+    if not states:
+        return num_samples
+    trials = [json.loads(t[0] if isinstance(t, list) else t) for t in json.loads(Path(states[-1]).read_text())["trial_data"]]
+    open_trials = sum(t.get("status") not in ("TERMINATED", "ERROR") for t in trials)
+    return open_trials + (0 if budget_spent else max(0, num_samples - len(trials)))
+
+
+def _fit(tuner: Any, spec: Spec, path: Path) -> tuple[Any, int]:
+    """Run the tuner; returns its results and how many trials remain unfinished."""
+    started = time.monotonic()
+    # stdout is for results: Tune's banners and tables go to stderr with the progress.
+    with contextlib.redirect_stdout(sys.stderr), _sigterm_as_sigint():
+        results = tuner.fit()
+    budget = spec.search.time_budget_s
+    return results, unfinished_trials(path, spec.search.num_samples, bool(budget and time.monotonic() - started >= budget))
+
+
+@contextmanager
+def _prepared(spec: Spec, options: RunOptions, path: Path) -> Iterator[tuple[TrialPlan, Any]]:
+    """Data loaded, Ray up, resources planned: yields the plan and the trials' shared setup."""
     import ray
 
     from search.trial import TrialSetup
 
-    options = options or RunOptions()
-    source = options.spec_path
-    search_paths = spec_search_paths(source)
-    data = load_data_once(spec, source)  # before Ray: a bad file fails fast and cheaply
+    search_paths = spec_search_paths(options.spec_path)
+    data = load_data_once(spec, options.spec_path)  # before Ray: a bad file fails fast and cheaply
     with ray_session(options.address, num_cpus=options.num_cpus, include_dashboard=options.include_dashboard,
-                     extra_paths=search_paths) as started:
+                     extra_paths=search_paths):
         cluster, nodes = _cluster_view()
         plan = plan_trials(spec, cluster, nodes, driver_resource=DRIVER_RESOURCE in cluster)
         for note in plan.notes:
             print(f"note: {note}", file=sys.stderr)
-        path = experiment_path(spec)
-        setup = TrialSetup(
+        yield plan, TrialSetup(
             trainable_ref=trainable_ref(spec.trainable),
             search_paths=tuple(str(p) for p in search_paths),
             data_ref=ray.put(data) if data is not None else None,
@@ -196,16 +243,85 @@ def run_experiment(spec: Spec, options: RunOptions | None = None) -> ExperimentO
             checkpoint_score=spec.checkpoint_score,
             checkpoint_mode=spec.checkpoint_mode,
         )
+
+
+def run_experiment(spec: Spec, options: RunOptions | None = None, *, warm_start_from: Path | None = None) -> ExperimentOutcome:
+    """Run the spec's search to the end (or until interrupted) and return its results.
+
+    Raises:
+        ResourcePlanError: a trial asks for more than the cluster has (nothing started).
+        DataError: the data set cannot be loaded (nothing started).
+    """
+    options = options or RunOptions()
+    spec = resolved_spec(spec, options.spec_path)
+    path = experiment_path(spec)
+    earlier = _earlier_study(spec, warm_start_from) if warm_start_from else None
+    with _prepared(spec, options, path) as (plan, setup):
         tuner, searcher, scheduler = build_tuner(spec, plan, setup)
-        # stdout is for results: Tune's banners and tables go to stderr with the progress.
-        with contextlib.redirect_stdout(sys.stderr):
-            results = tuner.fit()
-        _save_spec(spec, path, source)
-        return ExperimentOutcome(path, results, plan, dict(scheduler.pruned) if scheduler else {}, searcher)
+        if earlier is not None:
+            from search.bridge import warm_start
+            from search.space import DefineByRun
+
+            added, skipped = warm_start(searcher, earlier, DefineByRun(spec.space).distributions())
+            print(f"warm start: told the searcher {added} earlier trial(s) of {warm_start_from}"
+                  + (f"; {skipped} skipped (outside the new space)" if skipped else ""), file=sys.stderr)
+        _save_spec(spec, path, options.spec_path)  # first: an interrupted run must be resumable
+        results, unfinished = _fit(tuner, spec, path)
+        return ExperimentOutcome(path, results, plan, dict(scheduler.pruned) if scheduler else {}, searcher,
+                                 unfinished=unfinished)
+
+
+def resume_experiment(path: Path, options: RunOptions | None = None) -> ExperimentOutcome:
+    """Continue an interrupted experiment from its folder.
+
+    Finished trials are not rerun; interrupted and errored trials continue from their
+    last checkpoint; the Optuna study keeps its history and trial numbering.
+    """
+    from ray import tune
+
+    from search.spec import load_spec
+    from search.trial import run_direct_trial, run_torch_trial
+
+    options = options or RunOptions()
+    path = Path(path).resolve()
+    if not tune.Tuner.can_restore(str(path)):
+        raise ExperimentError(f"{path} is not a resumable experiment (no tuner.pkl): pass the experiment folder, "
+                              "<storage>/<name>, of a run that started")
+    spec = load_spec(path / SPEC_COPY)
+    with _prepared(spec, options, path) as (plan, setup):
+        fn = run_direct_trial if plan.executor.value == "direct" else run_torch_trial
+        trainable = tune.with_resources(tune.with_parameters(fn, setup=setup), plan.trial_resources)
+        # resume_errored, not restart_errored: restarting with OptunaSearch crashes (RAY_NOTES.md),
+        # and continuing from the last checkpoint is what a user wants anyway.
+        tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True,
+                                   param_space=dict(spec.fixed))
+        results, unfinished = _fit(tuner, spec, path)
+        config = tuner._local_tuner._tune_config  # the restored searcher and scheduler (no public accessor)
+        scheduler, searcher = config.scheduler, config.search_alg
+        pruned = dict(getattr(scheduler, "pruned", {}) or {})
+        return ExperimentOutcome(path, results, plan, pruned, searcher, unfinished=unfinished)
+
+
+class ExperimentError(ValueError):
+    """An experiment folder that cannot be used for what was asked."""
+
+
+def _earlier_study(spec: Spec, folder: Path) -> Any:
+    from search.bridge import load_study
+
+    try:
+        study = load_study(folder)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ExperimentError(f"--warm-start: {exc}") from None
+    direction = "MAXIMIZE" if spec.mode == "max" else "MINIMIZE"
+    if study.direction.name != direction:
+        raise ExperimentError(f"--warm-start: {folder} optimised in direction {study.direction.name.lower()}, "
+                              f"this spec wants {spec.mode} {spec.metric}")
+    return study
 
 
 def _save_spec(spec: Spec, path: Path, source: Path | None) -> None:
-    """Keep the spec beside the results, so the folder alone explains the experiment."""
+    """Keep the spec beside the results, so the folder alone explains (and resumes) the experiment."""
     import yaml
 
     path.mkdir(parents=True, exist_ok=True)

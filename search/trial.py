@@ -12,6 +12,7 @@ Two executors, one contract (:mod:`trainables.api`):
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,11 +51,35 @@ class TrialSetup:
 
 @contextlib.contextmanager
 def _resume_dir(checkpoint: Any) -> Iterator[str | None]:
+    """The folder to resume from: the latest checkpoint, or an earlier one if it is damaged."""
     if checkpoint is None:
         yield None
         return
     with checkpoint.as_directory() as folder:
-        yield folder
+        yield usable_checkpoint(Path(folder))
+
+
+def usable_checkpoint(latest: Path) -> str | None:
+    """``latest`` if its ``checkpoint.pt`` loads, else the newest earlier sibling that does.
+
+    Checkpoint folders of one trial sort by name in the order they were written
+    (``checkpoint_000007``, or Train's timestamped names). A folder without
+    ``checkpoint.pt`` holds a user's own format, which we cannot check: it is used as is.
+    """
+    from trainables.checkpoint import CheckpointError, read_checkpoint
+    from trainables.tasks import CHECKPOINT_FILE
+
+    earlier = sorted((p for p in latest.parent.glob("checkpoint_*") if p.is_dir() and p.name < latest.name), reverse=True)
+    for folder in [latest, *earlier]:
+        if not (folder / CHECKPOINT_FILE).exists():
+            return str(folder)
+        try:
+            read_checkpoint(folder / CHECKPOINT_FILE)
+            return str(folder)
+        except CheckpointError as exc:
+            print(f"warning: {exc}; falling back to the previous checkpoint", file=sys.stderr, flush=True)
+    print(f"warning: no usable checkpoint beside {latest}; the trial restarts from scratch", file=sys.stderr, flush=True)
+    return None
 
 
 def _tune_report(metrics: Mapping[str, Any], checkpoint_dir: str | Path | None = None) -> None:

@@ -154,6 +154,8 @@ class ReportCallback(Callback):
         metrics["stop_reason"] = trainer.stop_reason or ""
         final = trainer.should_stop or epoch == trainer.max_epochs
         wants = self.checkpoint_every and (epoch % self.checkpoint_every == 0 or final)
+        if trainer.stop_reason == "diverged":
+            wants = False  # non-finite weights: the previous checkpoint is the one to keep
         if not (wants and trainer.is_main_process):
             self.report(_reportable(metrics), None)
             return

@@ -25,7 +25,7 @@ def states(searcher: PruningAwareOptunaSearch) -> dict[int, optuna.trial.FrozenT
 
 
 def test_pruned_completed_and_diverged_are_told_apart(searcher):
-    for tid in ("a", "b", "c"):
+    for tid in ("a", "b", "c", "d"):
         searcher.suggest(tid)
     searcher.on_trial_result("a", {"acc": 0.5, "epoch": 1})
     searcher.mark_pruned("a")
@@ -34,12 +34,17 @@ def test_pruned_completed_and_diverged_are_told_apart(searcher):
         searcher.on_trial_result("b", {"acc": acc, "epoch": epoch, "training_iteration": epoch + 10})
     searcher.on_trial_complete("b", {"acc": 0.8, "epoch": 3})
     searcher.on_trial_complete("c", {"acc": float("nan"), "epoch": 1})
+    searcher.on_trial_result("d", {"acc": 0.4, "epoch": 1})
+    searcher.on_trial_complete("d", {"acc": 0.3, "epoch": 2, "stop_reason": "diverged"})
     trials = states(searcher)
     assert trials[0].state is optuna.trial.TrialState.PRUNED
     assert trials[0].intermediate_values == {1: 0.5, 2: 0.55}
     assert trials[1].state is optuna.trial.TrialState.COMPLETE and trials[1].value == 0.8
     assert trials[1].intermediate_values == {1: 0.6, 2: 0.7, 3: 0.8}  # by epoch, not training_iteration
-    assert trials[2].state is optuna.trial.TrialState.FAIL
+    # Diverged trials are told as PRUNED, not FAIL: TPE ignores failures but ranks pruned
+    # trials below completed ones, so it learns to avoid the region.
+    assert trials[2].state is optuna.trial.TrialState.PRUNED
+    assert trials[3].state is optuna.trial.TrialState.PRUNED and trials[3].intermediate_values == {1: 0.4, 2: 0.3}
 
 
 def test_error_is_fail(searcher):
@@ -74,3 +79,20 @@ def test_searcher_state_survives_save_and_restore(searcher, tmp_path):
                                      metric="acc", mode="max")
     fresh.restore(str(tmp_path / "s.pkl"))
     assert fresh._pruned == {"a"} and "a" in fresh._ot_trials
+
+
+def test_warm_start_adds_finished_trials_that_fit_the_new_space(searcher):
+    from search.bridge import warm_start
+
+    earlier = optuna.create_study(direction="maximize")
+    dist = {"lr": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    for lr, state in ((0.15, "COMPLETE"), (0.12, "PRUNED"), (0.9, "COMPLETE"), (0.11, "FAIL")):
+        earlier.add_trial(optuna.trial.create_trial(
+            params={"lr": lr}, distributions=dist, state=optuna.trial.TrialState[state],
+            value=lr if state == "COMPLETE" else None, intermediate_values={1: lr}))
+    added, skipped = warm_start(searcher, earlier, searcher._space.distributions())
+    assert (added, skipped) == (2, 1)  # 0.9 is outside [0.1, 0.2]; FAIL is not a finished trial
+    told = searcher._ot_study.get_trials(deepcopy=False)
+    assert [(t.params["lr"], t.state.name) for t in told] == [(0.15, "COMPLETE"), (0.12, "PRUNED")]
+    searcher.suggest("new")
+    assert searcher._ot_trials["new"].number == 2  # numbering continues after the earlier trials
