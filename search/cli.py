@@ -95,7 +95,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from search.spec import load_spec
 
     spec = load_spec(args.spec, _overrides(args))
-    print(f"running {spec.name}: {spec.search.num_samples} trials -> {Path(spec.storage) / spec.name}", file=sys.stderr)
+    from search.runner import experiment_path
+
+    print(f"running {spec.name}: {spec.search.num_samples} trials -> {experiment_path(spec)}", file=sys.stderr)
     options = RunOptions(address=args.address, spec_path=args.spec.resolve(), num_cpus=args.num_cpus)
     outcome = run_experiment(spec, options, warm_start_from=args.warm_start)
     return _finish(spec, outcome, args.top)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -42,7 +41,7 @@ class RunOptions:
 
 @dataclass
 class ExperimentOutcome:
-    path: Path
+    path: Path | str  # a URI string for remote storage
     results: Any  # ray.tune.ResultGrid
     plan: TrialPlan
     pruned: dict[str, int] = field(default_factory=dict)
@@ -54,8 +53,19 @@ class ExperimentOutcome:
         return len(self.results.errors)
 
 
-def experiment_path(spec: Spec) -> Path:
-    return Path(spec.storage).expanduser().resolve() / spec.name
+def is_uri(storage: str) -> bool:
+    return "://" in storage
+
+
+def storage_root(spec: Spec) -> str:
+    """The storage as Tune takes it: a URI untouched, a local path made absolute."""
+    return spec.storage.rstrip("/") if is_uri(spec.storage) else str(Path(spec.storage).expanduser().resolve())
+
+
+def experiment_path(spec: Spec) -> Path | str:
+    """The experiment folder: a local :class:`Path`, or the URI string for remote storage."""
+    root = f"{storage_root(spec)}/{spec.name}"
+    return root if is_uri(spec.storage) else Path(root)
 
 
 @contextmanager
@@ -140,7 +150,7 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, pruned_sink: dict[str, 
         ),
         run_config=tune.RunConfig(
             name=spec.name,
-            storage_path=str(Path(spec.storage).expanduser().resolve()),
+            storage_path=storage_root(spec),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=spec.checkpoint.num_to_keep,
                 checkpoint_score_attribute=spec.checkpoint_score,
@@ -191,7 +201,7 @@ def _sigterm_as_sigint() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def unfinished_trials(path: Path, num_samples: int, budget_spent: bool = False) -> int:
+def unfinished_trials(path: Path | str, num_samples: int, budget_spent: bool = False) -> int:
     """Trials an interrupt left to do, from the state Tune saved on disk.
 
     Trials saved as RUNNING, PENDING or PAUSED, plus the trials never created (unless
@@ -200,7 +210,9 @@ def unfinished_trials(path: Path, num_samples: int, budget_spent: bool = False) 
     import glob
     import json
 
-    states = sorted(glob.glob(str(path / "experiment_state-*.json")))
+    if is_uri(str(path)):
+        return 0  # remote storage: Tune's own resume message is the guide
+    states = sorted(glob.glob(f"{path}/experiment_state-*.json"))
     if not states:
         return num_samples
     trials = [json.loads(t[0] if isinstance(t, list) else t) for t in json.loads(Path(states[-1]).read_text())["trial_data"]]
@@ -208,7 +220,7 @@ def unfinished_trials(path: Path, num_samples: int, budget_spent: bool = False) 
     return open_trials + (0 if budget_spent else max(0, num_samples - len(trials)))
 
 
-def _fit(tuner: Any, spec: Spec, path: Path) -> tuple[Any, int]:
+def _fit(tuner: Any, spec: Spec, path: Path | str) -> tuple[Any, int]:
     """Run the tuner; returns its results and how many trials remain unfinished."""
     started = time.monotonic()
     # stdout is for results: Tune's banners and tables go to stderr with the progress.
@@ -219,7 +231,7 @@ def _fit(tuner: Any, spec: Spec, path: Path) -> tuple[Any, int]:
 
 
 @contextmanager
-def _prepared(spec: Spec, options: RunOptions, path: Path) -> Iterator[tuple[TrialPlan, Any]]:
+def _prepared(spec: Spec, options: RunOptions, path: Path | str) -> Iterator[tuple[TrialPlan, Any]]:
     """Data loaded, Ray up, resources planned: yields the plan and the trials' shared setup."""
     import ray
 
@@ -242,6 +254,8 @@ def _prepared(spec: Spec, options: RunOptions, path: Path) -> Iterator[tuple[Tri
             checkpoint_num_to_keep=spec.checkpoint.num_to_keep,
             checkpoint_score=spec.checkpoint_score,
             checkpoint_mode=spec.checkpoint_mode,
+            required_metrics=tuple(dict.fromkeys([spec.metric, spec.checkpoint_score]
+                                                 + (["epoch"] if spec.scheduler.type == "asha" else []))),
         )
 
 
@@ -320,11 +334,23 @@ def _earlier_study(spec: Spec, folder: Path) -> Any:
     return study
 
 
-def _save_spec(spec: Spec, path: Path, source: Path | None) -> None:
+def _save_spec(spec: Spec, path: Path | str, source: Path | None) -> None:
     """Keep the spec beside the results, so the folder alone explains (and resumes) the experiment."""
     import yaml
 
-    path.mkdir(parents=True, exist_ok=True)
-    (path / SPEC_COPY).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    text = yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+    files = {SPEC_COPY: text}
     if source is not None and source.exists():
-        shutil.copyfile(source, path / "spec.source.yaml")
+        files["spec.source.yaml"] = source.read_text()
+    if is_uri(str(path)):
+        import pyarrow.fs
+
+        fs, root = pyarrow.fs.FileSystem.from_uri(str(path))
+        fs.create_dir(root, recursive=True)
+        for name, content in files.items():
+            with fs.open_output_stream(f"{root}/{name}") as out:
+                out.write(content.encode())
+        return
+    Path(path).mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (Path(path) / name).write_text(content)

@@ -44,6 +44,7 @@ class TrialSetup:
     checkpoint_num_to_keep: int | None
     checkpoint_score: str
     checkpoint_mode: str
+    required_metrics: tuple[str, ...] = ()  # what the searcher and scheduler read from every report
 
     def load_data(self) -> Any:
         return ray.get(self.data_ref) if self.data_ref is not None else None
@@ -82,6 +83,38 @@ def usable_checkpoint(latest: Path) -> str | None:
     return None
 
 
+class MetricNotReportedError(KeyError):
+    """The trainable's reports lack a metric the spec's search needs."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def checked_report(report: Any, required: tuple[str, ...], trainable: str) -> Any:
+    """Wrap ``report`` to check the first report has every required metric.
+
+    Without this, Tune fails the whole experiment with its own traceback when a
+    trainable (one that does not declare ``metrics``) never reports the spec's metric.
+    """
+    checked = False
+
+    def wrapper(metrics: Mapping[str, Any], checkpoint_dir: str | Path | None = None) -> None:
+        nonlocal checked
+        if not checked:
+            missing = [m for m in required if m not in metrics]
+            if missing:
+                from search.errors import did_you_mean
+
+                hints = "".join(did_you_mean(m, metrics) for m in missing)
+                raise MetricNotReportedError(
+                    f"trainable {trainable} reported {sorted(metrics)} but the spec needs {missing}{hints}: "
+                    "fix the spec's metric (or checkpoint.score), or report it (ASHA also needs 'epoch')")
+            checked = True
+        report(metrics, checkpoint_dir)
+
+    return wrapper
+
+
 def _tune_report(metrics: Mapping[str, Any], checkpoint_dir: str | Path | None = None) -> None:
     checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
     tune.report(dict(metrics), checkpoint=checkpoint)
@@ -91,7 +124,8 @@ def run_direct_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """Train in this process; Tune owns the checkpoints."""
     fn = resolve_trainable(setup.trainable_ref, setup.search_paths)
     with _resume_dir(tune.get_checkpoint()) as resume:
-        call_training_function(fn, config, _tune_report, data=setup.load_data(), resume_from=resume, world=WorldInfo())
+        report = checked_report(_tune_report, setup.required_metrics, setup.trainable_ref)
+        call_training_function(fn, config, report, data=setup.load_data(), resume_from=resume, world=WorldInfo())
 
 
 def _train_report(metrics: Mapping[str, Any], checkpoint_dir: str | Path | None = None) -> None:
@@ -111,7 +145,8 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     ctx = ray.train.get_context()
     world = WorldInfo(ctx.get_world_rank(), ctx.get_world_size(), ctx.get_local_rank())
     with _resume_dir(ray.train.get_checkpoint()) as resume:
-        call_training_function(fn, config, _train_report, data=setup.load_data(), resume_from=resume, world=world)
+        report = checked_report(_train_report, setup.required_metrics, setup.trainable_ref)
+        call_training_function(fn, config, report, data=setup.load_data(), resume_from=resume, world=world)
 
 
 def run_torch_trial(config: dict[str, Any], setup: TrialSetup) -> None:
@@ -130,7 +165,7 @@ def run_torch_trial(config: dict[str, Any], setup: TrialSetup) -> None:
         run_config=ray.train.RunConfig(
             # A stable name per trial: a retried trial resumes from its own latest checkpoint.
             name=trial_id,
-            storage_path=str(Path(setup.experiment_path) / TRAIN_RUNS_DIR),
+            storage_path=f"{setup.experiment_path}/{TRAIN_RUNS_DIR}",
             callbacks=[TuneReportCallback()],
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=setup.checkpoint_num_to_keep,

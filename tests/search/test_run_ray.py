@@ -159,3 +159,25 @@ def test_cli_bad_spec_exits_2_and_starts_nothing(tmp_path, write_spec):
     assert not (tmp_path / "out").exists()
     proc = _cli("validate", str(path), cwd=tmp_path)
     assert proc.returncode == 2 and "space.yaml:2: metric" in proc.stderr
+
+
+def test_a_metric_the_trainable_never_reports_fails_trials_with_a_clear_error(ray_cluster, tmp_path):
+    (tmp_path / "wrong_metric.py").write_text(
+        "def train(config, report):\n    report({'epoch': 1, 'score': 1.0})\n")
+    path, spec = spec_with(tmp_path, """
+        name: wrong
+        trainable: wrong_metric:train
+        metric: accuracy
+        mode: max
+        search: {num_samples: 1}
+        space: {x: {type: float, low: 0, high: 1}}
+        fixed: {epochs: 1}
+        failure: {max_retries: 0}
+    """)
+    outcome = run_experiment(spec, RunOptions(spec_path=path))
+    (error,) = outcome.results.errors
+    assert "reported ['epoch', 'score'] but the spec needs ['accuracy']" in str(error)
+    from search.summary import render_summary
+
+    text, ok = render_summary(spec, outcome)
+    assert not ok and "the spec needs ['accuracy']" in text
