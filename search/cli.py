@@ -1,4 +1,4 @@
-"""``python -m search <command>``: validate, run.
+"""``python -m search <command>``: validate, run, resume, export, best, features, report.
 
 Results go to stdout; progress and logs to stderr. Exit codes: 0 success, 1 the
 run failed, 2 bad usage or a bad spec.
@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local embedded Ray)")
     p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
     p.add_argument("--top", type=int, default=5, help="rows of the final table")
+
+    from search.cli_results import add_parsers as add_results_parsers
+
+    add_results_parsers(sub)  # export, best, features, report
     return parser
 
 
@@ -57,7 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from search.runner import ExperimentError
     from trainables.data import DataError
 
-    handlers = {"validate": _cmd_validate, "run": _cmd_run, "resume": _cmd_resume}
+    from search.cli_results import HANDLERS as RESULTS_HANDLERS
+
+    handlers = {"validate": _cmd_validate, "run": _cmd_run, "resume": _cmd_resume, **RESULTS_HANDLERS}
     try:
         return handlers[args.command](args)
     except SpecError as exc:
@@ -118,6 +124,10 @@ def _finish(spec: Any, outcome: Any, top: int) -> int:
 
     text, ok = render_summary(spec, outcome, top=top)
     print(text)
+    from search.results import write_default_exports
+
+    for path in write_default_exports(outcome.path, spec):
+        print(f"results table: {path}", file=sys.stderr)
     if outcome.unfinished:
         print(f"\ninterrupted with {outcome.unfinished} trial(s) unfinished; state saved. Continue with:\n"
               f"  python -m search resume {shlex.quote(str(outcome.path))}", file=sys.stderr)

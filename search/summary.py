@@ -48,11 +48,10 @@ def _error_line(error: BaseException) -> str:
 
 
 def _trial_id(result: Any) -> str:
-    return result.metrics.get("trial_id") if result.metrics else Path_name(result.path)
-
-
-def Path_name(path: str) -> str:  # noqa: N802 - tiny helper
-    return str(path).rstrip("/").rsplit("/", 1)[-1].removeprefix("trial_")
+    """The trial id from its metrics, else from its folder name (``trial_<id>``)."""
+    if result.metrics and "trial_id" in result.metrics:
+        return str(result.metrics["trial_id"])
+    return str(result.path).rstrip("/").rsplit("/", 1)[-1].removeprefix("trial_")
 
 
 def _best_value(result: Any, spec: Spec) -> float:
