@@ -147,6 +147,10 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, pruned_sink: dict[str, 
             max_concurrent_trials=plan.max_concurrent,
             time_budget_s=spec.search.time_budget_s,
             trial_dirname_creator=trial_dirname,
+            # A new trial process per trial costs seconds (start-up, importing torch and
+            # ray); our trial functions keep no state between trials (each seeds itself and
+            # reads its inputs anew), so trials run in reused processes: ~0.1 s per trial.
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=spec.name,
