@@ -123,6 +123,7 @@ class FeatureSelectionTrainer(Trainer):
         if sparsity_lambda < 0:
             raise ValueError(f"sparsity_lambda must be >= 0, got {sparsity_lambda}")
         self.gates: StochasticGates = inner.gates
+        self._eval_penalty: torch.Tensor | None = None
         self.sparsity_lambda = sparsity_lambda
         self.selector_lr_ratio = selector_lr_ratio
         num = self.gates.mu.shape[0]
@@ -151,8 +152,17 @@ class FeatureSelectionTrainer(Trainer):
 
     def _compute_loss(self, outputs: Any, targets: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         task = super()._compute_loss(outputs, targets)
-        penalty = self.gates.penalty()
+        # The penalty depends on the gates only: during evaluation compute it once, not per batch.
+        penalty = self._eval_penalty if self._eval_penalty is not None else self.gates.penalty()
         return task + self.sparsity_lambda * penalty, {"task_loss": task.detach(), "penalty": penalty.detach()}
+
+    def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
+        with torch.no_grad():
+            self._eval_penalty = self.gates.penalty()
+        try:
+            return super().evaluate(loader)
+        finally:
+            self._eval_penalty = None
 
     def gate_probabilities(self) -> dict[str, float]:
         """Feature name -> probability that its gate is open."""

@@ -60,8 +60,11 @@ class GradientClipping(Callback):
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         self._epoch_sum, self._epoch_steps, self._epoch_clipped, self._epoch_max = 0.0, 0, 0, 0.0
 
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self._params = list(trainer.parameters())  # fixed for the fit: not rebuilt every step
+
     def on_after_backward(self, trainer: Trainer) -> None:
-        params = [p for p in trainer.parameters() if p.grad is not None]
+        params = [p for p in (getattr(self, "_params", None) or trainer.parameters()) if p.grad is not None]
         if not params:
             return
         norm = clip_grad_norm(params, self.max_norm, self.norm_type, self.error_if_nonfinite)
