@@ -1,4 +1,4 @@
-"""``python -m search <command>``: validate, run, resume, export, best, features, report.
+"""``python -m search <command>``: validate, run, resume, export, best, features, report, submit, jobs.
 
 Results go to stdout; progress and logs to stderr. Exit codes: 0 success, 1 the
 run failed, 2 bad usage or a bad spec.
@@ -7,6 +7,7 @@ run failed, 2 bad usage or a bad spec.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import traceback
@@ -49,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     from search.cli_results import add_parsers as add_results_parsers
 
     add_results_parsers(sub)  # export, best, features, report
+    from search.cli_jobs import add_parsers as add_jobs_parsers
+
+    add_jobs_parsers(sub)  # submit, jobs
     return parser
 
 
@@ -61,9 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from search.runner import ExperimentError
     from trainables.data import DataError
 
+    from search.cli_jobs import HANDLERS as JOBS_HANDLERS
     from search.cli_results import HANDLERS as RESULTS_HANDLERS
 
-    handlers = {"validate": _cmd_validate, "run": _cmd_run, "resume": _cmd_resume, **RESULTS_HANDLERS}
+    handlers = {"validate": _cmd_validate, "run": _cmd_run, "resume": _cmd_resume, **RESULTS_HANDLERS, **JOBS_HANDLERS}
     try:
         return handlers[args.command](args)
     except SpecError as exc:
@@ -73,6 +78,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConnectionError as exc:  # a cluster that refuses us (token auth) or cannot be reached
+        from search.jobs import connect_error
+
+        message = connect_error(exc, getattr(args, "address", None) or os.environ.get("RAY_ADDRESS"))
+        if message is None or args.debug:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # a second Ctrl-C: Tune skipped its last save, the latest one still resumes
         print("interrupted; continue with: python -m search resume <storage>/<name>", file=sys.stderr)

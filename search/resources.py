@@ -75,6 +75,7 @@ def plan_trials(
     nodes: Sequence[Mapping[str, float]],
     *,
     driver_resource: bool,
+    available: Mapping[str, float] | None = None,
 ) -> TrialPlan:
     """Resolve ``auto`` settings against the cluster and compute safe concurrency.
 
@@ -82,6 +83,8 @@ def plan_trials(
         cluster: total resources (``ray.cluster_resources()``).
         nodes: each alive node's resources, to check that a worker fits on one node.
         driver_resource: the cluster has :data:`DRIVER_RESOURCE` (we started it).
+        available: resources free now (``ray.available_resources()``): concurrency follows
+            these, so a CPU held by a job's driver is not counted; defaults to ``cluster``.
 
     Raises:
         ResourcePlanError: a worker needs more than any node has, or a trial more
@@ -104,7 +107,7 @@ def plan_trials(
     else:
         trial_resources = {"CPU": FRACTIONAL_DRIVER_CPU}
     plan = TrialPlan(executor, use_gpu, res.num_workers, res.cpus_per_worker, gpus_per_worker, trial_resources, 1)
-    computed = _concurrency(plan.demand(), cluster)
+    computed = _concurrency(plan.demand(), available if available is not None else cluster)
     notes = []
     wanted = spec.search.max_concurrent_trials
     if wanted is not None and wanted > computed:

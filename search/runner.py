@@ -102,11 +102,12 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
         ray.shutdown()
 
 
-def _cluster_view() -> tuple[dict[str, float], list[dict[str, float]]]:
+def _cluster_view() -> tuple[dict[str, float], list[dict[str, float]], dict[str, float]]:
+    """Total resources, each alive node's resources, and what is free now."""
     import ray
 
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    return dict(ray.cluster_resources()), nodes
+    return dict(ray.cluster_resources()), nodes, dict(ray.available_resources())
 
 
 def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, pruned_sink: dict[str, int] | None = None) -> tuple[Any, Any, Any]:
@@ -245,8 +246,12 @@ def _prepared(spec: Spec, options: RunOptions, path: Path | str) -> Iterator[tup
     data = load_data_once(spec, options.spec_path)  # before Ray: a bad file fails fast and cheaply
     with ray_session(options.address, num_cpus=options.num_cpus, include_dashboard=options.include_dashboard,
                      extra_paths=search_paths):
-        cluster, nodes = _cluster_view()
-        plan = plan_trials(spec, cluster, nodes, driver_resource=DRIVER_RESOURCE in cluster)
+        cluster, nodes, available = _cluster_view()
+        from search.jobs import storage_warning
+
+        if warning := storage_warning(spec.storage, nodes):
+            print(f"warning: {warning}", file=sys.stderr)
+        plan = plan_trials(spec, cluster, nodes, driver_resource=DRIVER_RESOURCE in cluster, available=available)
         for note in plan.notes:
             print(f"note: {note}", file=sys.stderr)
         yield plan, TrialSetup(

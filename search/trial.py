@@ -123,9 +123,30 @@ def _tune_report(metrics: Mapping[str, Any], checkpoint_dir: str | Path | None =
 def run_direct_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """Train in this process; Tune owns the checkpoints."""
     fn = resolve_trainable(setup.trainable_ref, setup.search_paths)
-    with _resume_dir(tune.get_checkpoint()) as resume:
+    with _resume_dir(_resume_source()) as resume:
         report = checked_report(_tune_report, setup.required_metrics, setup.trainable_ref)
         call_training_function(fn, config, report, data=setup.load_data(), resume_from=resume, world=WorldInfo())
+
+
+def _resume_source() -> Any:
+    """Tune's latest checkpoint for this trial, or a newer one found in the trial's folder.
+
+    After a driver is killed (SIGKILL), the experiment state on disk can predate the
+    trial's latest checkpoints: Tune then offers an older one, or none, though newer
+    ones are on disk. Checkpoint folders of a trial sort in the order they were written.
+    """
+    known = tune.get_checkpoint()
+    trial_dir = tune.get_context().get_trial_dir()
+    folders = sorted(Path(trial_dir).glob("checkpoint_*")) if trial_dir and Path(trial_dir).is_dir() else []
+    if not folders:
+        return known
+    newest = folders[-1]
+    if known is not None:
+        path = Path(known.path)
+        if path.parent != newest.parent or path.name >= newest.name:
+            return known
+    print(f"note: resuming from {newest}, newer than the experiment state knew", file=sys.stderr, flush=True)
+    return tune.Checkpoint.from_directory(str(newest))
 
 
 def _train_report(metrics: Mapping[str, Any], checkpoint_dir: str | Path | None = None) -> None:

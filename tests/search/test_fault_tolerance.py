@@ -42,11 +42,13 @@ def train(config, report, resume_from=None):
             time.sleep(60)  # wait here to be killed
         diverged = config.get("nan_at") == epoch
         score = float("nan") if diverged else config["x"] * epoch
-        with open(log / "epochs.log", "a") as fh:
-            fh.write(f"{config['x']} {epoch} {os.getpid()}\\n")
         folder = tempfile.mkdtemp()
         (Path(folder) / "state.json").write_text(json.dumps({"epoch": epoch}))
         report({"epoch": epoch, "score": score, "stop_reason": "diverged" if diverged else ""}, folder)
+        # Logged once report returned, i.e. once the checkpoint is on disk: a kill before
+        # this line may legitimately rerun the epoch.
+        with open(log / "epochs.log", "a") as fh:
+            fh.write(f"{config['x']} {epoch} {os.getpid()}\\n")
         if diverged:
             return
 '''

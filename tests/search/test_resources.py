@@ -75,3 +75,11 @@ def test_plan_text_lists_parameters_rungs_and_concurrency(tiny_spec, write_spec)
     assert "lr                   float [0.001, 0.03] log" in text
     assert "trials can be cut at epochs 1, 2" in text
     assert "concurrency" in text and "executor direct" in text
+
+
+def test_concurrency_follows_free_resources_but_refusal_follows_totals():
+    # Inside a Ray job, the job's driver holds a CPU: 3 of 4 are free.
+    plan = plan_trials(make_spec(), CPU4, [CPU4], driver_resource=True, available={"CPU": 3.0, DRIVER_RESOURCE: 100.0})
+    assert plan.max_concurrent == 3
+    plan = plan_trials(make_spec(cpus_per_worker=4), CPU4, [CPU4], driver_resource=True, available={"CPU": 3.0})
+    assert plan.max_concurrent == 1  # never below one: the trial waits for the CPU rather than being refused
