@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 import sys
@@ -23,7 +22,6 @@ from search.spec import Spec
 __all__ = ["RunOptions", "ExperimentOutcome", "ExperimentError", "run_experiment", "resume_experiment", "ray_session",
            "build_tuner", "experiment_path"]
 
-log = logging.getLogger(__name__)
 
 #: Ray Train V2 paces ``report`` by its health-check interval (2 s by default); with
 #: epochs of milliseconds that interval, not training, would set the pace.
