@@ -43,11 +43,17 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[None]:
-    """One local Ray per test session: 2 CPUs, no dashboard, the trial-driver resource."""
+    """One local Ray per test session: 2 CPUs, the trial-driver resource.
+
+    With the dashboard on, not off: Ray Train's placement-group cleaner asks the state
+    API whether a run's controller is alive, and a cluster without a dashboard sends
+    that question to 127.0.0.1:8265, where another cluster on the machine may answer
+    "no such actor" and the live run's placement group is removed (seen here).
+    """
     ray = pytest.importorskip("ray")
     from search.resources import DRIVER_RESOURCE
 
-    ray.init(num_cpus=2, include_dashboard=False, resources={DRIVER_RESOURCE: 100},
+    ray.init(num_cpus=2, include_dashboard=True, resources={DRIVER_RESOURCE: 100},
              runtime_env={"env_vars": {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}}, log_to_driver=False)
     try:
         yield
