@@ -16,6 +16,7 @@ file and :func:`os.replace`, so a crash never leaves half a README.
 from __future__ import annotations
 
 import os
+import platform
 import re
 from pathlib import Path
 
@@ -70,3 +71,13 @@ def _insert_under_heading(text: str, block: str) -> str:
     cut = heading.end() + following.start() if following else len(text)
     section, tail = text[:cut].rstrip("\n"), text[cut:]
     return f"{section}\n\n{block}\n" + (f"\n{tail}" if tail else "")
+
+
+def cpu_name() -> str:
+    """The CPU's model name for a benchmark's machine line ("unknown CPU" if none is found)."""
+    cpu = platform.processor()
+    if not cpu and Path("/proc/cpuinfo").exists():
+        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                 if ln.startswith("model name")]
+        cpu = names[0] if names else ""
+    return cpu or "unknown CPU"

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, uninstalled
 
-from benchmarks._readme import write_table  # noqa: E402
+from benchmarks._readme import cpu_name, write_table  # noqa: E402
 from trainables import FeatureSelectionModel, FeatureSelectionTrainer, Trainer  # noqa: E402
 
 TARGET = 1.05
@@ -213,13 +213,8 @@ def load_average() -> float:
 
 
 def machine_line(args: argparse.Namespace, argv: Sequence[str], loads: tuple[float, float]) -> str:
-    cpu = platform.processor()
-    if not cpu and Path("/proc/cpuinfo").exists():
-        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                 if ln.startswith("model name")]
-        cpu = names[0] if names else ""
     uname = platform.uname()
-    return (f"Machine: {cpu or 'unknown CPU'} ({uname.machine}, {uname.system} {uname.release}), "
+    return (f"Machine: {cpu_name()} ({uname.machine}, {uname.system} {uname.release}), "
             f"{os.cpu_count()} CPUs (load average {loads[0]:.1f} at start, {loads[1]:.1f} at end); "
             f"Python {platform.python_version()}, torch {torch.__version__}, "
             f"{args.threads} thread(s); {datetime.date.today().isoformat()}; {args.repeats} interleaved "

@@ -68,7 +68,7 @@ import ray  # noqa: E402
 import torch  # noqa: E402
 from ray import tune  # noqa: E402
 
-from benchmarks._readme import write_table  # noqa: E402
+from benchmarks._readme import cpu_name, write_table  # noqa: E402
 from search import progress as search_progress  # noqa: E402
 from search import runner as search_runner  # noqa: E402
 from search.resources import DRIVER_RESOURCE  # noqa: E402
@@ -417,13 +417,8 @@ def table(results: Sequence[PathResult], compute_s: float, n: int, epochs: int, 
 
 
 def machine_line(args: argparse.Namespace, argv: Sequence[str], loads: tuple[float, float]) -> str:
-    cpu = platform.processor()
-    if not cpu and Path("/proc/cpuinfo").exists():
-        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                 if ln.startswith("model name")]
-        cpu = names[0] if names else ""
     uname = platform.uname()
-    return (f"Machine: {cpu or 'unknown CPU'} ({uname.machine}, {uname.system} {uname.release}), "
+    return (f"Machine: {cpu_name()} ({uname.machine}, {uname.system} {uname.release}), "
             f"{os.cpu_count()} CPUs, no GPU used; Python {platform.python_version()}, torch {torch.__version__}, "
             f"ray {ray.__version__}, optuna {optuna.__version__}; {datetime.date.today().isoformat()}; "
             f"{args.trials} sequential trials x {args.epochs} epochs on madelon (300 samples); "

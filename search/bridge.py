@@ -19,7 +19,7 @@ from typing import Any
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-__all__ = ["PruningAwareOptunaSearch", "PruningASHA", "EPOCH", "load_study", "warm_start"]
+__all__ = ["PruningAwareOptunaSearch", "PruningASHA", "EPOCH", "load_study", "read_searcher_state", "warm_start"]
 
 EPOCH = "epoch"
 
@@ -107,17 +107,32 @@ class PruningASHA(AsyncHyperBandScheduler):
         return sorted(int(milestone) for bracket in self._brackets for milestone, _ in bracket._rungs)
 
 
-def load_study(experiment: str | Path) -> Any:
-    """The Optuna study an experiment's searcher saved (its latest ``searcher-state-*.pkl``)."""
-    states = sorted(glob.glob(os.path.join(str(experiment), "searcher-state-*.pkl")))
+def read_searcher_state(experiment: str | Path) -> dict[str, Any]:
+    """The searcher's saved ``__dict__`` from an experiment's latest ``searcher-state-*.pkl``.
+
+    Raises:
+        FileNotFoundError: there is none (not a search experiment, or stopped before its first trial).
+        ValueError: the file cannot be read or holds something else.
+    """
+    states = sorted(glob.glob(os.path.join(str(experiment), "searcher-state-*.pkl")))  # names end in a timestamp
     if not states:
         raise FileNotFoundError(f"{experiment} has no searcher-state-*.pkl: not a search experiment, "
                                 "or it was stopped before its first trial")
-    with open(states[-1], "rb") as fh:
-        state = pickle.load(fh)
-    study = state.get("_ot_study") if isinstance(state, dict) else None
+    try:
+        with open(states[-1], "rb") as fh:
+            state = pickle.load(fh)  # noqa: S301 - our own file; needs `search` importable
+    except Exception as exc:  # damaged, or written by another version
+        raise ValueError(f"cannot read {Path(states[-1]).name} ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict):
+        raise ValueError(f"{states[-1]} holds no searcher state")
+    return state
+
+
+def load_study(experiment: str | Path) -> Any:
+    """The Optuna study an experiment's searcher saved."""
+    study = read_searcher_state(experiment).get("_ot_study")
     if study is None:
-        raise ValueError(f"{states[-1]} holds no Optuna study")
+        raise ValueError(f"{experiment}'s searcher state holds no Optuna study")
     return study
 
 

@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import numbers
-import pickle
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -171,18 +170,17 @@ def _newest(path: Path, pattern: str) -> Path | None:
 
 
 def _load_searcher_state(path: Path, notes: list[str]) -> dict[str, Any] | None:
-    file = _newest(path, "searcher-state-*.pkl")
-    if file is None:
-        notes.append(f"no searcher-state-*.pkl in {path}: trials cut by ASHA are inferred from their epochs")
-        return None
+    from search.bridge import read_searcher_state
+
     try:
-        with open(file, "rb") as fh, warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            state = pickle.load(fh)  # noqa: S301 - our own file; needs `search` importable
-    except Exception as exc:  # damaged, or written by another version
-        notes.append(f"cannot read {file.name} ({type(exc).__name__}: {exc}); ASHA cuts are inferred")
-        return None
-    return state if isinstance(state, dict) else None
+            return read_searcher_state(path)
+    except FileNotFoundError:
+        notes.append(f"no searcher-state-*.pkl in {path}: trials cut by ASHA are inferred from their epochs")
+    except ValueError as exc:
+        notes.append(f"{exc}; ASHA cuts are inferred")
+    return None
 
 
 def _experiment_info(path: Path, searcher: dict[str, Any] | None, notes: list[str], spec: Any = None) -> ExperimentInfo:
