@@ -46,7 +46,10 @@ def render_plan(spec: Spec) -> tuple[str, TrialPlan | None]:
         lines.append(f"resources   NOT RUNNABLE on this machine ({node['CPU']:g} CPU, {node['GPU']:g} GPU): {exc}")
         return "\n".join(lines), None
     worker = ", ".join(f"{v:g} {k}" for k, v in plan.worker_resources.items())
-    lines.append(f"resources   executor {plan.executor.value}, {plan.num_workers} worker(s) x ({worker}), "
+    kept = ""
+    if plan.executor.value == "torch_trainer":
+        kept = ", workers kept across trials" if plan.reuse_workers else ", a new TorchTrainer per trial"
+    lines.append(f"resources   executor {plan.executor.value}{kept}, {plan.num_workers} worker(s) x ({worker}), "
                  f"GPU {'on' if plan.use_gpu else 'off'}")
     lines.append(f"concurrency {plan.max_concurrent} trial(s) at once on this machine ({node['CPU']:g} CPU, {node['GPU']:g} GPU)")
     lines += [f"note        {n}" for n in plan.notes]

@@ -38,6 +38,7 @@ class TrialPlan:
     trial_resources: dict[str, float]  # what the Tune trial itself requests
     max_concurrent: int
     notes: list[str] = field(default_factory=list)
+    reuse_workers: bool = True  # torch_trainer: one TorchTrainer per trial process, not per trial
 
     @property
     def worker_resources(self) -> dict[str, float]:
@@ -115,7 +116,7 @@ def plan_trials(
                      f"trial(s) of {_fmt(plan.demand())} at once")
     concurrent = max(1, min(wanted or computed, computed, spec.search.num_samples))
     return TrialPlan(executor, use_gpu, res.num_workers, res.cpus_per_worker, gpus_per_worker, trial_resources,
-                     concurrent, notes)
+                     concurrent, notes, res.reuse_workers)
 
 
 def _check_fits(worker: Mapping[str, float], num_workers: int, cluster: Mapping[str, float],

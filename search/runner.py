@@ -116,8 +116,6 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, pruned_sink: dict[str, 
     from search.bridge import PruningASHA, PruningAwareOptunaSearch
     from search.progress import ProgressLines
     from search.space import DefineByRun
-    from search.trial import run_direct_trial, run_torch_trial
-
     searcher = PruningAwareOptunaSearch(
         space=DefineByRun(spec.space),
         metric=spec.metric,
@@ -131,8 +129,7 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, pruned_sink: dict[str, 
         scheduler = PruningASHA(searcher, metric=spec.metric, mode=spec.mode, max_t=spec.max_epochs,
                                 grace_period=spec.scheduler.grace_period,
                                 reduction_factor=spec.scheduler.reduction_factor, brackets=spec.scheduler.brackets)
-    fn = run_direct_trial if plan.executor.value == "direct" else run_torch_trial
-    trainable = tune.with_resources(tune.with_parameters(fn, setup=setup), plan.trial_resources)
+    trainable = tune.with_resources(tune.with_parameters(trial_function(plan), setup=setup), plan.trial_resources)
     from search.cleanup import PrunedCheckpointCleanup
 
     pruned = scheduler.pruned if scheduler else {}
@@ -166,6 +163,19 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, pruned_sink: dict[str, 
         ),
     )
     return tuner, searcher, scheduler
+
+
+def trial_function(plan: TrialPlan) -> Any:
+    """The Tune function trainable for the plan's executor."""
+    from search.trial import run_direct_trial, run_torch_trial
+
+    if plan.executor.value == "direct":
+        return run_direct_trial
+    if plan.reuse_workers:
+        from search.pool import run_pooled_trial
+
+        return run_pooled_trial
+    return run_torch_trial
 
 
 def trial_dirname(trial: Any) -> str:
@@ -302,7 +312,6 @@ def resume_experiment(path: Path, options: RunOptions | None = None) -> Experime
     from ray import tune
 
     from search.spec import load_spec
-    from search.trial import run_direct_trial, run_torch_trial
 
     options = options or RunOptions()
     path = Path(path).resolve()
@@ -311,8 +320,7 @@ def resume_experiment(path: Path, options: RunOptions | None = None) -> Experime
                               "<storage>/<name>, of a run that started")
     spec = load_spec(path / SPEC_COPY)
     with _prepared(spec, options, path) as (plan, setup):
-        fn = run_direct_trial if plan.executor.value == "direct" else run_torch_trial
-        trainable = tune.with_resources(tune.with_parameters(fn, setup=setup), plan.trial_resources)
+        trainable = tune.with_resources(tune.with_parameters(trial_function(plan), setup=setup), plan.trial_resources)
         # resume_errored, not restart_errored: restarting with OptunaSearch crashes (RAY_NOTES.md),
         # and continuing from the last checkpoint is what a user wants anyway.
         tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True,

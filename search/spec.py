@@ -149,6 +149,10 @@ class ResourcesSpec(_Model):
     cpus_per_worker: float = Field(default=1.0, gt=0)
     gpus_per_worker: float | None = Field(default=None, ge=0, description="Fractions let trials share a GPU; default 1 with GPUs.")
     executor: Executor = Executor.AUTO
+    reuse_workers: bool = Field(
+        default=True,
+        description="torch_trainer: keep the Train workers between trials (one TorchTrainer per trial process "
+                    "instead of one per trial, seconds saved per trial); false isolates every trial in new processes.")
 
 
 class CheckpointSpec(_Model):

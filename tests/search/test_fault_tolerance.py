@@ -18,7 +18,7 @@ import yaml
 
 from search.bridge import load_study
 from search.runner import RunOptions, run_experiment
-from search.spec import load_spec
+from search.spec import Executor, load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -163,11 +163,17 @@ def test_sigkill_of_the_driver_is_resumable_from_disk(tmp_path):
     _assert_all_finished_once(tmp_path, path, before, finished)
 
 
+def _on(spec, executor: str, **search):
+    """``spec`` with ``resources.executor`` and ``search`` fields replaced."""
+    return spec.model_copy(update={"search": spec.search.model_copy(update=search),
+                                   "resources": spec.resources.model_copy(update={"executor": Executor(executor)})})
+
+
 @pytest.mark.ray
-def test_a_trial_that_fails_once_is_retried_from_its_checkpoint(ray_cluster, tmp_path):
+@pytest.mark.parametrize("executor", ["direct", "torch_trainer"])
+def test_a_trial_that_fails_once_is_retried_from_its_checkpoint(ray_cluster, tmp_path, executor):
     spec = load_spec(write_experiment(tmp_path, "flaky", fail_once=True))
-    outcome = run_experiment(spec.model_copy(update={"search": spec.search.model_copy(update={"num_samples": 1})}),
-                             RunOptions(spec_path=tmp_path / "flaky.yaml"))
+    outcome = run_experiment(_on(spec, executor, num_samples=1), RunOptions(spec_path=tmp_path / "flaky.yaml"))
     (result,) = list(outcome.results)
     assert result.error is None and result.metrics["epoch"] == 4
     runs = epochs_run(tmp_path)
@@ -177,9 +183,10 @@ def test_a_trial_that_fails_once_is_retried_from_its_checkpoint(ray_cluster, tmp
 
 
 @pytest.mark.ray
-def test_a_killed_trial_process_is_retried_from_its_checkpoint(ray_cluster, tmp_path):
-    spec = load_spec(write_experiment(tmp_path, "victim", pid_at=3))
-    spec = spec.model_copy(update={"search": spec.search.model_copy(update={"num_samples": 1})})
+@pytest.mark.parametrize("executor", ["direct", "torch_trainer"])
+def test_a_killed_trial_process_is_retried_from_its_checkpoint(ray_cluster, tmp_path, executor):
+    # direct: the Tune trial process is killed; torch_trainer: the Train worker of the pool.
+    spec = _on(load_spec(write_experiment(tmp_path, "victim", pid_at=3)), executor, num_samples=1)
     logs = tmp_path / "logs"
 
     def killer() -> None:

@@ -77,6 +77,18 @@ def test_plan_text_lists_parameters_rungs_and_concurrency(tiny_spec, write_spec)
     assert "concurrency" in text and "executor direct" in text
 
 
+@pytest.mark.parametrize(("reuse", "expected"), [(True, "executor torch_trainer, workers kept across trials"),
+                                                 (False, "executor torch_trainer, a new TorchTrainer per trial")])
+def test_plan_text_says_whether_train_workers_are_kept(tiny_spec, write_spec, reuse, expected):
+    from search.spec import load_spec
+
+    spec = load_spec(write_spec(tiny_spec.replace("resources: {num_workers: 1, cpus_per_worker: 1}",
+                                                  f"resources: {{executor: torch_trainer, reuse_workers: {str(reuse).lower()}}}")))
+    text, plan = render_plan(spec)
+    assert plan is not None and plan.reuse_workers is reuse
+    assert expected in text
+
+
 def test_concurrency_follows_free_resources_but_refusal_follows_totals():
     # Inside a Ray job, the job's driver holds a CPU: 3 of 4 are free.
     plan = plan_trials(make_spec(), CPU4, [CPU4], driver_resource=True, available={"CPU": 3.0, DRIVER_RESOURCE: 100.0})

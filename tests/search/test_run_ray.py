@@ -35,15 +35,19 @@ def spec_with(tmp_path: Path, text: str, **changes) -> tuple[Path, object]:
     return path, load_spec(path)
 
 
-def test_direct_path_asha_cuts_a_weak_trial_and_optuna_sees_it_pruned(ray_cluster, tmp_path, tiny_spec):
+@pytest.mark.parametrize("executor", [Executor.DIRECT, Executor.TORCH_TRAINER])
+def test_asha_cuts_a_weak_trial_and_optuna_sees_it_pruned(ray_cluster, tmp_path, tiny_spec, executor):
     # One trial at a time makes ASHA's decision deterministic: the strong first trial sets
     # the rung, the hopeless second one (tiny lr, huge sparsity weight) falls below it.
+    # With torch_trainer, the trials share one pool of Train workers: the cut trial's
+    # workers must leave it and take the next trial.
     path, spec = spec_with(tmp_path, tiny_spec, **{
         "search.max_concurrent_trials": 1, "search.num_samples": 3, "fixed.epochs": 4,
         "search.points_to_evaluate": [{"lr": 0.03, "sparsity_lambda": 0.001}, {"lr": 0.001, "sparsity_lambda": 0.1}],
+        "resources.executor": executor.value,
     })
     outcome = run_experiment(spec, RunOptions(spec_path=path))
-    assert outcome.plan.executor is Executor.DIRECT
+    assert outcome.plan.executor is executor
     assert not outcome.results.errors
     df = outcome.results.get_dataframe()
     assert len(df) == 3 and df["val_accuracy"].notna().all()
@@ -76,11 +80,12 @@ def _assert_checkpoint_loads(path: Path, num_features: int) -> None:
     assert torch.isfinite(trainer.gates.mu).all()
 
 
-def test_torch_trainer_path_reports_and_checkpoints(ray_cluster, tmp_path, tiny_spec):
+def test_a_torch_trainer_per_trial_reports_and_checkpoints(ray_cluster, tmp_path, tiny_spec):
     path, spec = spec_with(tmp_path, tiny_spec, **{"resources.executor": "torch_trainer", "search.num_samples": 1,
+                                                   "resources.reuse_workers": False,
                                                    "fixed.epochs": 2, "scheduler.type": "none"})
     outcome = run_experiment(spec, RunOptions(spec_path=path))
-    assert outcome.plan.executor is Executor.TORCH_TRAINER
+    assert outcome.plan.executor is Executor.TORCH_TRAINER and not outcome.plan.reuse_workers
     assert not outcome.results.errors
     (result,) = list(outcome.results)
     assert result.metrics["epoch"] == 2 and 0 <= result.metrics["val_accuracy"] <= 1
@@ -89,16 +94,62 @@ def test_torch_trainer_path_reports_and_checkpoints(ray_cluster, tmp_path, tiny_
     _assert_checkpoint_loads(checkpoint / "checkpoint.pt", num_features=10)
 
 
-def test_two_worker_ddp_trial(ray_cluster, tmp_path, tiny_spec):
-    path, spec = spec_with(tmp_path, tiny_spec, **{"resources.num_workers": 2, "search.num_samples": 1,
+POOL_TRAINABLE = '''
+import os, tempfile
+from pathlib import Path
+import ray.train
+
+def train(config, report, resume_from=None, world=None):
+    ctx = ray.train.get_context()  # fails outside a Ray Train worker
+    for epoch in range(1, config["epochs"] + 1):
+        folder = tempfile.mkdtemp()
+        (Path(folder) / "state.txt").write_text(f"{config['x']} {epoch}")
+        report({"epoch": epoch, "score": config["x"] * epoch, "pid": os.getpid(),
+                "rank": world.rank, "world_size": ctx.get_world_size()}, folder)
+'''
+
+
+def test_torch_trainer_trials_share_one_pool_of_train_workers(ray_cluster, tmp_path):
+    (tmp_path / "pooled.py").write_text(POOL_TRAINABLE)
+    path, spec = spec_with(tmp_path, """
+        name: pooled
+        trainable: pooled:train
+        metric: score
+        mode: max
+        search: {num_samples: 3, sampler: random, seed: 1, max_concurrent_trials: 1}
+        scheduler: {type: none}
+        space: {x: {type: float, low: 1, high: 2}}
+        fixed: {epochs: 2}
+        resources: {executor: torch_trainer}
+        checkpoint: {num_to_keep: 1}
+    """)
+    outcome = run_experiment(spec, RunOptions(spec_path=path))
+    assert outcome.plan.reuse_workers and not outcome.results.errors
+    df = outcome.results.get_dataframe()
+    assert len(df) == 3 and set(df["world_size"]) == {1} and set(df["rank"]) == {0}
+    assert (df["score"] == 2 * df["config/x"]).all()
+    pids = {pid for result in outcome.results for pid in result.metrics_dataframe["pid"]}
+    assert len(pids) == 1 and os.getpid() not in pids  # every epoch of every trial in one Train worker
+    for result in outcome.results:  # Tune stores the checkpoints in the trial folder, as for direct trials
+        checkpoint = Path(result.checkpoint.path)
+        assert checkpoint.parent == Path(result.path)
+        assert (checkpoint / "state.txt").read_text() == f"{result.config['x']} 2"
+        assert len(list(Path(result.path).glob("checkpoint_*"))) == 1  # num_to_keep
+
+
+def test_two_worker_ddp_trials(ray_cluster, tmp_path, tiny_spec):
+    # Two trials, one after the other, on the same two DDP workers and process group.
+    path, spec = spec_with(tmp_path, tiny_spec, **{"resources.num_workers": 2, "search.num_samples": 2,
+                                                   "search.max_concurrent_trials": 1,
                                                    "fixed.epochs": 2, "scheduler.type": "none"})
     outcome = run_experiment(spec, RunOptions(spec_path=path))
     assert outcome.plan.executor is Executor.TORCH_TRAINER and outcome.plan.num_workers == 2
     assert not outcome.results.errors
-    (result,) = list(outcome.results)
-    history = result.metrics_dataframe
-    assert list(history["epoch"]) == [1, 2]
-    assert history["val_accuracy"].between(0, 1).all()
+    for result in outcome.results:
+        history = result.metrics_dataframe
+        assert list(history["epoch"]) == [1, 2]
+        assert history["val_accuracy"].between(0, 1).all()
+        _assert_checkpoint_loads(Path(result.checkpoint.path) / "checkpoint.pt", num_features=10)
 
 
 def test_user_trainable_gets_shared_data(ray_cluster, tmp_path):
