@@ -432,9 +432,9 @@ def verdict(result: PathResult, compute_s: float, n: int, epochs: int, expected:
 
 def table(results: Sequence[PathResult], compute_s: float, n: int, epochs: int, expected: float | None,
           notes: Sequence[str]) -> str:
-    rows = ["| path | wall s | compute s | start-up s (once) | overhead per trial s | all-in per trial s "
-            "| first metric s (trial 1 / others) | target per trial | verdict |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    header = ("| path | wall s | compute s | start-up s (once) | overhead per trial s | all-in per trial s "
+              "| first metric s (trial 1 / others) | target per trial | verdict |")
+    rows = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         # A path as fast as the loop can come out a hair below it: that is noise, not a gain.
         def cost(value: float, r: PathResult = r) -> str:
@@ -532,15 +532,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     expected = compute.trials[0].last_value
     by_name = {r.name: r for r in results}
     torch_ours, torch_plain = by_name["ours, torch_trainer"], by_name["plain Tune + TorchTrainer, Ray's defaults"]
+    cluster_note = (f"One Ray cluster for all Ray paths; its start and stop are counted in no row: "
+                    f"{', '.join(cluster_lines)}." + (f" Our paths ran with {', '.join(args.env)}." if args.env else ""))
+    torch_note = (f"TorchTrainer overhead per trial: ours {torch_ours.per_trial_s(compute_s, n):.2f} s (after a "
+                  f"start-up of {torch_ours.startup_s(compute_s, n):.1f} s that starts the pool of Train workers the "
+                  f"trials share) vs Ray's defaults {torch_plain.per_trial_s(compute_s, n):.2f} s (a TorchTrainer per "
+                  f"trial); epochs' metrics reached Tune {_seconds(torch_ours.between_metrics_s)} apart vs "
+                  f"{_seconds(torch_plain.between_metrics_s)} ({INTERVAL_VAR} {search_runner.REPORT_INTERVAL_S} s "
+                  f"vs unset, 2 s).")
     notes = [
-        f"One Ray cluster for all Ray paths; its start and stop are counted in no row: "
-        f"{', '.join(cluster_lines)}." + (f" Our paths ran with {', '.join(args.env)}." if args.env else ""),
-        f"TorchTrainer overhead per trial: ours {torch_ours.per_trial_s(compute_s, n):.2f} s (after a start-up of "
-        f"{torch_ours.startup_s(compute_s, n):.1f} s that starts the pool of Train workers the trials share) vs "
-        f"Ray's defaults {torch_plain.per_trial_s(compute_s, n):.2f} s (a TorchTrainer per trial); epochs' metrics "
-        f"reached Tune "
-        f"{_seconds(torch_ours.between_metrics_s)} apart vs {_seconds(torch_plain.between_metrics_s)} "
-        f"({INTERVAL_VAR} {search_runner.REPORT_INTERVAL_S} s vs unset, 2 s).",
+        cluster_note,
+        torch_note,
         *(f"Trial errors in {r.name}: {'; '.join(r.errors)}" for r in results if r.errors),
         machine_line(args, argv, (load, load_average())),
     ]

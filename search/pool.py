@@ -39,9 +39,16 @@ from typing import Any
 
 import ray
 
-from search.trial import TRAIN_RUNS_DIR, TrialSetup, _resume_dir, _resume_source, _tune_report, checked_report
+from search.trial import (
+    TRAIN_RUNS_DIR,
+    TrialSetup,
+    _resume_dir,
+    _resume_source,
+    _tune_report,
+    checked_report,
+)
 
-__all__ = ["Mailbox", "PoolError", "TrialWorkerError", "run_pooled_trial", "close_pools"]
+__all__ = ["Mailbox", "PoolError", "TrialWorkerError", "close_pools", "run_pooled_trial"]
 
 #: How long a trial waits for the workers to drop a job it gave up (ASHA cut it, or it
 #: failed) before it shuts the pool down. Tune gives a trial process 2 s to become free
