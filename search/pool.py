@@ -1,8 +1,8 @@
 """Ray Train workers that outlive a trial: one ``TorchTrainer`` serves a trial process's trials in turn.
 
 A new ``TorchTrainer`` per trial starts six processes (Train's controller, a placement-group
-cleaner, a synchronisation actor, a dataset manager and the workers), each importing Ray
-and the workers torch: about 20 CPU-seconds and 15 s per trial on two cores, most of a
+cleaner, a synchronisation actor, a dataset manager, Tune's report queue and a worker),
+each importing Ray and the worker torch: about 20 CPU-seconds and 15 s per trial on two cores, most of a
 short trial. Tune already reuses the trial's own process between trials
 (``reuse_actors``); this module keeps a ``TorchTrainer`` running in that process, whose
 workers (process group and all) take one trial after another:
