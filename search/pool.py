@@ -31,6 +31,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -332,15 +333,11 @@ class _Pool:
     def drop(self, seq: int) -> bool:
         """Cancel job ``seq`` and wait for every rank to leave it; False if they did not in time."""
         ray.get(self.mailbox.cancel.remote(seq))
-        deadline = CANCEL_WAIT_S
-        while deadline > 0:
-            event = ray.get(self.mailbox.next_event.remote(seq, min(deadline, 0.25)))
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while (left := deadline - time.monotonic()) > 0 and self.alive:
+            event = ray.get(self.mailbox.next_event.remote(seq, min(left, 0.25)))
             if event is not None and event[0] == "done":
                 return True
-            if event is None:
-                deadline -= 0.25
-                if not self.alive:
-                    return False
         return False
 
     def close(self, *, kill: bool = False, timeout: float = 10.0) -> None:

@@ -261,3 +261,46 @@ def test_warm_start_tells_the_searcher_the_earlier_results_first(ray_cluster, tm
     cold = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(n_startup_trials=2, seed=0))
     cold_x = cold.ask({"x": optuna.distributions.FloatDistribution(1.0, 2.0)}).params["x"]
     assert trials[4].params["x"] != pytest.approx(cold_x)
+
+
+# Rank 1 fails at epoch 2 on the first attempt while rank 0 waits for it in an all-reduce.
+DDP_FAILING_TRAINABLE = '''
+import json, tempfile
+from pathlib import Path
+import torch
+import torch.distributed as dist
+
+def train(config, report, resume_from=None, world=None):
+    start = 1
+    if resume_from is not None:
+        start = json.loads((Path(resume_from) / "state.json").read_text())["epoch"] + 1
+    for epoch in range(start, config["epochs"] + 1):
+        if epoch == 2 and resume_from is None and world.rank == 1:
+            raise RuntimeError("rank 1 fails at epoch 2")
+        total = torch.ones(1)
+        dist.all_reduce(total)  # rank 0 waits here for a rank that has left
+        folder = tempfile.mkdtemp()
+        (Path(folder) / "state.json").write_text(json.dumps({"epoch": epoch}))
+        report({"epoch": epoch, "score": float(total.item()) * epoch, "start": start}, folder)
+'''
+
+
+@pytest.mark.ray
+def test_a_ddp_rank_that_fails_while_the_other_waits_replaces_the_pool_and_the_trial_resumes(ray_cluster, tmp_path):
+    (tmp_path / "ddp_fail.py").write_text(DDP_FAILING_TRAINABLE)
+    spec_path = tmp_path / "ddp.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "name": "ddp_fail", "trainable": "ddp_fail:train", "metric": "score", "mode": "max",
+        "search": {"num_samples": 1, "seed": 0}, "scheduler": {"type": "none"},
+        "space": {"x": {"type": "float", "low": 1.0, "high": 2.0}}, "fixed": {"epochs": 3},
+        "resources": {"num_workers": 2}, "failure": {"max_retries": 1}, "storage": str(tmp_path / "results"),
+    }))
+    spec = load_spec(spec_path)
+    outcome = run_experiment(spec, RunOptions(spec_path=spec_path))
+    assert outcome.plan.executor is Executor.TORCH_TRAINER and outcome.plan.reuse_workers
+    (result,) = list(outcome.results)
+    assert result.error is None and result.metrics["epoch"] == 3
+    assert result.metrics["score"] == 2 * 3  # both ranks took part in the all-reduce
+    assert result.metrics["start"] == 2  # the retry resumed after epoch 1's checkpoint
+    error = (Path(result.path) / "error.txt").read_text()
+    assert "failed on worker rank 1" in error and "rank 1 fails at epoch 2" in error
