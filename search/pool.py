@@ -49,7 +49,7 @@ from search.trial import (
     checked_report,
 )
 
-__all__ = ["Mailbox", "PoolError", "TrialWorkerError", "close_pools", "run_pooled_trial"]
+__all__ = ["ClosesPools", "Mailbox", "PoolError", "TrialWorkerError", "close_pools", "pooled_trainable", "run_pooled_trial"]
 
 #: How long a trial waits for the workers to drop a job it gave up (ASHA cut it, or it
 #: failed) before it shuts the pool down. Tune gives a trial process 2 s to become free
@@ -381,7 +381,32 @@ def close_pools() -> None:
             _pools.pop().close()
 
 
-atexit.register(close_pools)  # runs before Ray's own exit handler (registered earlier, run later)
+atexit.register(close_pools)  # a fallback; runs before Ray's own exit handler (registered earlier, run later)
+
+
+class ClosesPools:
+    """Mixin for Tune's function trainable: when Tune stops the trial process, end its pools cleanly first.
+
+    Tune calls ``cleanup`` when it retires a trial process (not between the trials it
+    reuses the process for). Closing the pool there lets the ``TorchTrainer`` finish its
+    run and release its workers' placement group itself, instead of dying with the
+    process and leaving that to Train's placement-group cleaner.
+    """
+
+    def cleanup(self) -> None:
+        try:
+            super().cleanup()  # type: ignore[misc]
+        finally:
+            close_pools()
+
+
+def pooled_trainable(setup: TrialSetup) -> Any:
+    """:func:`run_pooled_trial` as a Tune trainable whose trial processes close their pools when retired."""
+    from ray import tune
+
+    trainable = tune.with_parameters(run_pooled_trial, setup=setup)
+    trainable.__mixins__ = (ClosesPools,)  # extra base classes for the class Tune wraps the function in
+    return trainable
 
 
 def run_pooled_trial(config: dict[str, Any], setup: TrialSetup) -> None:

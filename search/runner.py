@@ -129,7 +129,7 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, pruned_sink: dict[str, 
         scheduler = PruningASHA(searcher, metric=spec.metric, mode=spec.mode, max_t=spec.max_epochs,
                                 grace_period=spec.scheduler.grace_period,
                                 reduction_factor=spec.scheduler.reduction_factor, brackets=spec.scheduler.brackets)
-    trainable = tune.with_resources(tune.with_parameters(trial_function(plan), setup=setup), plan.trial_resources)
+    trainable = trial_trainable(plan, setup)
     from search.cleanup import PrunedCheckpointCleanup
 
     pruned = scheduler.pruned if scheduler else {}
@@ -165,17 +165,20 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, pruned_sink: dict[str, 
     return tuner, searcher, scheduler
 
 
-def trial_function(plan: TrialPlan) -> Any:
-    """The Tune function trainable for the plan's executor."""
+def trial_trainable(plan: TrialPlan, setup: Any) -> Any:
+    """The Tune trainable for the plan's executor, with ``setup`` bound and its resources."""
+    from ray import tune
+
     from search.trial import run_direct_trial, run_torch_trial
 
-    if plan.executor.value == "direct":
-        return run_direct_trial
-    if plan.reuse_workers:
-        from search.pool import run_pooled_trial
+    if plan.executor.value == "torch_trainer" and plan.reuse_workers:
+        from search.pool import pooled_trainable
 
-        return run_pooled_trial
-    return run_torch_trial
+        trainable = pooled_trainable(setup)
+    else:
+        fn = run_direct_trial if plan.executor.value == "direct" else run_torch_trial
+        trainable = tune.with_parameters(fn, setup=setup)
+    return tune.with_resources(trainable, plan.trial_resources)
 
 
 def trial_dirname(trial: Any) -> str:
@@ -320,7 +323,7 @@ def resume_experiment(path: Path, options: RunOptions | None = None) -> Experime
                               "<storage>/<name>, of a run that started")
     spec = load_spec(path / SPEC_COPY)
     with _prepared(spec, options, path) as (plan, setup):
-        trainable = tune.with_resources(tune.with_parameters(trial_function(plan), setup=setup), plan.trial_resources)
+        trainable = trial_trainable(plan, setup)
         # resume_errored, not restart_errored: restarting with OptunaSearch crashes (RAY_NOTES.md),
         # and continuing from the last checkpoint is what a user wants anyway.
         tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True,

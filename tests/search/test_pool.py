@@ -111,3 +111,30 @@ def test_done_needs_every_rank(world_size):
         assert await box.next_event(seq, 1) == ("done", None, None)
 
     run(scenario())
+
+
+def test_tune_retiring_a_trial_process_closes_its_pools(monkeypatch):
+    from ray.tune.trainable.function_trainable import FunctionTrainable, wrap_function
+
+    from search import pool
+
+    # The class Tune wraps the pooled trial function in carries the mixin...
+    trainable_cls = wrap_function(pool.pooled_trainable(setup=None))
+    assert issubclass(trainable_cls, pool.ClosesPools) and issubclass(trainable_cls, FunctionTrainable)
+    assert trainable_cls.__mro__.index(pool.ClosesPools) < trainable_cls.__mro__.index(FunctionTrainable)
+
+    # ...whose cleanup (what Tune's stop() calls) closes the pools after Tune's own cleanup, even if it raises.
+    calls = []
+
+    class Base:
+        def cleanup(self):
+            calls.append("tune")
+            raise RuntimeError("training thread failed")
+
+    class Trial(pool.ClosesPools, Base):
+        pass
+
+    monkeypatch.setattr(pool, "close_pools", lambda: calls.append("pools"))
+    with pytest.raises(RuntimeError, match="training thread failed"):
+        Trial().cleanup()
+    assert calls == ["tune", "pools"]
