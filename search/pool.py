@@ -136,6 +136,7 @@ class Mailbox:
             store.pop(seq, None)
         for key in [k for k in self.answers if k[0] == seq]:
             del self.answers[key]
+        self.cancelled.discard(seq)
 
     async def close(self) -> None:
         self.closed = True
@@ -148,25 +149,43 @@ class Mailbox:
     async def hello(self, rank: int, handle: Any) -> None:
         self.workers[rank] = handle
 
-    async def next_job(self, after: int) -> dict[str, Any] | None:
-        """The first job numbered above ``after`` that is not cancelled; None once closed."""
+    async def next_job(self, rank: int, after: int) -> dict[str, Any] | None:
+        """The first job numbered above ``after`` that is not cancelled; None once closed.
+
+        A cancelled job this rank never started counts as finished by it, so the trial
+        that gave it up hears "done" without waiting for this rank.
+        """
+
+        def skipped() -> list[int]:
+            return [s for s in self.jobs if s > after and s in self.cancelled and rank not in self.finished[s]]
 
         def ready() -> bool:
-            return self.closed or any(s > after and s not in self.cancelled for s in self.jobs)
+            return self.closed or bool(skipped()) or any(s > after and s not in self.cancelled for s in self.jobs)
 
-        await self._wait(ready)
-        if self.closed:
-            return None
-        seq = min(s for s in self.jobs if s > after and s not in self.cancelled)
-        return {**self.jobs[seq], "seq": seq}
+        while True:
+            await self._wait(ready)
+            if self.closed:
+                return None
+            for seq in sorted(skipped()):
+                await self.finish(seq, rank, None)
+            open_jobs = [s for s in self.jobs if s > after and s not in self.cancelled]
+            if open_jobs:
+                seq = min(open_jobs)
+                return {**self.jobs[seq], "seq": seq}
 
     async def report(self, seq: int, rank: int, index: int, payload: Any) -> bool:
         """Post rank 0's report; every rank waits for the trial's answer (False: stop)."""
+        if seq not in self.jobs:  # forgotten: the trial gave it up
+            return False
         if rank == 0 and seq not in self.cancelled:
             self.events[seq].append(("report", index, payload))
             await self._notify()
-        await self._wait(lambda: (seq, index) in self.answers or seq in self.cancelled or self.closed)
-        return self.answers.get((seq, index), False) and seq not in self.cancelled and not self.closed
+        finished = self.finished[seq]
+        await self._wait(lambda: (seq, index) in self.answers or seq in self.cancelled or self.closed or 0 in finished
+                         or seq not in self.jobs)
+        # An answer once given holds for every rank, even if the job is cancelled meanwhile:
+        # ranks that already went on must not be left alone in the next collective.
+        return self.answers.get((seq, index), False)
 
     async def finish(self, seq: int, rank: int, error: str | None) -> None:
         finished = self.finished.get(seq)
@@ -232,7 +251,7 @@ def _serve(loop_config: dict[str, Any]) -> None:
     world = WorldInfo(ctx.get_world_rank(), ctx.get_world_size(), ctx.get_local_rank())
     ray.get(mailbox.hello.remote(world.rank, ray.get_runtime_context().current_actor))
     after = -1
-    while (job := ray.get(mailbox.next_job.remote(after))) is not None:
+    while (job := ray.get(mailbox.next_job.remote(world.rank, after))) is not None:
         seq = after = job["seq"]
         setup: TrialSetup = job["setup"]
         error = None
@@ -249,7 +268,7 @@ def _serve(loop_config: dict[str, Any]) -> None:
                 call_training_function(fn, config, report, data=_load_data(setup), resume_from=resume, world=world)
         except _Stopped:
             pass
-        except Exception:  # noqa: BLE001 - the trial reports it; the worker takes the next job
+        except BaseException:  # noqa: BLE001 - sys.exit() in user code too: the trial reports it, the worker goes on
             error = traceback.format_exc()
         ray.get(mailbox.finish.remote(seq, world.rank, error))
         _release_gpu_memory()  # the next job may need it all
@@ -388,9 +407,10 @@ class ClosesPools:
     """Mixin for Tune's function trainable: when Tune stops the trial process, end its pools cleanly first.
 
     Tune calls ``cleanup`` when it retires a trial process (not between the trials it
-    reuses the process for). Closing the pool there lets the ``TorchTrainer`` finish its
-    run and release its workers' placement group itself, instead of dying with the
-    process and leaving that to Train's placement-group cleaner.
+    reuses the process for). Closing the pool there normally lets the ``TorchTrainer``
+    finish its run and release its workers' placement group itself. If that takes longer
+    than Tune waits (a pool still starting, a rank stuck), the process is killed and
+    Train's placement-group cleaner releases the group instead.
     """
 
     def cleanup(self) -> None:
@@ -432,10 +452,12 @@ def run_pooled_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     finally:
         if not left and pool.alive and not pool.drop(seq):
             # A rank is still busy (in a collective another rank left, or a long step): the
-            # pool cannot take the next trial; close it so the next trial starts a fresh one.
+            # pool cannot take the next trial. Retire it, so the next trial starts a fresh one,
+            # and kill it in the background: Tune gives this thread 2 s to end before it
+            # fails the next trial it meant to run in this process.
             with _lock:
                 if pool in _pools:
                     _pools.remove(pool)
-            pool.close(kill=True)
+            threading.Thread(target=pool.close, kwargs={"kill": True}, name="search-pool-kill", daemon=True).start()
         with contextlib.suppress(Exception):
             pool.mailbox.forget.remote(seq)
