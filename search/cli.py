@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+from search.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+__all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,14 +59,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    from search.cli_jobs import HANDLERS as JOBS_HANDLERS
+    from search.cli_results import HANDLERS as RESULTS_HANDLERS
     from search.errors import SpecError
     from search.registry import TrainableError
     from search.resources import ResourcePlanError
     from search.runner import ExperimentError
     from trainables.data import DataError
-
-    from search.cli_jobs import HANDLERS as JOBS_HANDLERS
-    from search.cli_results import HANDLERS as RESULTS_HANDLERS
 
     handlers = {"validate": _cmd_validate, "run": _cmd_run, "resume": _cmd_resume, **RESULTS_HANDLERS, **JOBS_HANDLERS}
     try:

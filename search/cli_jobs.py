@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from search.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, exits_on
+
 __all__ = ["add_parsers", "HANDLERS", "cmd_submit", "cmd_jobs"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 ADDRESS_HELP = ("the head node's dashboard, e.g. http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, "
                 "$RAY_ADDRESS, else a cluster on this machine)")
 
@@ -62,24 +62,10 @@ def _run_args(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
 
 def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """User errors -> one line on stderr and exit 2; tracebacks only with --debug."""
+    from search.errors import SpecError
+    from search.jobs import JobsError
 
-    def wrapper(args: argparse.Namespace) -> int:
-        from search.errors import SpecError
-        from search.jobs import JobsError
-
-        try:
-            return fn(args)
-        except SpecError as exc:
-            print(exc.render(), file=sys.stderr)
-        except JobsError as exc:
-            if getattr(args, "debug", False):
-                traceback.print_exc()
-            print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
+    return exits_on({SpecError: EXIT_USAGE, JobsError: EXIT_USAGE})(fn)
 
 
 @_guarded

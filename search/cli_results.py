@@ -11,16 +11,14 @@ an experiment that cannot give what was asked (with one clear message).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from search.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, exits_on
+
 __all__ = ["add_parsers", "HANDLERS"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _EXPERIMENT_HELP = "experiment folder, or a name under ./results/"
 
 
@@ -52,36 +50,15 @@ def _print_notes(notes: list[str]) -> None:
 
 def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Turn bad input into one message and exit 2, a failed write into exit 1."""
+    from search.experiment_files import ResultsError
 
-    def run(args: argparse.Namespace) -> int:
-        from search.experiment_files import ResultsError
-
-        try:
-            return fn(args)
-        except BrokenPipeError:  # `... | head`: the reader left; not an error worth a message
-            with contextlib.suppress(OSError, ValueError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return EXIT_OK
-        except ResultsError as exc:
-            if getattr(args, "debug", False):
-                traceback.print_exc()
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        except OSError as exc:
-            if getattr(args, "debug", False):
-                traceback.print_exc()
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-
-    run.__name__ = fn.__name__
-    run.__doc__ = fn.__doc__
-    return run
+    return exits_on({ResultsError: EXIT_USAGE, OSError: EXIT_FAILED})(fn)
 
 
 @_guarded
 def _cmd_export(args: argparse.Namespace) -> int:
-    from search.export import format_for, render_table, write_table
     from search.experiment_files import ResultsError
+    from search.export import format_for, render_table, write_table
     from search.results import open_results
 
     fmt = format_for(args.output, args.format)  # an unknown format fails before anything is read

@@ -203,20 +203,6 @@ class Mailbox:
 # ----------------------------------------------------------------------------- workers
 
 
-_data_cache: dict[str, Any] = {}
-
-
-def _load_data(setup: TrialSetup) -> Any:
-    """The trial's data, fetched once per worker process and data set."""
-    if setup.data_ref is None:
-        return None
-    key = setup.data_ref.hex()
-    if key not in _data_cache:
-        _data_cache.clear()
-        _data_cache[key] = ray.get(setup.data_ref)
-    return _data_cache[key]
-
-
 def pack_folder(folder: str | Path) -> dict[str, bytes]:
     """Every file under ``folder``, by relative path."""
     root = Path(folder)
@@ -265,7 +251,7 @@ def _serve(loop_config: dict[str, Any]) -> None:
             resume_files = ray.get(job["resume"][0]) if job["resume"] else None
             with unpacked(resume_files, "search-resume-") as resume:
                 report = _worker_report(mailbox, seq, world.rank)
-                call_training_function(fn, config, report, data=_load_data(setup), resume_from=resume, world=world)
+                call_training_function(fn, config, report, data=setup.load_data(), resume_from=resume, world=world)
         except _Stopped:
             pass
         except BaseException:  # noqa: BLE001 - sys.exit() in user code too: the trial reports it, the worker goes on

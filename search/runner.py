@@ -116,6 +116,7 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, pruned_sink: dict[str, 
     from search.bridge import PruningASHA, PruningAwareOptunaSearch
     from search.progress import ProgressLines
     from search.space import DefineByRun
+
     searcher = PruningAwareOptunaSearch(
         space=DefineByRun(spec.space),
         metric=spec.metric,
