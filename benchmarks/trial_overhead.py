@@ -16,9 +16,9 @@ epoch) and a checkpoint reported each epoch. The paths:
   one warm-up trial) and subtracted from every other path.
 * **standalone Optuna**: ``study.optimize`` over the trials, reporting each epoch with
   ``trial.report``.
-* **ours, direct** and **ours, torch_trainer**: ``search.runner.run_experiment`` with
+* **ours, direct** and **ours, torch_trainer**: ``search.engine.run.run_experiment`` with
   ``resources.executor`` set to each; it finds the cluster running and reuses it. The
-  ``torch_trainer`` trials share one pool of Train workers (``search.pool``, the default);
+  ``torch_trainer`` trials share one pool of Train workers (``search.trials.pool``, the default);
   **ours, torch_trainer, a TorchTrainer per trial** is the same with
   ``resources.reuse_workers: false``, for comparison (no target).
 * **plain Tune + TorchTrainer, Ray's defaults**: a Tune function trainable that builds a
@@ -79,10 +79,11 @@ import torch  # noqa: E402
 from ray import tune  # noqa: E402
 
 from benchmarks._readme import cpu_name, write_table  # noqa: E402
-from search import progress as search_progress  # noqa: E402
-from search import runner as search_runner  # noqa: E402
-from search.resources import DRIVER_RESOURCE  # noqa: E402
+from search.engine import callbacks as search_progress  # noqa: E402
+from search.engine import run as search_runner  # noqa: E402
+from search.engine.session import REPORT_INTERVAL_S  # noqa: E402
 from search.spec import Spec  # noqa: E402
+from search.trials.resources import DRIVER_RESOURCE  # noqa: E402
 from trainables.data import DataSplits, load_data  # noqa: E402
 from trainables.tasks import train_feature_selection  # noqa: E402
 
@@ -283,8 +284,8 @@ def ours(executor: str, n: int, epochs: int, storage: Path, reuse_workers: bool 
         outcome = search_runner.run_experiment(spec, search_runner.RunOptions())
     wall = time.perf_counter() - started
     if not clock.trials:
-        raise RuntimeError("no trial was timed: search.runner.build_tuner no longer builds its progress callback "
-                           "from search.progress.ProgressLines at call time; update _clocked_progress")
+        raise RuntimeError("no trial was timed: search.engine.tuner.build_tuner no longer builds its progress callback "
+                           "from search.engine.callbacks.ProgressLines at call time; update _clocked_progress")
     if not reuse_workers:
         return PathResult(f"ours, {executor}, a TorchTrainer per trial", wall, clock.ordered(), role="reference",
                           errors=[_first_line(e) for e in outcome.results.errors])
@@ -538,7 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"start-up of {torch_ours.startup_s(compute_s, n):.1f} s that starts the pool of Train workers the "
                   f"trials share) vs Ray's defaults {torch_plain.per_trial_s(compute_s, n):.2f} s (a TorchTrainer per "
                   f"trial); epochs' metrics reached Tune {_seconds(torch_ours.between_metrics_s)} apart vs "
-                  f"{_seconds(torch_plain.between_metrics_s)} ({INTERVAL_VAR} {search_runner.REPORT_INTERVAL_S} s "
+                  f"{_seconds(torch_plain.between_metrics_s)} ({INTERVAL_VAR} {REPORT_INTERVAL_S} s "
                   f"vs unset, 2 s).")
     notes = [
         cluster_note,

@@ -4,23 +4,56 @@ The pieces: :class:`Trainer` (``fit`` / ``train_epoch`` / ``evaluate`` / ``train
 callbacks (:mod:`trainables.callbacks`), :class:`FeatureSelectionTrainer`, data loading
 (:mod:`trainables.data`) and built-in training functions (:mod:`trainables.tasks`)
 that an orchestrator calls through the contract in :mod:`trainables.api`.
+
+The names below are imported on first use (PEP 562): ``import trainables.files`` (or
+``trainables.suggest``) loads no torch, so :mod:`search` can read checkpoint folders offline.
 """
 
-from trainables.api import ReportFn, call_training_function, null_report
-from trainables.callbacks import (
-    Callback,
-    EarlyStopping,
-    GradientClipping,
-    History,
-    ModelCheckpoint,
-    ProgressPrinter,
-    StopAtThreshold,
-    clip_grad_norm,
-)
-from trainables.checkpoint import CheckpointError, CheckpointMismatchError
-from trainables.devices import resolve_device
-from trainables.feature_selection import FeatureSelectionModel, FeatureSelectionTrainer, StochasticGates
-from trainables.trainer import NonFiniteLossError, ShapeError, Trainer
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trainables.api import ReportFn, call_training_function, null_report
+    from trainables.callbacks import (
+        Callback,
+        EarlyStopping,
+        GradientClipping,
+        History,
+        ModelCheckpoint,
+        ProgressPrinter,
+        StopAtThreshold,
+        clip_grad_norm,
+    )
+    from trainables.checkpoint import CheckpointError, CheckpointMismatchError
+    from trainables.devices import resolve_device
+    from trainables.feature_selection import FeatureSelectionModel, FeatureSelectionTrainer, StochasticGates
+    from trainables.trainer import NonFiniteLossError, ShapeError, Trainer
+
+#: Public name -> the module that defines it.
+_EXPORTS = {
+    "ReportFn": "trainables.api",
+    "call_training_function": "trainables.api",
+    "null_report": "trainables.api",
+    "Callback": "trainables.callbacks",
+    "EarlyStopping": "trainables.callbacks",
+    "GradientClipping": "trainables.callbacks",
+    "History": "trainables.callbacks",
+    "ModelCheckpoint": "trainables.callbacks",
+    "ProgressPrinter": "trainables.callbacks",
+    "StopAtThreshold": "trainables.callbacks",
+    "clip_grad_norm": "trainables.callbacks",
+    "CheckpointError": "trainables.checkpoint",
+    "CheckpointMismatchError": "trainables.checkpoint",
+    "resolve_device": "trainables.devices",
+    "FeatureSelectionModel": "trainables.feature_selection",
+    "FeatureSelectionTrainer": "trainables.feature_selection",
+    "StochasticGates": "trainables.feature_selection",
+    "NonFiniteLossError": "trainables.trainer",
+    "ShapeError": "trainables.trainer",
+    "Trainer": "trainables.trainer",
+}
 
 __all__ = [
     "ReportFn",
@@ -44,3 +77,16 @@ __all__ = [
     "ShapeError",
     "Trainer",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trainables' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once imported, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainables.files import atomic_write
+
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
@@ -35,21 +37,13 @@ class CheckpointMismatchError(CheckpointError):
 
 
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
+    """``torch.save`` ``obj`` to ``path`` atomically (:func:`trainables.files.atomic_write`), creating its folder.
 
     A crash mid-write leaves the previous checkpoint intact rather than a truncated one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        with open(tmp, "rb") as fh:  # make the bytes durable before the rename publishes them
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -7,10 +7,9 @@ stratified, seeded train / val / test numpy arrays, standardized with train stat
 
 from __future__ import annotations
 
-import difflib
 import numbers
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -18,6 +17,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+from trainables.suggest import did_you_mean
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,10 +48,6 @@ PARTS = ("train", "val", "test")
 class DataError(ValueError):
     """Bad data input; the message names the source, what is wrong and how to fix it."""
 
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _is_int(value: Any) -> bool:
@@ -125,7 +122,7 @@ class DataConfig:
         known = [f.name for f in fields(cls)]
         unknown = [str(key) for key in mapping if key not in known]
         if unknown:
-            listed = ", ".join(f"{key!r}{_did_you_mean(key, known)}" for key in unknown)
+            listed = ", ".join(f"{key!r}{did_you_mean(key, known)}" for key in unknown)
             raise DataError(f"data config: unknown key(s) {listed}; valid keys are {known}")
         if "name" not in mapping:
             raise DataError("data config: missing key 'name'; give a built-in data set "
@@ -261,7 +258,7 @@ class DataSplits:
 
     def _arrays(self, part: str) -> tuple[np.ndarray, np.ndarray]:
         if part not in PARTS:
-            raise DataError(f"unknown data part {part!r}{_did_you_mean(str(part), PARTS)}; "
+            raise DataError(f"unknown data part {part!r}{did_you_mean(str(part), PARTS)}; "
                             f"choose one of {PARTS}")
         return getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
 
@@ -369,7 +366,7 @@ def _load_raw(config: DataConfig) -> _Raw:
         if path.is_file():
             raise DataError(f"data file {str(path)!r}: unsupported extension {path.suffix!r}; "
                             f"save it as one of {', '.join(FILE_SUFFIXES)}")
-        raise DataError(f"unknown data set {config.name!r}{_did_you_mean(config.name, BUILTIN_DATASETS)}: "
+        raise DataError(f"unknown data set {config.name!r}{did_you_mean(config.name, BUILTIN_DATASETS)}: "
                         f"not a built-in ({', '.join(BUILTIN_DATASETS)}) nor a path ending in "
                         f"{', '.join(FILE_SUFFIXES)}")
     if not path.is_file():
@@ -416,7 +413,7 @@ def _frame_to_raw(frame: pd.DataFrame, target: str | None, source: str) -> _Raw:
     if target is None:
         raise DataError(f"{source}: no target column given; set `target` to one of {columns}")
     if target not in columns:
-        raise DataError(f"{source}: target column {target!r} not found{_did_you_mean(target, columns)}; "
+        raise DataError(f"{source}: target column {target!r} not found{did_you_mean(target, columns)}; "
                         f"the columns are {columns}")
     features = frame.drop(columns=[target])
     if features.shape[1] == 0 or len(frame) == 0:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import nn
+
+from trainables.suggest import close_match
 
 __all__ = ["OPTIMIZERS", "LOSSES", "build_optimizer", "build_loss", "unknown_name_message"]
 
@@ -31,8 +32,8 @@ LOSSES: dict[str, Callable[[], nn.Module]] = {
 def unknown_name_message(kind: str, name: str, choices: Iterable[str]) -> str:
     """'unknown optimizer 'adma'; did you mean 'adam'? choices: adam, adamw, ...'."""
     choices = sorted(choices)
-    close = difflib.get_close_matches(name.lower(), choices, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    close = close_match(name.lower(), choices)
+    hint = f"; did you mean {close!r}?" if close else ""
     return f"unknown {kind} {name!r}{hint} (choices: {', '.join(choices)})"
 
 

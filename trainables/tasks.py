@@ -9,7 +9,6 @@ can be checked before anything runs.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import numbers
 import random
@@ -29,14 +28,14 @@ from trainables.callbacks import Callback, EarlyStopping
 from trainables.data import DataSplits, load_data
 from trainables.distributed import ShardSampler, WorldInfo, world_info
 from trainables.feature_selection import FeatureSelectionModel, FeatureSelectionTrainer
+from trainables.files import CHECKPOINT_FILE, SELECTION_FILE
 from trainables.optim import OPTIMIZERS, unknown_name_message
+from trainables.suggest import did_you_mean
 from trainables.trainer import Trainer
 
 __all__ = ["FeatureSelectionConfig", "ConfigError", "train_feature_selection", "ReportCallback", "seed_everything",
            "CHECKPOINT_FILE", "SELECTION_FILE"]
 
-CHECKPOINT_FILE = "checkpoint.pt"
-SELECTION_FILE = "selection.json"
 
 
 class ConfigError(ValueError):
@@ -81,8 +80,7 @@ class FeatureSelectionConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         problems = []
         for key in sorted(set(config) - known):
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            problems.append(f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            problems.append(f"unknown key {key!r}{did_you_mean(key, sorted(known))}")
         values = {k: v for k, v in config.items() if k in known}
         for key in sorted(values):  # wrong types: report them, and range-check the defaults instead
             wanted = _NUMERIC_KEYS.get(key)

@@ -51,7 +51,7 @@ def ray_cluster() -> Iterator[None]:
     "no such actor" and the live run's placement group is removed (seen here).
     """
     ray = pytest.importorskip("ray")
-    from search.resources import DRIVER_RESOURCE
+    from search.trials.resources import DRIVER_RESOURCE
 
     ray.init(num_cpus=2, include_dashboard=True, resources={DRIVER_RESOURCE: 100},
              runtime_env={"env_vars": {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}}, log_to_driver=False)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainables.callbacks.base import Callback
+from trainables.files import atomic_write
 
 if TYPE_CHECKING:
     from trainables.trainer import Trainer
@@ -67,10 +68,7 @@ class History(Callback):
         """Write the history as JSON (atomically: a crash never leaves half a file)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(_jsonable(self.to_dict()), indent=1))
-        os.replace(tmp, path)
-        return path
+        return atomic_write(path, json.dumps(_jsonable(self.to_dict()), indent=1))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> History:

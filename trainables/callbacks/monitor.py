@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import enum
 import math
 from collections.abc import Mapping
 from typing import Any
+
+from trainables.suggest import close_match
 
 __all__ = ["Mode", "MissingMetricError", "read_metric", "is_improvement", "worst_value"]
 
@@ -35,8 +36,8 @@ def read_metric(metrics: Mapping[str, Any], monitor: str, owner: str) -> float:
     if monitor in metrics:
         return float(metrics[monitor])
     available = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))
-    close = difflib.get_close_matches(monitor, available, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    close = close_match(monitor, available)
+    hint = f" Did you mean {close!r}?" if close else ""
     extra = " (validation metrics need a val_loader passed to fit)" if monitor.startswith("val_") else ""
     raise MissingMetricError(
         f"{owner}: monitored metric {monitor!r} is not produced by training{extra}.{hint} "

@@ -1,0 +1,100 @@
+"""``python -m search validate|run|resume``: check a spec, run its search, continue an interrupted one.
+
+Registered by :mod:`search.cli.main` through :func:`add_parsers` and :data:`HANDLERS`.
+Exit codes (:mod:`search.cli.exits`): 0 done, 1 every trial failed, 2 a bad spec or
+resources, 130 interrupted with trials left (the message says how to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from search.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from search.storage import SPEC_COPY, experiment_path
+
+__all__ = ["add_parsers", "HANDLERS"]
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="check a spec and print the plan; starts nothing")
+    p.add_argument("spec", type=Path)
+
+    p = sub.add_parser("run", help="run the experiment a spec describes")
+    p.add_argument("spec", type=Path)
+    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local embedded Ray)")
+    p.add_argument("--name", help="experiment name (overrides the spec's)")
+    p.add_argument("--num-samples", type=int, help="number of trials (overrides search.num_samples)")
+    p.add_argument("--seed", type=int, help="sampler seed (overrides search.seed)")
+    p.add_argument("--storage", help="results folder or URI (overrides storage)")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+    p.add_argument("--warm-start", type=Path, metavar="EXPERIMENT",
+                   help="first tell the searcher every finished trial of this earlier experiment folder")
+    p.add_argument("--top", type=int, default=5, help="rows of the final table")
+
+    p = sub.add_parser("resume", help="continue an interrupted experiment from its folder")
+    p.add_argument("experiment", type=Path, help="the experiment folder, <storage>/<name>")
+    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local embedded Ray)")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+    p.add_argument("--top", type=int, default=5, help="rows of the final table")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    pairs = {"name": args.name, "search.num_samples": args.num_samples, "search.seed": args.seed,
+             "storage": args.storage}
+    return {k: v for k, v in pairs.items() if v is not None}
+
+
+def validate(args: argparse.Namespace) -> int:
+    from search.engine.plan import render_plan
+    from search.spec.load import load_spec
+
+    spec = load_spec(args.spec)
+    text, plan = render_plan(spec)
+    print(f"{args.spec}: valid")
+    print(text)
+    return EXIT_OK if plan is not None else EXIT_USAGE
+
+
+def run(args: argparse.Namespace) -> int:
+    from search.engine.run import RunOptions, run_experiment
+    from search.spec.load import load_spec
+
+    spec = load_spec(args.spec, _overrides(args))
+    print(f"running {spec.name}: {spec.search.num_samples} trials -> {experiment_path(spec.storage, spec.name)}",
+          file=sys.stderr)
+    options = RunOptions(address=args.address, spec_path=args.spec.resolve(), num_cpus=args.num_cpus)
+    outcome = run_experiment(spec, options, warm_start_from=args.warm_start)
+    return _finish(spec, outcome, args.top)
+
+
+def resume(args: argparse.Namespace) -> int:
+    from search.engine.run import RunOptions, resume_experiment
+    from search.spec.load import load_spec
+
+    outcome = resume_experiment(args.experiment, RunOptions(address=args.address, num_cpus=args.num_cpus))
+    return _finish(load_spec(Path(outcome.path) / SPEC_COPY), outcome, args.top)
+
+
+def _finish(spec: Any, outcome: Any, top: int) -> int:
+    """Print the summary; an interrupted run also gets the exact command that continues it."""
+    from search.results.summary import render_summary
+
+    text, ok = render_summary(spec, outcome, top=top)
+    print(text)
+    from search.results import write_default_exports
+
+    for path in write_default_exports(outcome.path, spec):
+        print(f"results table: {path}", file=sys.stderr)
+    if outcome.unfinished:
+        print(f"\ninterrupted with {outcome.unfinished} trial(s) unfinished; state saved. Continue with:\n"
+              f"  python -m search resume {shlex.quote(str(outcome.path))}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"validate": validate, "run": run, "resume": resume}

@@ -1,0 +1,68 @@
+"""``python -m search <command>``: validate, run, resume, export, best, features, report, submit, jobs.
+
+Results go to stdout; progress and logs to stderr. Exit codes: 0 success, 1 the
+run failed, 2 bad usage or a bad spec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from search.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+
+__all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from search.cli import experiment, jobs, results
+
+    parser = argparse.ArgumentParser(prog="python -m search", description="Hyperparameter search for PyTorch models "
+                                     "on Ray Tune + Optuna + ASHA.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    experiment.add_parsers(sub)  # validate, run, resume
+    results.add_parsers(sub)  # export, best, features, report
+    jobs.add_parsers(sub)  # submit, jobs
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    from search.cli import experiment, jobs, results
+    from search.engine.run import ExperimentError
+    from search.spec.errors import SpecError
+    from search.spec.registry import TrainableError
+    from search.trials.resources import ResourcePlanError
+    from trainables.data import DataError
+
+    handlers = {**experiment.HANDLERS, **results.HANDLERS, **jobs.HANDLERS}
+    try:
+        return handlers[args.command](args)
+    except SpecError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_USAGE
+    except (ResourcePlanError, DataError, TrainableError, ExperimentError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConnectionError as exc:  # a cluster that refuses us (token auth) or cannot be reached
+        from search.cluster.jobs import connect_error
+
+        message = connect_error(exc, getattr(args, "address", None) or os.environ.get("RAY_ADDRESS"))
+        if message is None or args.debug:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:  # a second Ctrl-C: Tune skipped its last save, the latest one still resumes
+        print("interrupted; continue with: python -m search resume <storage>/<name>", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

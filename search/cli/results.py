@@ -1,0 +1,124 @@
+"""``python -m search export|best|features|report EXPERIMENT``: what a user does after a run.
+
+``EXPERIMENT`` is an experiment folder, or a bare name looked up under ``./results/``.
+Results go to stdout (or ``-o FILE``, written atomically); notes to stderr. Exit codes:
+0 success, 1 the command failed (e.g. the output could not be written), 2 bad usage or
+an experiment that cannot give what was asked (with one clear message).
+
+``cli.py`` wires these in with :func:`add_parsers` and :data:`HANDLERS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from search.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, exits_on
+
+__all__ = ["add_parsers", "HANDLERS"]
+
+_EXPERIMENT_HELP = "experiment folder, or a name under ./results/"
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``export``, ``best``, ``features`` and ``report`` on a ``add_subparsers()`` object."""
+    p = subparsers.add_parser("export", help="the results table: one row per trial, best first")
+    p.add_argument("experiment", help=_EXPERIMENT_HELP)
+    p.add_argument("--format", help="csv (default), parquet, json, md or html; default: from -o's suffix")
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+
+    p = subparsers.add_parser("best", help="the best trial's parameters as YAML, ready for `fixed:`")
+    p.add_argument("experiment", help=_EXPERIMENT_HELP)
+
+    p = subparsers.add_parser("features", help="feature gates of the best trial and their stability over the top K")
+    p.add_argument("experiment", help=_EXPERIMENT_HELP)
+    p.add_argument("--top-k", type=int, default=10, help="trials counted for the selection frequency (default 10)")
+    p.add_argument("--format", default="table", choices=("table", "csv", "json"), help="output format")
+
+    p = subparsers.add_parser("report", help="one self-contained HTML report (opens offline)")
+    p.add_argument("experiment", help=_EXPERIMENT_HELP)
+    p.add_argument("-o", "--output", type=Path, help="HTML file (default: report.html in the experiment folder)")
+    p.add_argument("--top-k", type=int, default=10, help="trials in the stability heat map (default 10)")
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in dict.fromkeys(notes):
+        print(f"note: {note}", file=sys.stderr)
+
+
+def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn bad input into one message and exit 2, a failed write into exit 1."""
+    from search.results.folder import ResultsError
+
+    return exits_on({ResultsError: EXIT_USAGE, OSError: EXIT_FAILED})(fn)
+
+
+@_guarded
+def _cmd_export(args: argparse.Namespace) -> int:
+    from search.results import open_results
+    from search.results.export import format_for, render_table, write_table
+    from search.results.folder import ResultsError
+
+    fmt = format_for(args.output, args.format)  # an unknown format fails before anything is read
+    if args.output is None and fmt == "parquet":
+        raise ResultsError("parquet is binary: give a file with -o results.parquet")
+    results = open_results(args.experiment)
+    _print_notes(results.notes)
+    if args.output is None:
+        sys.stdout.write(render_table(results.table, fmt).decode())
+        return EXIT_OK
+    path = write_table(results.table, args.output, fmt)
+    print(f"wrote {len(results.table)} trials to {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+@_guarded
+def _cmd_best(args: argparse.Namespace) -> int:
+    from search.results import best_trial, open_results
+
+    results = open_results(args.experiment)
+    _print_notes(results.notes)
+    best = best_trial(results)
+    if best.checkpoint is None:
+        print(f"warning: trial {best.trial_id} has no checkpoint on disk; its parameters are still below",
+              file=sys.stderr)
+    sys.stdout.write(best.to_yaml())
+    return EXIT_OK
+
+
+@_guarded
+def _cmd_features(args: argparse.Namespace) -> int:
+    from search.results import feature_table, open_results
+
+    results = open_results(args.experiment)
+    df = feature_table(results, args.top_k)
+    _print_notes(results.notes)
+    top = df.attrs["top_trials"]
+    print(f"best trial {df.attrs['best_trial']}; selection frequency over the top {len(top)} trials "
+          f"({', '.join(top)})", file=sys.stderr)
+    if args.format == "csv":
+        sys.stdout.write(df.to_csv(index=False))
+    elif args.format == "json":
+        sys.stdout.write(df.to_json(orient="records", indent=2) + "\n")
+    else:
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return EXIT_OK
+
+
+@_guarded
+def _cmd_report(args: argparse.Namespace) -> int:
+    from search.results import open_results
+    from search.results.report import write_report
+
+    results = open_results(args.experiment)
+    _print_notes(results.notes)
+    print(write_report(results, args.output, args.top_k))
+    return EXIT_OK
+
+
+#: Subcommand -> handler ``fn(args) -> exit code``.
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "export": _cmd_export, "best": _cmd_best, "features": _cmd_features, "report": _cmd_report,
+}

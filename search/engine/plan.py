@@ -1,0 +1,50 @@
+"""The human-readable plan ``validate`` prints: parameters, rungs, concurrency."""
+
+from __future__ import annotations
+
+from search.spec.models import Spec
+from search.spec.space import describe
+from search.trials.resources import ResourcePlanError, TrialPlan, local_resources, plan_trials
+
+__all__ = ["asha_rungs", "render_plan"]
+
+
+def asha_rungs(spec: Spec) -> list[int]:
+    """Epochs at which ASHA may cut trials (see :meth:`search.spec.models.SchedulerSpec.rungs`)."""
+    return list(spec.scheduler.rungs(spec.max_epochs))
+
+
+def render_plan(spec: Spec) -> tuple[str, TrialPlan | None]:
+    lines = [f"experiment  {spec.name}", f"trainable   {spec.trainable}",
+             f"objective   {spec.mode} {spec.metric}",
+             f"search      {spec.search.sampler.value}, {spec.search.num_samples} trials, seed {spec.search.seed}"
+             + (f", time budget {spec.search.time_budget_s:g}s" if spec.search.time_budget_s else "")]
+    if spec.data:
+        lines.append(f"data        {spec.data.get('name')}")
+    lines.append("parameters:")
+    lines += [f"  {describe(name, param)}" for name, param in spec.space.items()] or ["  (none)"]
+    if spec.fixed:
+        lines.append("fixed:")
+        lines += [f"  {k:<20} {v!r}" for k, v in spec.fixed.items()]
+    if spec.scheduler.type == "asha":
+        rungs = asha_rungs(spec)
+        lines.append(f"scheduler   ASHA on epoch, max_t {spec.max_epochs}, reduction factor {spec.scheduler.reduction_factor:g}; "
+                     f"trials can be cut at epochs {', '.join(map(str, rungs)) or '(none)'}")
+    else:
+        lines.append("scheduler   none (every trial runs to its end)")
+    node, nodes = local_resources()
+    try:
+        plan = plan_trials(spec, node, nodes, driver_resource=True)
+    except ResourcePlanError as exc:
+        lines.append(f"resources   NOT RUNNABLE on this machine ({node['CPU']:g} CPU, {node['GPU']:g} GPU): {exc}")
+        return "\n".join(lines), None
+    worker = ", ".join(f"{v:g} {k}" for k, v in plan.worker_resources.items())
+    kept = ""
+    if plan.executor.value == "torch_trainer":
+        kept = ", workers kept across trials" if plan.reuse_workers else ", a new TorchTrainer per trial"
+    lines.append(f"resources   executor {plan.executor.value}{kept}, {plan.num_workers} worker(s) x ({worker}), "
+                 f"GPU {'on' if plan.use_gpu else 'off'}")
+    lines.append(f"concurrency {plan.max_concurrent} trial(s) at once on this machine ({node['CPU']:g} CPU, {node['GPU']:g} GPU)")
+    lines += [f"note        {n}" for n in plan.notes]
+    lines.append(f"storage     {spec.storage}/{spec.name}")
+    return "\n".join(lines), plan

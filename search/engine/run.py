@@ -1,0 +1,241 @@
+"""Run an experiment, or resume one: data loaded once, Ray up, resources planned, Tune fitted.
+
+The pieces are the engine's other modules: :mod:`.session` (Ray), :mod:`.tuner` (the
+Tuner: Optuna searcher, ASHA, callbacks), and :mod:`search.trials` for what runs in trials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search.engine.session import cluster_view, ray_session
+from search.engine.tuner import build_tuner, trial_trainable
+from search.spec.checks import resolve_data_path, spec_search_paths
+from search.spec.models import Spec
+from search.spec.registry import trainable_ref
+from search.storage import SPEC_COPY, SPEC_SOURCE_COPY, experiment_path, is_uri, storage_warning, write_files
+from search.trials.resources import DRIVER_RESOURCE, TrialPlan, plan_trials
+
+__all__ = ["RunOptions", "ExperimentOutcome", "ExperimentError", "run_experiment", "resume_experiment",
+           "unfinished_trials"]
+
+
+@dataclass
+class RunOptions:
+    address: str | None = None
+    spec_path: Path | None = None  # copied into the experiment folder for resume/export
+    include_dashboard: bool | None = None
+    num_cpus: int | None = None
+
+
+@dataclass
+class ExperimentOutcome:
+    path: Path | str  # a URI string for remote storage
+    results: Any  # ray.tune.ResultGrid
+    plan: TrialPlan
+    pruned: dict[str, int] = field(default_factory=dict)
+    searcher: Any = None
+    unfinished: int = 0  # trials an interrupt left running, pending or not yet started
+
+    @property
+    def num_errors(self) -> int:
+        return len(self.results.errors)
+
+
+class ExperimentError(ValueError):
+    """An experiment folder that cannot be used for what was asked."""
+
+
+def load_data_once(spec: Spec, source: Path | None) -> Any:
+    """Load the spec's data set in the driver (once); ``spec.data.name`` is an absolute path or a built-in."""
+    if spec.data is None:
+        return None
+    from trainables.data import load_data
+
+    return load_data(dict(spec.data))
+
+
+def resolved_spec(spec: Spec, source: Path | None) -> Spec:
+    """The spec with a relative data file made absolute, so the saved copy resumes from anywhere."""
+    if spec.data is None or Path(str(spec.data["name"])).is_absolute():
+        return spec
+    path = resolve_data_path(str(spec.data["name"]), source)
+    if path is None:
+        return spec
+    return spec.model_copy(update={"data": {**spec.data, "name": str(path)}})
+
+
+@contextmanager
+def _sigterm_as_sigint() -> Iterator[None]:
+    """Make SIGTERM stop a run the way Ctrl-C does: Tune saves state and returns."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def unfinished_trials(path: Path | str, num_samples: int, budget_spent: bool = False) -> int:
+    """Trials an interrupt left to do, from the state Tune saved (read by Ray's ``ExperimentAnalysis``).
+
+    Trials saved as RUNNING, PENDING or PAUSED, plus the trials never created (unless
+    the time budget, not an interrupt, ended the run).
+    """
+    from ray.tune import ExperimentAnalysis
+
+    from search.results.folder import quiet_ray_logs
+
+    try:
+        with quiet_ray_logs():
+            trials = ExperimentAnalysis(str(path)).trials
+    except ValueError:  # no experiment_state-*.json: stopped before Tune saved any
+        return num_samples
+    except Exception:  # noqa: BLE001 - remote storage unreachable now: Tune's own resume message is the guide
+        if is_uri(str(path)):
+            return 0
+        raise
+    open_trials = sum(t.status not in ("TERMINATED", "ERROR") for t in trials)
+    return open_trials + (0 if budget_spent else max(0, num_samples - len(trials)))
+
+
+def _fit(tuner: Any, spec: Spec, path: Path | str) -> tuple[Any, int]:
+    """Run the tuner; returns its results and how many trials remain unfinished."""
+    started = time.monotonic()
+    # stdout is for results: Tune's banners and tables go to stderr with the progress.
+    with contextlib.redirect_stdout(sys.stderr), _sigterm_as_sigint():
+        results = tuner.fit()
+    budget = spec.search.time_budget_s
+    return results, unfinished_trials(path, spec.search.num_samples, bool(budget and time.monotonic() - started >= budget))
+
+
+@contextmanager
+def _prepared(spec: Spec, options: RunOptions, path: Path | str) -> Iterator[tuple[TrialPlan, Any]]:
+    """Data loaded, Ray up, resources planned: yields the plan and the trials' shared setup."""
+    import ray
+
+    from search.trials.setup import TrialSetup
+
+    search_paths = spec_search_paths(options.spec_path)
+    data = load_data_once(spec, options.spec_path)  # before Ray: a bad file fails fast and cheaply
+    with ray_session(options.address, num_cpus=options.num_cpus, include_dashboard=options.include_dashboard,
+                     extra_paths=search_paths):
+        cluster, nodes, available = cluster_view()
+        if warning := storage_warning(spec.storage, nodes):
+            print(f"warning: {warning}", file=sys.stderr)
+        plan = plan_trials(spec, cluster, nodes, driver_resource=DRIVER_RESOURCE in cluster, available=available)
+        for note in plan.notes:
+            print(f"note: {note}", file=sys.stderr)
+        yield plan, TrialSetup(
+            trainable_ref=trainable_ref(spec.trainable),
+            search_paths=tuple(str(p) for p in search_paths),
+            data_ref=ray.put(data) if data is not None else None,
+            plan=plan,
+            experiment_path=str(path),
+            checkpoint_num_to_keep=spec.checkpoint.num_to_keep,
+            checkpoint_score=spec.checkpoint_score,
+            checkpoint_mode=spec.checkpoint_mode,
+            required_metrics=tuple(dict.fromkeys([spec.metric, spec.checkpoint_score]
+                                                 + (["epoch"] if spec.scheduler.type == "asha" else []))),
+        )
+
+
+def run_experiment(spec: Spec, options: RunOptions | None = None, *, warm_start_from: Path | None = None) -> ExperimentOutcome:
+    """Run the spec's search to the end (or until interrupted) and return its results.
+
+    Raises:
+        ResourcePlanError: a trial asks for more than the cluster has (nothing started).
+        DataError: the data set cannot be loaded (nothing started).
+    """
+    options = options or RunOptions()
+    spec = resolved_spec(spec, options.spec_path)
+    path = experiment_path(spec.storage, spec.name)
+    earlier = _earlier_study(spec, warm_start_from) if warm_start_from else None
+    with _prepared(spec, options, path) as (plan, setup):
+        tuner, searcher, scheduler = build_tuner(spec, plan, setup)
+        if earlier is not None:
+            from search.engine.searcher import warm_start
+            from search.spec.space import DefineByRun
+
+            added, skipped = warm_start(searcher, earlier, DefineByRun(spec.space).distributions())
+            print(f"warm start: told the searcher {added} earlier trial(s) of {warm_start_from}"
+                  + (f"; {skipped} skipped (outside the new space)" if skipped else ""), file=sys.stderr)
+        _save_spec(spec, path, options.spec_path)  # first: an interrupted run must be resumable
+        results, unfinished = _fit(tuner, spec, path)
+        return ExperimentOutcome(path, results, plan, dict(scheduler.pruned) if scheduler else {}, searcher,
+                                 unfinished=unfinished)
+
+
+def resume_experiment(path: Path, options: RunOptions | None = None) -> ExperimentOutcome:
+    """Continue an interrupted experiment from its folder.
+
+    Finished trials are not rerun; interrupted and errored trials continue from their
+    last checkpoint; the Optuna study keeps its history and trial numbering.
+    """
+    from ray import tune
+
+    from search.spec.load import load_spec
+
+    options = options or RunOptions()
+    path = Path(path).resolve()
+    if not tune.Tuner.can_restore(str(path)):
+        raise ExperimentError(f"{path} is not a resumable experiment (no tuner.pkl): pass the experiment folder, "
+                              "<storage>/<name>, of a run that started")
+    spec = load_spec(path / SPEC_COPY)
+    with _prepared(spec, options, path) as (plan, setup):
+        trainable = trial_trainable(plan, setup)
+        # resume_errored, not restart_errored: restarting with OptunaSearch crashes (RAY_NOTES.md),
+        # and continuing from the last checkpoint is what a user wants anyway.
+        tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True,
+                                   param_space=dict(spec.fixed))
+        results, unfinished = _fit(tuner, spec, path)
+        # The restored searcher and scheduler have no public accessor on the Tuner; what they
+        # decided is on disk: the searcher state (the Optuna study, the trials ASHA cut).
+        return ExperimentOutcome(path, results, plan, _saved_pruned(path), None, unfinished=unfinished)
+
+
+def _saved_pruned(path: Path) -> dict[str, int]:
+    """Trial id -> epochs it ran, for the trials ASHA cut, from the saved searcher state and results."""
+    from search.results import ResultsError, open_results
+
+    try:
+        table = open_results(path).table
+    except ResultsError:
+        return {}
+    cut = table[table["outcome"] == "pruned"]
+    return {str(t): int(e) for t, e in zip(cut["trial_id"], cut["epochs_run"]) if e == e}
+
+
+def _earlier_study(spec: Spec, folder: Path) -> Any:
+    from search.results.searcher_state import load_study
+
+    try:
+        study = load_study(folder)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ExperimentError(f"--warm-start: {exc}") from None
+    direction = "MAXIMIZE" if spec.mode == "max" else "MINIMIZE"
+    if study.direction.name != direction:
+        raise ExperimentError(f"--warm-start: {folder} optimised in direction {study.direction.name.lower()}, "
+                              f"this spec wants {spec.mode} {spec.metric}")
+    return study
+
+
+def _save_spec(spec: Spec, path: Path | str, source: Path | None) -> None:
+    """Keep the spec beside the results, so the folder alone explains (and resumes) the experiment."""
+    import yaml
+
+    files = {SPEC_COPY: yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)}
+    if source is not None and source.exists():
+        files[SPEC_SOURCE_COPY] = source.read_text()
+    write_files(path, files)

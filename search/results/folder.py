@@ -1,0 +1,387 @@
+"""Read an experiment folder, offline: no cluster, possibly copied from another machine.
+
+What comes from where, and why:
+
+* the trial list and Tune's status per trial (TERMINATED, ERROR, RUNNING, ...) come from
+  Ray's own public reader, :class:`ray.tune.ExperimentAnalysis`; it works without a cluster
+  and re-roots the trial paths when the folder was moved. When the state file is missing
+  or unreadable, the ``trial_*`` folders are scanned instead (status unknown);
+* each trial's epochs come from its ``result.json`` (one JSON line per report), read line
+  by line: Ray's reader drops a trial's whole history over one half-written last line,
+  which is exactly what an interrupted run leaves;
+* what the search was (metric, mode, parameters, planned epochs) comes from our
+  ``spec.yaml``, else from the searcher state (``searcher-state-*.pkl``), which also holds
+  the Optuna study and the ids of the trials ASHA cut.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from search.results.outcomes import is_finite_number
+from search.results.searcher_state import read_searcher_state
+from search.storage import DEFAULT_STORAGE, SPEC_COPY, TRAIN_RUNS_DIR
+from trainables.files import CHECKPOINT_FILE, SELECTION_FILE
+
+__all__ = ["ResultsError", "ExperimentInfo", "TrialRecord", "ExperimentFiles", "resolve_experiment",
+           "read_experiment", "read_history", "read_error", "find_checkpoints", "best_checkpoint", "best_checkpoint_row", "metric_values",
+           "value_at", "reported_checkpoints", "is_finite_number", "quiet_ray_logs", "DEFAULT_STORAGE",
+           "SELECTION_FILE", "CHECKPOINT_FILE"]
+
+
+class ResultsError(ValueError):
+    """The experiment folder (or what was asked of it) cannot give the requested results."""
+
+
+@dataclass(frozen=True)
+class ExperimentInfo:
+    """What the search was: its metric and direction, parameters, epochs and ASHA rungs."""
+
+    name: str
+    metric: str
+    mode: str
+    params: tuple[str, ...]
+    max_epochs: int | None = None
+    checkpoint_score: str | None = None
+    checkpoint_mode: str | None = None
+    rungs: tuple[int, ...] = ()
+    spec: Any = None  # search.spec.Spec when spec.yaml was readable
+
+    @property
+    def score(self) -> str:
+        return self.checkpoint_score or self.metric
+
+    @property
+    def score_mode(self) -> str:
+        return self.checkpoint_mode or self.mode
+
+
+@dataclass
+class TrialRecord:
+    """One trial as found on disk."""
+
+    trial_id: str
+    path: Path | None
+    config: dict[str, Any]
+    history: pd.DataFrame  # one row per epoch, deduplicated (a retry re-reports epochs)
+    tune_status: str | None = None  # None: not in Tune's state file (or no state file)
+    tune_last_epoch: int | None = None
+    error: str | None = None
+    checkpoints: dict[str, Path] = field(default_factory=dict)  # checkpoint name -> folder that exists
+
+    @property
+    def has_final_result(self) -> bool:
+        """Tune recorded the trial as ended with all its results on disk, or marked its last result done.
+
+        Tune's ``done`` flag alone is not enough: a TorchTrainer trial's results never carry it.
+        """
+        if self.history.empty:
+            return False
+        if self.tune_status == "TERMINATED":
+            last = value_at(self.history, "epoch", self.history.index[-1])
+            return self.tune_last_epoch is None or last is None or last >= self.tune_last_epoch
+        done = value_at(self.history, "done", self.history.index[-1])
+        return bool(done) if done is not None else False
+
+
+@dataclass
+class ExperimentFiles:
+    """Everything read from one experiment folder."""
+
+    path: Path
+    info: ExperimentInfo
+    trials: list[TrialRecord]
+    pruned: set[str] | None  # None: no searcher state, so unknown
+    study: Any = None  # the optuna Study from the searcher state, if any
+    state_known: bool = False  # Tune's experiment_state was read
+    warnings: list[str] = field(default_factory=list)
+
+
+def resolve_experiment(experiment: str | Path) -> Path:
+    """The experiment folder for a path, or a bare name under ``./results``.
+
+    Raises:
+        ResultsError: nothing there, or the folder is not an experiment.
+    """
+    given = Path(experiment).expanduser()
+    candidates = [given]
+    if len(given.parts) == 1 and not given.is_absolute():
+        candidates.append(DEFAULT_STORAGE / given)
+    folder = next((c for c in candidates if c.is_dir()), None)
+    if folder is None:
+        looked = " and ".join(f"'{c}'" for c in candidates)
+        bare = (f" (a bare name is looked up under the default storage ./{DEFAULT_STORAGE}/, relative to the "
+                "current folder)") if len(candidates) > 1 else ""
+        raise ResultsError(f"no experiment folder {str(experiment)!r}: looked for {looked}{bare}")
+    folder = folder.resolve()
+    if not _is_experiment(folder):
+        inside = sorted(p.name for p in folder.iterdir() if p.is_dir() and _is_experiment(p))
+        hint = f"; it holds the experiments {', '.join(inside)}: pass one of them" if inside else ""
+        raise ResultsError(f"{folder} is not an experiment folder: no experiment_state-*.json, searcher state or "
+                           f"trial_* folders written by `python -m search run`{hint}")
+    return folder
+
+
+def _is_experiment(folder: Path) -> bool:
+    markers = ("experiment_state-*.json", "searcher-state-*.pkl", "tuner.pkl")
+    if any(next(folder.glob(m), None) for m in markers):
+        return True
+    return any(_trial_folder(p) for p in folder.glob("trial_*"))
+
+
+def _trial_folder(path: Path) -> bool:
+    return path.is_dir() and ((path / "params.json").exists() or (path / "result.json").exists())
+
+
+def read_experiment(experiment: str | Path, spec: Any = None) -> ExperimentFiles:
+    """Read an experiment folder: its spec, searcher state, trials and their epochs.
+
+    ``spec`` (a :class:`search.spec.Spec`) stands in for the folder's ``spec.yaml``.
+    """
+    path = resolve_experiment(experiment)
+    notes: list[str] = []
+    searcher = _load_searcher_state(path, notes)
+    info = _experiment_info(path, searcher, notes, spec)
+    tune_trials = _tune_trials(path, notes)
+    trials = _collect_trials(path, tune_trials or {}, notes)
+    info = _with_planned_epochs(info, trials)
+    pruned = set(searcher["_pruned"]) if searcher and "_pruned" in searcher else None
+    study = searcher.get("_ot_study") if searcher else None
+    return ExperimentFiles(path, info, trials, pruned, study, tune_trials is not None, notes)
+
+
+# ---------------------------------------------------------------- what the search was
+def _newest(path: Path, pattern: str) -> Path | None:
+    found = sorted(path.glob(pattern))
+    return found[-1] if found else None  # names end in a sortable timestamp
+
+
+def _load_searcher_state(path: Path, notes: list[str]) -> dict[str, Any] | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return read_searcher_state(path)
+    except FileNotFoundError:
+        notes.append(f"no searcher-state-*.pkl in {path}: trials cut by ASHA are inferred from their epochs")
+    except ValueError as exc:
+        notes.append(f"{exc}; ASHA cuts are inferred")
+    return None
+
+
+def _experiment_info(path: Path, searcher: dict[str, Any] | None, notes: list[str], spec: Any = None) -> ExperimentInfo:
+    spec = spec if spec is not None else _load_spec(path, notes)
+    if spec is not None:
+        return ExperimentInfo(spec.name, spec.metric, spec.mode, tuple(spec.space), spec.max_epochs,
+                              spec.checkpoint_score, spec.checkpoint_mode, spec.scheduler.rungs(spec.max_epochs), spec)
+    if searcher and isinstance(searcher.get("_metric"), str) and searcher.get("_mode") in ("min", "max"):
+        space = getattr(searcher.get("_space"), "params", None) or {}
+        return ExperimentInfo(path.name, searcher["_metric"], searcher["_mode"], tuple(space))
+    raise ResultsError(f"cannot tell which metric {path} optimised: spec.yaml and searcher-state-*.pkl are both "
+                       "missing or unreadable (they are written by `python -m search run`)")
+
+
+def _load_spec(path: Path, notes: list[str]) -> Any:
+    from pydantic import ValidationError
+
+    from search.spec.models import Spec
+
+    file = path / SPEC_COPY
+    if not file.is_file():
+        notes.append(f"no spec.yaml in {path} (the run did not finish?): using the searcher state")
+        return None
+    try:
+        # Structure only: the semantic checks (data file, trainable import) belong to the
+        # machine that ran it, not to one reading a copied folder.
+        return Spec.model_validate(yaml.safe_load(file.read_text()))
+    except (yaml.YAMLError, ValidationError, OSError) as exc:
+        notes.append(f"cannot read {file} ({type(exc).__name__}); using the searcher state")
+        return None
+
+
+def _with_planned_epochs(info: ExperimentInfo, trials: list[TrialRecord]) -> ExperimentInfo:
+    if info.max_epochs is not None:
+        return info
+    epochs = {t.config.get("epochs") for t in trials} - {None}
+    if len(epochs) == 1 and isinstance(next(iter(epochs)), int):
+        return ExperimentInfo(**{**info.__dict__, "max_epochs": next(iter(epochs))})
+    return info
+
+
+# ---------------------------------------------------------------- the trials
+@contextmanager
+def quiet_ray_logs() -> Iterator[None]:
+    logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)  # its per-trial warnings duplicate ours
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _tune_trials(path: Path, notes: list[str]) -> dict[str, Any] | None:
+    """Trial id -> Ray's Trial object (status, path, config, last result), or None without state."""
+    if _newest(path, "experiment_state-*.json") is None:
+        notes.append(f"no experiment_state-*.json in {path}: trial statuses come from their folders")
+        return None
+    try:
+        from ray.tune import ExperimentAnalysis
+
+        with quiet_ray_logs():
+            analysis = ExperimentAnalysis(str(path))
+    except Exception as exc:  # a state file being rewritten, or from another Ray version
+        notes.append(f"cannot read Tune's experiment state ({type(exc).__name__}: {exc}); "
+                     "trial statuses come from their folders")
+        return None
+    return {t.trial_id: t for t in analysis.trials}
+
+
+def _collect_trials(path: Path, tune_trials: dict[str, Any], notes: list[str]) -> list[TrialRecord]:
+    folders = {p.name.removeprefix("trial_"): p for p in sorted(path.glob("trial_*")) if _trial_folder(p)}
+    for trial_id, trial in tune_trials.items():
+        folder = Path(str(trial.path)) if getattr(trial, "path", None) else None
+        if folder is not None and folder.is_dir():
+            folders[trial_id] = folder
+    records = []
+    for trial_id in dict.fromkeys([*tune_trials, *folders]):
+        records.append(_read_trial(path, trial_id, folders.get(trial_id), tune_trials.get(trial_id), notes))
+    return records
+
+
+def _read_trial(root: Path, trial_id: str, folder: Path | None, tune_trial: Any, notes: list[str]) -> TrialRecord:
+    history = read_history(folder, notes) if folder else pd.DataFrame()
+    config = _read_config(folder, tune_trial)
+    last = getattr(tune_trial, "last_result", None) or {}
+    record = TrialRecord(
+        trial_id=trial_id, path=folder, config=config, history=history,
+        tune_status=getattr(tune_trial, "status", None),
+        tune_last_epoch=int(last["epoch"]) if isinstance(last.get("epoch"), (int, float)) else None,
+        error=read_error(folder) if folder else None,
+    )
+    record.checkpoints = find_checkpoints(root, record)
+    return record
+
+
+def _read_config(folder: Path | None, tune_trial: Any) -> dict[str, Any]:
+    if folder and (folder / "params.json").is_file():
+        try:
+            return dict(json.loads((folder / "params.json").read_text()))
+        except (json.JSONDecodeError, OSError, TypeError):
+            pass
+    return dict(getattr(tune_trial, "config", None) or {})
+
+
+def read_history(folder: Path, notes: list[str] | None = None) -> pd.DataFrame:
+    """A trial's reports, one row per epoch; a half-written last line is skipped."""
+    file = folder / "result.json"
+    if not file.is_file():
+        if (folder / "progress.csv").is_file():
+            return _dedupe_epochs(pd.read_csv(folder / "progress.csv", dtype={"trial_id": str}))
+        return pd.DataFrame()
+    rows, bad = [], 0
+    for line in file.read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        row.pop("config", None)
+        rows.append(row)
+    if bad and notes is not None:
+        notes.append(f"{file}: skipped {bad} unreadable line(s) (the run was interrupted while writing?)")
+    return _dedupe_epochs(pd.DataFrame(rows))
+
+
+def _dedupe_epochs(df: pd.DataFrame) -> pd.DataFrame:
+    if df.empty or "epoch" not in df:
+        return df.reset_index(drop=True)
+    return df.drop_duplicates("epoch", keep="last").sort_values("epoch", kind="stable").reset_index(drop=True)
+
+
+def read_error(folder: Path) -> str | None:
+    """The last line of a trial's error.txt: the exception and its message."""
+    file = folder / "error.txt"
+    if not file.is_file():
+        return None
+    lines = [ln.strip() for ln in file.read_text(errors="replace").splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else "unknown error (error.txt is empty)"
+
+
+def find_checkpoints(root: Path, record: TrialRecord) -> dict[str, Path]:
+    """Reported checkpoint -> its folder, for those still on disk.
+
+    Tune-owned checkpoints are ``checkpoint_NNNNNN`` folders in the trial folder; a
+    TorchTrainer trial reports ``checkpoint_path`` under ``train_runs/<trial id>/``,
+    re-rooted here when the folder was copied from elsewhere.
+    """
+    found: dict[str, Path] = {}
+    if record.path is not None:
+        found.update({p.name: p for p in sorted(record.path.glob("checkpoint_*")) if p.is_dir()})
+    history = record.history
+    if "checkpoint_path" in history:
+        for value in history["checkpoint_path"].dropna():
+            original = Path(str(value))
+            moved = root / TRAIN_RUNS_DIR / record.trial_id / original.name
+            for candidate in (original, moved):
+                if candidate.is_dir():
+                    found[original.name] = candidate
+                    break
+    return found
+
+
+# ---------------------------------------------------------------- values and checkpoints
+def metric_values(history: pd.DataFrame, metric: str) -> pd.Series:
+    if metric not in history:
+        return pd.Series([math.nan] * len(history), index=history.index, dtype=float)
+    return pd.to_numeric(history[metric], errors="coerce").astype(float)
+
+
+def value_at(history: pd.DataFrame, column: str, index: Any) -> Any:
+    if column not in history or index is None:
+        return None
+    value = history.at[index, column]
+    return None if pd.isna(value) else value
+
+
+def _checkpoint_name(history: pd.DataFrame, index: Any) -> str | None:
+    name = value_at(history, "checkpoint_dir_name", index)
+    if name is None and value_at(history, "checkpoint_path", index) is not None:
+        name = Path(str(value_at(history, "checkpoint_path", index))).name
+    return str(name) if name else None
+
+
+def reported_checkpoints(history: pd.DataFrame) -> bool:
+    return any(c in history and history[c].notna().any() for c in ("checkpoint_dir_name", "checkpoint_path"))
+
+
+def best_checkpoint(record: TrialRecord, info: ExperimentInfo) -> Path | None:
+    """The trial's checkpoint with the best checkpoint score among those still on disk."""
+    found = best_checkpoint_row(record, info)
+    return found[1] if found else None
+
+
+def best_checkpoint_row(record: TrialRecord, info: ExperimentInfo) -> tuple[Any, Path] | None:
+    """(history index of the epoch it was saved at, or None if unknown; folder) of the best checkpoint."""
+    if not record.checkpoints:
+        return None
+    history = record.history
+    scores = metric_values(history, info.score)
+    scored = [(float(scores[i]), i, record.checkpoints[name]) for i in history.index
+              if (name := _checkpoint_name(history, i)) in record.checkpoints and math.isfinite(scores[i])]
+    if not scored:
+        return None, record.checkpoints[sorted(record.checkpoints)[-1]]  # unscored: the newest
+    _, index, path = (max if info.score_mode == "max" else min)(scored, key=lambda item: item[0])
+    return index, path

@@ -1,0 +1,264 @@
+"""The results table (one row per trial, the columns of ``export``) and the best trial.
+
+Reading the folder is :mod:`search.results.folder`; how a trial ended is
+:mod:`search.results.outcomes`; writing tables is :mod:`search.results.export`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from search.results.folder import (
+    ExperimentFiles,
+    ExperimentInfo,
+    ResultsError,
+    TrialRecord,
+    best_checkpoint,
+    best_checkpoint_row,
+    metric_values,
+    read_experiment,
+    reported_checkpoints,
+    value_at,
+)
+from search.results.outcomes import Outcome, TrialFacts, classify, is_finite_number
+from search.storage import TRAIN_RUNS_DIR
+
+__all__ = ["ExperimentResults", "open_results", "load_results", "BestTrial", "best_trial", "best_column",
+           "param_column", "require_checkpoint", "write_default_exports", "DEFAULT_EXPORTS"]
+
+log = logging.getLogger(__name__)
+
+#: Files ``run`` writes into the experiment folder at the end.
+DEFAULT_EXPORTS = ("results.csv", "results.md")
+
+
+# ---------------------------------------------------------------- the table
+@dataclass
+class ExperimentResults:
+    """An experiment's files and its results table (see :func:`open_results`)."""
+
+    files: ExperimentFiles
+    table: pd.DataFrame
+
+    @property
+    def path(self) -> Path:
+        return self.files.path
+
+    @property
+    def info(self) -> ExperimentInfo:
+        return self.files.info
+
+    @property
+    def notes(self) -> list[str]:
+        return self.files.warnings
+
+    def record(self, trial_id: str) -> TrialRecord:
+        for record in self.files.trials:
+            if record.trial_id == trial_id:
+                return record
+        raise ResultsError(f"no trial {trial_id!r} in {self.path}; trials: {', '.join(self.table['trial_id'])}")
+
+    def ranked(self) -> list[TrialRecord]:
+        """Trials with a finite metric, best first (the table's order)."""
+        best = self.table[best_column(self.info)]
+        return [self.record(tid) for tid, value in zip(self.table["trial_id"], best) if is_finite_number(value)]
+
+
+def best_column(info: ExperimentInfo) -> str:
+    """The table's column of each trial's best metric value."""
+    return f"best_{info.metric}"
+
+
+def open_results(experiment: str | Path | ExperimentResults, spec: Any = None) -> ExperimentResults:
+    """Read an experiment folder (a path, or a name under ``./results``) and build its table."""
+    if isinstance(experiment, ExperimentResults):
+        return experiment
+    files = read_experiment(experiment, spec)
+    rows = [_row(record, files) for record in files.trials]
+    table = _frame(rows, files)
+    for note in files.warnings:
+        log.info("%s", note)
+    return ExperimentResults(files, table)
+
+
+def load_results(experiment: str | Path) -> pd.DataFrame:
+    """One row per trial, sorted by the metric (best first): the columns of ``export``.
+
+    ``trial_id``, ``status`` (in words), ``outcome`` (:class:`Outcome` value), one column per
+    searched parameter, ``best_<metric>``, ``last_<metric>``, ``best_epoch``, ``epochs_run``,
+    ``num_selected`` (at the best epoch), ``train_time_s``, ``checkpoint`` (the trial's best).
+    ``df.attrs`` holds ``experiment``, ``metric``, ``mode``, ``params`` and ``notes``.
+    """
+    return open_results(experiment).table
+
+
+def _best_index(values: pd.Series, mode: str) -> Any:
+    finite = values[values.map(math.isfinite)]
+    if finite.empty:
+        return None
+    return finite.idxmax() if mode == "max" else finite.idxmin()
+
+
+def _epochs_run(history: pd.DataFrame) -> int | None:
+    if history.empty:
+        return None
+    last = value_at(history, "epoch", history.index[-1])
+    return int(last) if last is not None else len(history)
+
+
+def _row(record: TrialRecord, files: ExperimentFiles) -> dict[str, Any]:
+    info, history = files.info, record.history
+    values = metric_values(history, info.metric)
+    best = _best_index(values, info.mode)
+    saved = best_checkpoint_row(record, info)
+    if saved and saved[0] is not None and best is not None and values[saved[0]] == values[best]:
+        best = saved[0]  # among tied epochs, the one whose checkpoint was kept
+    checkpoint = saved[1] if saved else None
+    last = history.index[-1] if not history.empty else None
+    epochs = _epochs_run(history)
+    outcome, words = classify(TrialFacts(
+        epochs_run=epochs, final=record.has_final_result, tune_status=record.tune_status, error=record.error,
+        stop_reason=str(value_at(history, "stop_reason", last) or ""),
+        last_value=None if last is None else float(values[last]),
+        pruned=None if files.pruned is None else record.trial_id in files.pruned,
+        planned_epochs=_planned_epochs(record, info)))
+    if checkpoint is None and reported_checkpoints(history):
+        files.warnings.append(f"trial {record.trial_id}: its checkpoints are missing from {record.path} "
+                              "(deleted or not copied?)")
+    row: dict[str, Any] = {"trial_id": record.trial_id, "status": words, "outcome": outcome.value}
+    row.update({param_column(name): record.config.get(name) for name in info.params})
+    row.update({
+        best_column(info): None if best is None else float(values[best]),
+        f"last_{info.metric}": None if last is None else float(values[last]),
+        "best_epoch": value_at(history, "epoch", best),
+        "epochs_run": epochs,
+        "num_selected": value_at(history, "num_selected", best if best is not None else last),
+        "train_time_s": value_at(history, "time_total_s", last),
+        "checkpoint": str(checkpoint) if checkpoint else None,
+    })
+    return row
+
+
+_FIXED_COLUMNS = {"trial_id", "status", "outcome", "best_epoch", "epochs_run", "num_selected", "train_time_s", "checkpoint"}
+
+
+def param_column(name: str) -> str:
+    """A parameter's column: its own name, unless that clashes with a fixed column."""
+    return f"param_{name}" if name in _FIXED_COLUMNS or name.startswith(("best_", "last_")) else name
+
+
+def _planned_epochs(record: TrialRecord, info: ExperimentInfo) -> int | None:
+    own = record.config.get("epochs")
+    candidates = [e for e in (own, info.max_epochs) if isinstance(e, int) and not isinstance(e, bool)]
+    return min(candidates) if candidates else None
+
+
+def _frame(rows: list[dict[str, Any]], files: ExperimentFiles) -> pd.DataFrame:
+    info = files.info
+    columns = ["trial_id", "status", "outcome", *(param_column(p) for p in info.params), best_column(info),
+               f"last_{info.metric}", "best_epoch", "epochs_run", "num_selected", "train_time_s", "checkpoint"]
+    df = pd.DataFrame(rows, columns=columns)
+    for col in ("best_epoch", "epochs_run", "num_selected"):
+        df[col] = df[col].astype("Int64")
+    for col in (best_column(info), f"last_{info.metric}", "train_time_s"):
+        df[col] = df[col].astype(float)
+    for name in info.params:
+        df[param_column(name)] = _tidy_param(df[param_column(name)])
+    df = df.sort_values(best_column(info), ascending=info.mode == "min", na_position="last", kind="stable")
+    df = df.reset_index(drop=True)
+    df.attrs = {"experiment": str(files.path), "name": info.name, "metric": info.metric, "mode": info.mode,
+                "params": list(info.params), "notes": list(files.warnings)}
+    return df
+
+
+def _tidy_param(column: pd.Series) -> pd.Series:
+    """Integers stay integers next to missing values (a conditional parameter that was inactive)."""
+    present = column.dropna()
+    if len(present) and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return column.astype("Int64")
+    if len(present) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return column.astype(float)
+    return column
+
+
+def require_checkpoint(results: ExperimentResults, record: TrialRecord) -> Path:
+    """The trial's best checkpoint folder on disk, or a :class:`ResultsError` that says where it looked."""
+    path = best_checkpoint(record, results.info)
+    if path is None:
+        where = record.path or results.path
+        raise ResultsError(f"trial {record.trial_id} has no checkpoint on disk (looked in {where} and "
+                           f"{results.path / TRAIN_RUNS_DIR / record.trial_id}): it was deleted, not copied, or never written")
+    return path
+
+
+# ---------------------------------------------------------------- the best trial
+@dataclass(frozen=True)
+class BestTrial:
+    """The best trial: its parameters, metric and checkpoint."""
+
+    experiment: Path
+    trial_id: str
+    metric: str
+    mode: str
+    value: float
+    epoch: int | None
+    status: str
+    params: dict[str, Any]  # the searched parameters, ready for a spec's `fixed:`
+    config: dict[str, Any]  # the trial's whole config
+    checkpoint: Path | None
+
+    def to_yaml(self) -> str:
+        """The parameters as YAML, with the metric and checkpoint as comments."""
+        at = f" at epoch {self.epoch}" if self.epoch is not None else ""
+        lines = [f"# best trial {self.trial_id} of {self.experiment}",
+                 f"# {self.metric} = {self.value:.6g} ({self.mode}){at}; {self.status}",
+                 f"# checkpoint: {self.checkpoint or '(missing)'}",
+                 "# paste under `fixed:` in a spec:"]
+        return "\n".join(lines) + "\n" + yaml.safe_dump(self.params, sort_keys=False, default_flow_style=False)
+
+
+def best_trial(experiment: str | Path | ExperimentResults) -> BestTrial:
+    """The trial with the best metric (over its epochs), preferring trials that did not fail.
+
+    Raises:
+        ResultsError: no trial reported the metric yet.
+    """
+    results = open_results(experiment)
+    table, info = results.table, results.info
+    finite = table[table[best_column(info)].map(is_finite_number)]
+    if finite.empty:
+        raise ResultsError(f"no trial of {results.path} reported {info.metric!r} yet: nothing to pick from")
+    healthy = finite[finite["outcome"] != Outcome.FAILED.value]
+    row = (healthy if not healthy.empty else finite).iloc[0]
+    record = results.record(row["trial_id"])
+    params = {name: record.config[name] for name in info.params if name in record.config}
+    checkpoint = row["checkpoint"]
+    return BestTrial(results.path, record.trial_id, info.metric, info.mode, float(row[best_column(info)]),
+                     None if pd.isna(row["best_epoch"]) else int(row["best_epoch"]), row["status"], params,
+                     dict(record.config), Path(checkpoint) if isinstance(checkpoint, str) else None)
+
+
+# ---------------------------------------------------------------- after `run`
+def write_default_exports(experiment_path: str | Path, spec: Any = None) -> list[Path]:
+    """Write ``results.csv`` and ``results.md`` into the experiment folder; the files written.
+
+    Called at the end of ``run``: it never raises; a problem is one line on stderr.
+    """
+    from search.results.export import write_table
+
+    written: list[Path] = []
+    try:
+        table = open_results(experiment_path, spec).table
+        for name in DEFAULT_EXPORTS:
+            written.append(write_table(table, Path(experiment_path) / name))
+    except (ResultsError, OSError) as exc:
+        print(f"warning: could not write the results table: {exc}", file=sys.stderr)
+    return written

@@ -1,0 +1,211 @@
+"""The experiment spec's pydantic models: structure, types and the rules one section can check.
+
+Loading (YAML in, every problem located) is :mod:`search.spec.load`; rules that need
+context (what the trainable reports, whether a data file exists) are
+:mod:`search.spec.checks`.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from search.spec.errors import did_you_mean
+
+__all__ = [
+    "Spec", "SearchSpec", "SchedulerSpec", "ResourcesSpec", "CheckpointSpec", "FailureSpec",
+    "FloatParam", "IntParam", "CategoricalParam", "Param", "Executor", "SamplerName",
+]
+
+Scalar = str | int | float | bool | None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _ParamBase(_Model):
+    when: dict[str, Scalar | list[Scalar]] | None = Field(
+        default=None, description="Only sample this parameter when every named categorical parameter has one of the given values.")
+
+
+class FloatParam(_ParamBase):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> FloatParam:
+        _check_range(self.low, self.high, self.log, self.step)
+        return self
+
+
+class IntParam(_ParamBase):
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+
+    @model_validator(mode="after")
+    def _check(self) -> IntParam:
+        _check_range(self.low, self.high, self.log, self.step)
+        if self.log and self.step != 1:
+            raise ValueError("log=true needs step=1 for int parameters (Optuna's rule)")
+        return self
+
+
+class CategoricalParam(_ParamBase):
+    type: Literal["categorical"]
+    choices: list[Scalar] = Field(min_length=1)
+
+    @field_validator("choices")
+    @classmethod
+    def _unique(cls, choices: list[Scalar]) -> list[Scalar]:
+        dupes = sorted({repr(c) for c in choices if choices.count(c) > 1})
+        if dupes:
+            raise ValueError(f"choices must be distinct; repeated: {', '.join(dupes)}")
+        return choices
+
+
+Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
+
+
+def _check_range(low: float, high: float, log: bool, step: float | None) -> None:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"low and high must be finite numbers (low={low}, high={high})")
+    if low > high:
+        raise ValueError(f"low ({low}) must be <= high ({high}); bounds are inclusive")
+    if log and low <= 0:
+        raise ValueError(f"log=true needs low > 0 (got low={low}); use a positive lower bound or log=false")
+    if step is not None and step <= 0:
+        raise ValueError(f"step must be > 0, got {step}")
+    if log and step is not None and isinstance(step, float):
+        raise ValueError("float parameters cannot have both log=true and step (Optuna's rule)")
+
+
+class SamplerName(str, enum.Enum):
+    TPE = "tpe"
+    RANDOM = "random"
+    CMAES = "cmaes"
+    GP = "gp"
+    QMC = "qmc"
+
+
+class SearchSpec(_Model):
+    sampler: SamplerName = SamplerName.TPE
+    sampler_options: dict[str, Any] = Field(default_factory=dict)
+    num_samples: int = Field(default=10, ge=1)
+    seed: int | None = 0
+    max_concurrent_trials: int | None = Field(default=None, ge=1)
+    time_budget_s: float | None = Field(default=None, gt=0)
+    points_to_evaluate: list[dict[str, Scalar]] = Field(default_factory=list)
+
+    @field_validator("sampler", mode="before")
+    @classmethod
+    def _sampler_name(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.lower() not in {s.value for s in SamplerName}:
+            choices = [s.value for s in SamplerName]
+            raise ValueError(f"unknown sampler {value!r}{did_you_mean(value.lower(), choices)}; choices: {', '.join(choices)}")
+        return value.lower() if isinstance(value, str) else value
+
+
+class SchedulerSpec(_Model):
+    type: Literal["asha", "none"] = "asha"
+    max_t: int | None = Field(default=None, ge=1, description="Epochs a trial may run; defaults to fixed.epochs.")
+    grace_period: int = Field(default=1, ge=1)
+    reduction_factor: float = Field(default=3, gt=1)
+    brackets: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _grace(self) -> SchedulerSpec:
+        if self.max_t is not None and self.grace_period > self.max_t:
+            raise ValueError(f"grace_period ({self.grace_period}) must be <= max_t ({self.max_t})")
+        return self
+
+    def rungs(self, max_epochs: int | None) -> tuple[int, ...]:
+        """Epochs at which ASHA may cut a trial, ascending; none without ASHA or an epoch limit.
+
+        Ray's ``AsyncHyperBandScheduler`` gives bracket ``s`` the milestones
+        ``grace * rf**(k + s)`` for ``k < int(log(max_t / grace) / log(rf) - s + 1)``, and
+        judges a trial at the first report whose epoch is ``>=`` a milestone: a fractional
+        milestone (4.5) is a cut at the next whole epoch (5). ``max_epochs`` itself is the end,
+        not a cut.
+        """
+        if self.type != "asha" or not max_epochs:
+            return ()
+        epochs: set[int] = set()
+        for s in range(self.brackets):
+            count = int(math.log(max_epochs / self.grace_period) / math.log(self.reduction_factor) - s + 1)
+            for k in range(count):
+                milestone = self.grace_period * self.reduction_factor ** (k + s)
+                epochs.add(math.ceil(round(milestone, 9)))  # 3 * 3.0 ** 2 is 27.000000000000004
+        return tuple(sorted(e for e in epochs if e < max_epochs))
+
+
+class Executor(str, enum.Enum):
+    """How a trial trains: in the Tune trial process, or through Ray Train's TorchTrainer."""
+
+    AUTO = "auto"
+    DIRECT = "direct"
+    TORCH_TRAINER = "torch_trainer"
+
+
+class ResourcesSpec(_Model):
+    num_workers: int = Field(default=1, ge=1)
+    use_gpu: bool | Literal["auto"] = "auto"
+    cpus_per_worker: float = Field(default=1.0, gt=0)
+    gpus_per_worker: float | None = Field(default=None, ge=0, description="Fractions let trials share a GPU; default 1 with GPUs.")
+    executor: Executor = Executor.AUTO
+    reuse_workers: bool = Field(
+        default=True,
+        description="torch_trainer: keep the Train workers between trials (one TorchTrainer per trial process "
+                    "instead of one per trial, seconds saved per trial); false isolates every trial in new processes.")
+
+
+class CheckpointSpec(_Model):
+    num_to_keep: int | None = Field(default=2, ge=1)
+    score: str | None = Field(default=None, description="Metric ranking checkpoints; defaults to the spec's metric.")
+    mode: Literal["min", "max"] | None = Field(default=None, description="Order of the score; defaults to the spec's mode.")
+    frequency: int = Field(default=1, ge=0, description="Checkpoint every N epochs (0: only the last epoch).")
+
+
+class FailureSpec(_Model):
+    max_retries: int = Field(default=1, ge=0, description="Retries per trial, each from its last checkpoint.")
+
+
+class Spec(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    trainable: str = "feature_selection"
+    data: dict[str, Any] | None = None
+    metric: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    space: dict[str, Param] = Field(default_factory=dict)
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    storage: str = "results"
+    failure: FailureSpec = Field(default_factory=FailureSpec)
+
+    @property
+    def checkpoint_score(self) -> str:
+        return self.checkpoint.score or self.metric
+
+    @property
+    def checkpoint_mode(self) -> str:
+        return self.checkpoint.mode or self.mode
+
+    @property
+    def max_epochs(self) -> int | None:
+        """Epochs a trial runs at most: the scheduler's max_t, else ``fixed.epochs``."""
+        if self.scheduler.max_t is not None:
+            return self.scheduler.max_t
+        epochs = self.fixed.get("epochs")
+        return epochs if isinstance(epochs, int) else None

@@ -1,0 +1,99 @@
+"""Name -> lazy import registries for trainables and Optuna samplers."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from search.spec.errors import did_you_mean
+
+__all__ = ["TRAINABLES", "SAMPLERS", "TrainableError", "resolve_trainable", "build_sampler", "sampler_problems"]
+
+#: Built-in trainables: name -> "module:function".
+TRAINABLES: dict[str, str] = {
+    "feature_selection": "trainables.tasks:train_feature_selection",
+}
+
+#: Optuna samplers: name -> (module, class, needs-package hint).
+SAMPLERS: dict[str, tuple[str, str, str | None]] = {
+    "tpe": ("optuna.samplers", "TPESampler", None),
+    "random": ("optuna.samplers", "RandomSampler", None),
+    "cmaes": ("optuna.samplers", "CmaEsSampler", "cmaes"),
+    "gp": ("optuna.samplers", "GPSampler", "scipy"),
+    "qmc": ("optuna.samplers", "QMCSampler", "scipy"),
+}
+
+
+class TrainableError(ValueError):
+    """A trainable reference that cannot be resolved to a callable."""
+
+
+def trainable_ref(name: str) -> str:
+    """``module:function`` for a built-in name or a user's reference."""
+    return TRAINABLES.get(name, name)
+
+
+def resolve_trainable(name: str, search_paths: tuple[str | Path, ...] = ()) -> Callable[..., Any]:
+    """Import a built-in trainable by name, or a user's ``package.module:function``.
+
+    ``search_paths`` (e.g. the spec's folder) are put on ``sys.path`` first, so a
+    module next to the spec imports without installing it.
+    """
+    ref = trainable_ref(name)
+    if ":" not in ref:
+        raise TrainableError(f"unknown trainable {name!r}{did_you_mean(name, TRAINABLES)}; use a built-in "
+                             f"({', '.join(TRAINABLES)}) or 'package.module:function'")
+    module_name, _, attr = ref.partition(":")
+    for path in search_paths:
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise TrainableError(f"cannot import module {module_name!r} of trainable {ref!r}: {exc}. Check the "
+                             "name, and run from the folder that contains the package (or install it)") from exc
+    fn = getattr(module, attr, None)
+    if fn is None:
+        public = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
+        raise TrainableError(f"module {module_name!r} has no function {attr!r}{did_you_mean(attr, public)}")
+    if not callable(fn):
+        raise TrainableError(f"{ref!r} is not callable")
+    from trainables.api import accepted_context
+
+    try:  # bind as search will call it: (config, report, **the context keywords it declares)
+        inspect.signature(fn).bind({}, lambda m, c=None: None, **dict.fromkeys(accepted_context(fn)))
+    except TypeError as exc:
+        raise TrainableError(f"trainable {ref!r} must accept (config, report) plus optional keywords "
+                             f"data, resume_from, world: {exc}") from exc
+    return fn
+
+
+def _sampler_class(name: str) -> type:
+    module, cls, _ = SAMPLERS[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def sampler_problems(name: str, options: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a sampler choice and its options (empty when fine)."""
+    if name not in SAMPLERS:
+        return [f"unknown sampler {name!r}{did_you_mean(name, SAMPLERS)}"]
+    hint = SAMPLERS[name][2]
+    if hint and importlib.util.find_spec(hint) is None:
+        return [f"sampler {name!r} needs the {hint!r} package: pip install {hint}"]
+    params = inspect.signature(_sampler_class(name)).parameters
+    allowed = [p for p in params if p not in ("self", "seed")]
+    return [f"sampler_options.{key}: {SAMPLERS[name][1]} has no option {key!r}{did_you_mean(key, allowed)}; "
+            f"options: {', '.join(allowed)}" for key in options if key not in allowed]
+
+
+def build_sampler(name: str, seed: int | None, options: Mapping[str, Any]) -> Any:
+    """An Optuna sampler instance, seeded (a seed of 0 is kept, unlike OptunaSearch's own)."""
+    cls = _sampler_class(name)
+    kwargs = dict(options)
+    if "seed" in inspect.signature(cls).parameters:
+        kwargs["seed"] = seed
+    return cls(**kwargs)

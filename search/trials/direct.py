@@ -1,0 +1,36 @@
+"""The ``direct`` executor: train in the Tune trial process (no process group, ~0.1 s per trial).
+
+Tune owns the checkpoints. The other executor, ``torch_trainer``, trains on Ray Train
+workers: kept across trials (:mod:`search.trials.pool`) or one ``TorchTrainer`` per trial
+(:mod:`search.trials.torch_trainer`). Both keep the contract of :mod:`trainables.api`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from search.spec.registry import resolve_trainable
+from search.trials.checkpoints import latest_tune_checkpoint, resume_dir
+from search.trials.setup import TrialSetup, checked_report
+from trainables.api import call_training_function
+from trainables.distributed import WorldInfo
+
+__all__ = ["run_direct_trial", "tune_report"]
+
+
+def tune_report(metrics: Mapping[str, Any], checkpoint_dir: str | Path | None = None) -> None:
+    """Report an epoch to Tune, with the checkpoint folder (Tune copies it into the trial's storage)."""
+    checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+    tune.report(dict(metrics), checkpoint=checkpoint)
+
+
+def run_direct_trial(config: dict[str, Any], setup: TrialSetup) -> None:
+    """Train in this process; Tune owns the checkpoints."""
+    fn = resolve_trainable(setup.trainable_ref, setup.search_paths)
+    with resume_dir(latest_tune_checkpoint()) as resume:
+        report = checked_report(tune_report, setup.required_metrics, setup.trainable_ref)
+        call_training_function(fn, config, report, data=setup.load_data(), resume_from=resume, world=WorldInfo())

@@ -1,0 +1,306 @@
+"""Interrupts, kills, failures, divergence, damaged checkpoints and warm starts, with real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import psutil
+import pytest
+import yaml
+
+from search.engine.run import RunOptions, run_experiment
+from search.results.searcher_state import load_study
+from search.spec import Executor, load_spec
+
+REPO = Path(__file__).resolve().parents[3]
+
+# Logs every epoch it runs ("x epoch attempt-pid") so tests can prove what ran twice.
+SLOW_TRAINABLE = '''
+import json, os, tempfile, time
+from pathlib import Path
+
+def train(config, report, resume_from=None):
+    log = Path(config["log_dir"])
+    start = 1
+    if resume_from is not None:
+        start = json.loads((Path(resume_from) / "state.json").read_text())["epoch"] + 1
+    for epoch in range(start, config["epochs"] + 1):
+        time.sleep(config["sleep"])
+        if config.get("fail_once") and epoch == 2 and resume_from is None:
+            raise RuntimeError("boom on the first attempt")
+        if config.get("pid_at") == epoch and resume_from is None:
+            (log / f"pid-{config['x']}").write_text(str(os.getpid()))
+            time.sleep(60)  # wait here to be killed
+        diverged = config.get("nan_at") == epoch
+        score = float("nan") if diverged else config["x"] * epoch
+        folder = tempfile.mkdtemp()
+        (Path(folder) / "state.json").write_text(json.dumps({"epoch": epoch}))
+        report({"epoch": epoch, "score": score, "stop_reason": "diverged" if diverged else ""}, folder)
+        # Logged once report returned, i.e. once the checkpoint is on disk: a kill before
+        # this line may legitimately rerun the epoch.
+        with open(log / "epochs.log", "a") as fh:
+            fh.write(f"{config['x']} {epoch} {os.getpid()}\\n")
+        if diverged:
+            return
+'''
+
+
+def write_experiment(tmp_path: Path, name: str, **fixed) -> Path:
+    (tmp_path / "slow.py").write_text(SLOW_TRAINABLE)
+    logs = tmp_path / "logs"
+    logs.mkdir(exist_ok=True)
+    spec = {
+        "name": name, "trainable": "slow:train", "metric": "score", "mode": "max",
+        "search": {"num_samples": 4, "seed": 0, "sampler": "random", "max_concurrent_trials": 2},
+        "scheduler": {"type": "none"},
+        "space": {"x": {"type": "float", "low": 1.0, "high": 2.0}},
+        "fixed": {"epochs": 4, "sleep": 0.3, "log_dir": str(logs), **fixed},
+        "storage": str(tmp_path / "results"), "failure": {"max_retries": 1},
+        "checkpoint": {"num_to_keep": 2},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def epochs_run(tmp_path: Path) -> Counter:
+    lines = (tmp_path / "logs" / "epochs.log").read_text().split()
+    return Counter(zip(lines[0::3], map(int, lines[1::3])))
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "search", *args], cwd=cwd, env=_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for_lines(tmp_path: Path, count: int, timeout: float = 120) -> None:
+    log = tmp_path / "logs" / "epochs.log"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and len(log.read_text().splitlines()) >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {count} epochs ran within {timeout}s")
+
+
+def _resume(path: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "search", "resume", str(path), "--num-cpus", "2"], cwd=cwd,
+                          env=_env(), capture_output=True, text=True, timeout=300)
+
+
+def finished_by_tune(path: Path) -> set[str]:
+    """x of the trials Tune had recorded as TERMINATED (read from its saved state)."""
+    import glob
+    import json
+
+    state = json.loads(Path(sorted(glob.glob(str(path / "experiment_state-*.json")))[-1]).read_text())
+    trials = [json.loads(t[0]) for t in state["trial_data"]]
+    done = {t["trial_id"] for t in trials if t["status"] == "TERMINATED"}
+    return {str(json.loads((path / f"trial_{tid}" / "params.json").read_text())["x"]) for tid in done}
+
+
+def _assert_all_finished_once(tmp_path: Path, path: Path, before: Counter, finished_before: set[str]) -> None:
+    runs = epochs_run(tmp_path)
+    xs = {x for x, _ in runs}
+    assert len(xs) == 4, runs  # num_samples trials, no more
+    for x in xs:
+        assert {e for (xx, e) in runs if xx == x} == {1, 2, 3, 4}, (x, runs)
+        if before[(x, 1)]:  # it had checkpointed before the interrupt: continued, not restarted
+            assert runs[(x, 1)] == 1, (x, runs)
+    for x in finished_before:  # a trial finished before the interrupt never ran again
+        assert all(runs[(x, e)] == before[(x, e)] for e in range(1, 5)), (x, before, runs)
+    study = load_study(path)
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]  # numbering kept, nothing asked twice
+    assert all(t.state is optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+@pytest.mark.ray
+def test_sigint_saves_state_prints_resume_and_resume_finishes(tmp_path):
+    spec = write_experiment(tmp_path, "interrupted")
+    proc = _start(["run", str(spec), "--num-cpus", "2"], tmp_path)
+    _wait_for_lines(tmp_path, 5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    path = tmp_path / "results" / "interrupted"
+    assert proc.returncode == 130, err[-3000:]
+    assert f"python -m search resume {path}" in err
+    before, finished = epochs_run(tmp_path), finished_by_tune(path)
+    done = _resume(path, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "4 trials, 0 failed" in done.stdout
+    _assert_all_finished_once(tmp_path, path, before, finished)
+
+
+@pytest.mark.ray
+def test_sigkill_of_the_driver_is_resumable_from_disk(tmp_path):
+    spec = write_experiment(tmp_path, "killed")
+    proc = _start(["run", str(spec), "--num-cpus", "2"], tmp_path)
+    _wait_for_lines(tmp_path, 7)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    _, alive = psutil.wait_procs(children, timeout=20)
+    for leftover in alive:  # the embedded Ray of the killed driver: stop what we started, by pid
+        leftover.kill()
+    path = tmp_path / "results" / "killed"
+    before, finished = epochs_run(tmp_path), finished_by_tune(path)
+    done = _resume(path, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _assert_all_finished_once(tmp_path, path, before, finished)
+
+
+def _on(spec, executor: str, **search):
+    """``spec`` with ``resources.executor`` and ``search`` fields replaced."""
+    return spec.model_copy(update={"search": spec.search.model_copy(update=search),
+                                   "resources": spec.resources.model_copy(update={"executor": Executor(executor)})})
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("executor", ["direct", "torch_trainer"])
+def test_a_trial_that_fails_once_is_retried_from_its_checkpoint(ray_cluster, tmp_path, executor):
+    spec = load_spec(write_experiment(tmp_path, "flaky", fail_once=True))
+    outcome = run_experiment(_on(spec, executor, num_samples=1), RunOptions(spec_path=tmp_path / "flaky.yaml"))
+    (result,) = list(outcome.results)
+    assert result.error is None and result.metrics["epoch"] == 4
+    runs = epochs_run(tmp_path)
+    assert sorted(runs.values()) == [1, 1, 1, 1]  # epoch 1 was not rerun: the retry resumed after it
+    error_files = list(Path(result.path).glob("error.txt"))
+    assert error_files and "boom on the first attempt" in error_files[0].read_text()
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("executor", ["direct", "torch_trainer"])
+def test_a_killed_trial_process_is_retried_from_its_checkpoint(ray_cluster, tmp_path, executor):
+    # direct: the Tune trial process is killed; torch_trainer: the Train worker of the pool.
+    spec = _on(load_spec(write_experiment(tmp_path, "victim", pid_at=3)), executor, num_samples=1)
+    logs = tmp_path / "logs"
+
+    def killer() -> None:
+        for _ in range(600):
+            pid_files = list(logs.glob("pid-*"))
+            if pid_files:
+                os.kill(int(pid_files[0].read_text()), signal.SIGKILL)
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    outcome = run_experiment(spec, RunOptions(spec_path=tmp_path / "victim.yaml"))
+    thread.join(timeout=5)
+    (result,) = list(outcome.results)
+    assert result.error is None and result.metrics["epoch"] == 4
+    runs = epochs_run(tmp_path)
+    assert sorted(e for _, e in runs) == [1, 2, 3, 4] and set(runs.values()) == {1}
+    pids = {line.split()[2] for line in (logs / "epochs.log").read_text().splitlines()}
+    assert len(pids) == 2  # epochs 1-2 in the killed process, 3-4 in the retry
+
+
+@pytest.mark.ray
+def test_a_diverging_trial_is_pruned_in_optuna_and_the_experiment_goes_on(ray_cluster, tmp_path):
+    spec = load_spec(write_experiment(tmp_path, "nan", nan_at=2))
+    space = {"x": spec.space["x"]}
+    spec = spec.model_copy(update={"search": spec.search.model_copy(update={"num_samples": 2}), "space": space})
+    outcome = run_experiment(spec, RunOptions(spec_path=tmp_path / "nan.yaml"))
+    assert not outcome.results.errors
+    df = outcome.results.get_dataframe()
+    assert set(df["stop_reason"]) == {"diverged"} and set(df["epoch"]) == {2}
+    states = {t.state for t in outcome.searcher._ot_study.trials}
+    assert states == {optuna.trial.TrialState.PRUNED}
+
+
+def test_a_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys):
+    import torch
+
+    from search.trials.checkpoints import usable_checkpoint
+    from trainables import Trainer
+
+    trainer = Trainer(torch.nn.Linear(3, 2), "sgd", device="cpu")
+    for n in (1, 2, 3):
+        trainer.save_checkpoint(tmp_path / f"checkpoint_00000{n}" / "checkpoint.pt")
+    latest = tmp_path / "checkpoint_000003" / "checkpoint.pt"
+    latest.write_bytes(latest.read_bytes()[:100])
+    assert usable_checkpoint(latest.parent) == str(tmp_path / "checkpoint_000002")
+    assert f"checkpoint {latest} is damaged" in capsys.readouterr().err
+    (tmp_path / "checkpoint_000002" / "checkpoint.pt").write_bytes(b"garbage")
+    (tmp_path / "checkpoint_000001" / "checkpoint.pt").write_bytes(b"")
+    assert usable_checkpoint(latest.parent) is None
+    assert "restarts from scratch" in capsys.readouterr().err
+
+
+@pytest.mark.ray
+def test_warm_start_tells_the_searcher_the_earlier_results_first(ray_cluster, tmp_path):
+    first = load_spec(write_experiment(tmp_path, "first", epochs=1, sleep=0.0))
+    run_experiment(first, RunOptions(spec_path=tmp_path / "first.yaml"))
+    earlier = load_study(tmp_path / "results" / "first")
+    tpe = {"sampler": "tpe", "sampler_options": {"n_startup_trials": 2}, "num_samples": 2, "seed": 0}
+    from search.spec import SearchSpec
+
+    second = first.model_copy(update={"name": "second", "search": SearchSpec.model_validate({**first.search.model_dump(), **tpe})})
+    outcome = run_experiment(second, RunOptions(spec_path=tmp_path / "first.yaml"),
+                             warm_start_from=tmp_path / "results" / "first")
+    trials = outcome.searcher._ot_study.get_trials(deepcopy=False)
+    assert len(trials) == 6
+    assert [t.params["x"] for t in trials[:4]] == [t.params["x"] for t in earlier.trials]
+    assert [t.value for t in trials[:4]] == [t.value for t in earlier.trials]
+    # With 4 finished trials already known, TPE is past its 2 random start-up trials: the new
+    # trials are model-based (a cold seeded TPE would start with random suggestions).
+    cold = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(n_startup_trials=2, seed=0))
+    cold_x = cold.ask({"x": optuna.distributions.FloatDistribution(1.0, 2.0)}).params["x"]
+    assert trials[4].params["x"] != pytest.approx(cold_x)
+
+
+# Rank 1 fails at epoch 2 on the first attempt while rank 0 waits for it in an all-reduce.
+DDP_FAILING_TRAINABLE = '''
+import json, tempfile
+from pathlib import Path
+import torch
+import torch.distributed as dist
+
+def train(config, report, resume_from=None, world=None):
+    start = 1
+    if resume_from is not None:
+        start = json.loads((Path(resume_from) / "state.json").read_text())["epoch"] + 1
+    for epoch in range(start, config["epochs"] + 1):
+        if epoch == 2 and resume_from is None and world.rank == 1:
+            raise RuntimeError("rank 1 fails at epoch 2")
+        total = torch.ones(1)
+        dist.all_reduce(total)  # rank 0 waits here for a rank that has left
+        folder = tempfile.mkdtemp()
+        (Path(folder) / "state.json").write_text(json.dumps({"epoch": epoch}))
+        report({"epoch": epoch, "score": float(total.item()) * epoch, "start": start}, folder)
+'''
+
+
+@pytest.mark.ray
+def test_a_ddp_rank_that_fails_while_the_other_waits_replaces_the_pool_and_the_trial_resumes(ray_cluster, tmp_path):
+    (tmp_path / "ddp_fail.py").write_text(DDP_FAILING_TRAINABLE)
+    spec_path = tmp_path / "ddp.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "name": "ddp_fail", "trainable": "ddp_fail:train", "metric": "score", "mode": "max",
+        "search": {"num_samples": 1, "seed": 0}, "scheduler": {"type": "none"},
+        "space": {"x": {"type": "float", "low": 1.0, "high": 2.0}}, "fixed": {"epochs": 3},
+        "resources": {"num_workers": 2}, "failure": {"max_retries": 1}, "storage": str(tmp_path / "results"),
+    }))
+    spec = load_spec(spec_path)
+    outcome = run_experiment(spec, RunOptions(spec_path=spec_path))
+    assert outcome.plan.executor is Executor.TORCH_TRAINER and outcome.plan.reuse_workers
+    (result,) = list(outcome.results)
+    assert result.error is None and result.metrics["epoch"] == 3
+    assert result.metrics["score"] == 2 * 3  # both ranks took part in the all-reduce
+    assert result.metrics["start"] == 2  # the retry resumed after epoch 1's checkpoint
+    error = (Path(result.path) / "error.txt").read_text()
+    assert "failed on worker rank 1" in error and "rank 1 fails at epoch 2" in error

@@ -1,0 +1,233 @@
+"""Real experiments of a few tiny trials on the shared local Ray (2 CPUs)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from search.engine.run import RunOptions, run_experiment
+from search.spec import Executor, load_spec
+from search.trials.resources import ResourcePlanError
+
+pytestmark = [pytest.mark.ray]
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def spec_with(tmp_path: Path, text: str, **changes) -> tuple[Path, object]:
+    raw = yaml.safe_load(text)
+    raw["storage"] = str(tmp_path / "results")
+    for dotted, value in changes.items():
+        node = raw
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path, load_spec(path)
+
+
+@pytest.mark.parametrize("executor", [Executor.DIRECT, Executor.TORCH_TRAINER])
+def test_asha_cuts_a_weak_trial_and_optuna_sees_it_pruned(ray_cluster, tmp_path, tiny_spec, executor):
+    # One trial at a time makes ASHA's decision deterministic: the strong first trial sets
+    # the rung, the hopeless second one (tiny lr, huge sparsity weight) falls below it.
+    # With torch_trainer, the trials share one pool of Train workers: the cut trial's
+    # workers must leave it and take the next trial.
+    path, spec = spec_with(tmp_path, tiny_spec, **{
+        "search.max_concurrent_trials": 1, "search.num_samples": 3, "fixed.epochs": 4,
+        "search.points_to_evaluate": [{"lr": 0.03, "sparsity_lambda": 0.001}, {"lr": 0.001, "sparsity_lambda": 0.1}],
+        "resources.executor": executor.value,
+    })
+    outcome = run_experiment(spec, RunOptions(spec_path=path))
+    assert outcome.plan.executor is executor
+    assert not outcome.results.errors
+    df = outcome.results.get_dataframe()
+    assert len(df) == 3 and df["val_accuracy"].notna().all()
+    study = outcome.searcher._ot_study
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    assert by_number[0].state is optuna.trial.TrialState.COMPLETE
+    assert by_number[0].params["lr"] == pytest.approx(0.03)
+    assert by_number[1].state is optuna.trial.TrialState.PRUNED, outcome.pruned
+    assert len(outcome.pruned) >= 1 and all(epoch < 4 for epoch in outcome.pruned.values())
+    # Intermediate values are keyed by the trial's own epoch, 1-based.
+    assert sorted(by_number[0].intermediate_values) == [1, 2, 3, 4]
+    # Every trial checkpointed; kept checkpoints are bounded by num_to_keep and load back.
+    for result in outcome.results:
+        kept = sorted(Path(result.path).glob("checkpoint_*"))
+        assert 1 <= len(kept) <= spec.checkpoint.num_to_keep + 1  # + the latest, kept for resume
+        assert (kept[-1] / "checkpoint.pt").is_file() and (kept[-1] / "selection.json").is_file()
+    best = outcome.results.get_best_result(metric="val_accuracy", mode="max")
+    _assert_checkpoint_loads(Path(best.checkpoint.path) / "checkpoint.pt", num_features=10)
+    assert (outcome.path / "spec.yaml").is_file()
+
+
+def _assert_checkpoint_loads(path: Path, num_features: int) -> None:
+    import torch
+
+    from trainables import FeatureSelectionModel, FeatureSelectionTrainer
+
+    trainer = FeatureSelectionTrainer(FeatureSelectionModel(num_features, 2, (64,)), device="cpu")
+    data = trainer.load_checkpoint(path)
+    assert data["epoch"] >= 1 and data["config"]["batch_size"] == 32
+    assert torch.isfinite(trainer.gates.mu).all()
+
+
+def test_a_torch_trainer_per_trial_reports_and_checkpoints(ray_cluster, tmp_path, tiny_spec):
+    path, spec = spec_with(tmp_path, tiny_spec, **{"resources.executor": "torch_trainer", "search.num_samples": 1,
+                                                   "resources.reuse_workers": False,
+                                                   "fixed.epochs": 2, "scheduler.type": "none"})
+    outcome = run_experiment(spec, RunOptions(spec_path=path))
+    assert outcome.plan.executor is Executor.TORCH_TRAINER and not outcome.plan.reuse_workers
+    assert not outcome.results.errors
+    (result,) = list(outcome.results)
+    assert result.metrics["epoch"] == 2 and 0 <= result.metrics["val_accuracy"] <= 1
+    checkpoint = Path(result.metrics["checkpoint_path"])
+    assert checkpoint.is_relative_to(outcome.path / "train_runs")
+    _assert_checkpoint_loads(checkpoint / "checkpoint.pt", num_features=10)
+
+
+POOL_TRAINABLE = '''
+import os, tempfile
+from pathlib import Path
+import ray.train
+
+def train(config, report, resume_from=None, world=None):
+    ctx = ray.train.get_context()  # fails outside a Ray Train worker
+    for epoch in range(1, config["epochs"] + 1):
+        folder = tempfile.mkdtemp()
+        (Path(folder) / "state.txt").write_text(f"{config['x']} {epoch}")
+        report({"epoch": epoch, "score": config["x"] * epoch, "pid": os.getpid(),
+                "rank": world.rank, "world_size": ctx.get_world_size()}, folder)
+'''
+
+
+def test_torch_trainer_trials_share_one_pool_of_train_workers(ray_cluster, tmp_path):
+    (tmp_path / "pooled.py").write_text(POOL_TRAINABLE)
+    path, spec = spec_with(tmp_path, """
+        name: pooled
+        trainable: pooled:train
+        metric: score
+        mode: max
+        search: {num_samples: 3, sampler: random, seed: 1, max_concurrent_trials: 1}
+        scheduler: {type: none}
+        space: {x: {type: float, low: 1, high: 2}}
+        fixed: {epochs: 2}
+        resources: {executor: torch_trainer}
+        checkpoint: {num_to_keep: 1}
+    """)
+    outcome = run_experiment(spec, RunOptions(spec_path=path))
+    assert outcome.plan.reuse_workers and not outcome.results.errors
+    df = outcome.results.get_dataframe()
+    assert len(df) == 3 and set(df["world_size"]) == {1} and set(df["rank"]) == {0}
+    assert (df["score"] == 2 * df["config/x"]).all()
+    pids = {pid for result in outcome.results for pid in result.metrics_dataframe["pid"]}
+    assert len(pids) == 1 and os.getpid() not in pids  # every epoch of every trial in one Train worker
+    for result in outcome.results:  # Tune stores the checkpoints in the trial folder, as for direct trials
+        checkpoint = Path(result.checkpoint.path)
+        assert checkpoint.parent == Path(result.path)
+        assert (checkpoint / "state.txt").read_text() == f"{result.config['x']} 2"
+        assert len(list(Path(result.path).glob("checkpoint_*"))) == 1  # num_to_keep
+
+
+def test_two_worker_ddp_trials(ray_cluster, tmp_path, tiny_spec):
+    # Two trials, one after the other, on the same two DDP workers and process group.
+    path, spec = spec_with(tmp_path, tiny_spec, **{"resources.num_workers": 2, "search.num_samples": 2,
+                                                   "search.max_concurrent_trials": 1,
+                                                   "fixed.epochs": 2, "scheduler.type": "none"})
+    outcome = run_experiment(spec, RunOptions(spec_path=path))
+    assert outcome.plan.executor is Executor.TORCH_TRAINER and outcome.plan.num_workers == 2
+    assert not outcome.results.errors
+    for result in outcome.results:
+        history = result.metrics_dataframe
+        assert list(history["epoch"]) == [1, 2]
+        assert history["val_accuracy"].between(0, 1).all()
+        _assert_checkpoint_loads(Path(result.checkpoint.path) / "checkpoint.pt", num_features=10)
+
+
+def test_user_trainable_gets_shared_data(ray_cluster, tmp_path):
+    (tmp_path / "my_trainable.py").write_text(textwrap.dedent("""
+        def train(config, report, data=None):
+            for epoch in range(1, config["epochs"] + 1):
+                report({"epoch": epoch, "score": config["x"] * epoch, "n_features": data.num_features})
+    """))
+    path, spec = spec_with(tmp_path, """
+        name: custom
+        trainable: my_trainable:train
+        data: {name: wine}
+        metric: score
+        mode: max
+        search: {num_samples: 2, sampler: random, seed: 3}
+        scheduler: {type: none}
+        space: {x: {type: float, low: 1, high: 2}}
+        fixed: {epochs: 2}
+    """)
+    outcome = run_experiment(spec, RunOptions(spec_path=path))
+    df = outcome.results.get_dataframe()
+    assert len(df) == 2 and set(df["n_features"]) == {13}
+    assert (df["score"] == 2 * df["config/x"]).all()
+
+
+def test_impossible_gpu_request_is_refused_before_any_trial(ray_cluster, tmp_path, tiny_spec):
+    path, spec = spec_with(tmp_path, tiny_spec, **{"resources.use_gpu": True})
+    with pytest.raises(ResourcePlanError, match="no GPU"):
+        run_experiment(spec, RunOptions(spec_path=path))
+    assert not (tmp_path / "results" / "tiny").exists()
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.run([sys.executable, "-m", "search", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_run_in_a_subprocess(tmp_path, tiny_spec):
+    path, _ = spec_with(tmp_path, tiny_spec, **{"search.num_samples": 2, "fixed.epochs": 2})
+    proc = _cli("run", str(path), "--num-cpus", "2", "--name", "cli", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "best trial" in proc.stdout and "top 2 trials" in proc.stdout
+    assert "epoch 2 val_accuracy=" in proc.stderr  # progress goes to stderr
+    assert "Configuration for experiment" not in proc.stdout  # Tune's banner does not pollute results
+    assert (tmp_path / "results" / "cli" / "spec.yaml").is_file()
+    saved = yaml.safe_load((tmp_path / "results" / "cli" / "spec.yaml").read_text())
+    assert saved["name"] == "cli" and saved["search"]["num_samples"] == 2
+
+
+def test_cli_bad_spec_exits_2_and_starts_nothing(tmp_path, write_spec):
+    path = write_spec("name: t\nmetric: val_acuracy\nfixed: {epochs: 2}\nstorage: out\n")
+    proc = _cli("run", str(path), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "did you mean 'val_accuracy'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+    proc = _cli("validate", str(path), cwd=tmp_path)
+    assert proc.returncode == 2 and "space.yaml:2: metric" in proc.stderr
+
+
+def test_a_metric_the_trainable_never_reports_fails_trials_with_a_clear_error(ray_cluster, tmp_path):
+    (tmp_path / "wrong_metric.py").write_text(
+        "def train(config, report):\n    report({'epoch': 1, 'score': 1.0})\n")
+    path, spec = spec_with(tmp_path, """
+        name: wrong
+        trainable: wrong_metric:train
+        metric: accuracy
+        mode: max
+        search: {num_samples: 1}
+        space: {x: {type: float, low: 0, high: 1}}
+        fixed: {epochs: 1}
+        failure: {max_retries: 0}
+    """)
+    outcome = run_experiment(spec, RunOptions(spec_path=path))
+    (error,) = outcome.results.errors
+    assert "reported ['epoch', 'score'] but the spec needs ['accuracy']" in str(error)
+    from search.results.summary import render_summary
+
+    text, ok = render_summary(spec, outcome)
+    assert not ok and "the spec needs ['accuracy']" in text

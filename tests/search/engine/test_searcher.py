@@ -1,0 +1,133 @@
+"""Trials ASHA stops are PRUNED in Optuna, with intermediate values by epoch (no cluster needed)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import optuna
+import pytest
+
+from search.engine.scheduler import PruningASHA
+from search.engine.searcher import PruningAwareOptunaSearch
+from search.spec import FloatParam
+from search.spec.space import DefineByRun
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture
+def searcher() -> PruningAwareOptunaSearch:
+    return PruningAwareOptunaSearch(space=DefineByRun({"lr": FloatParam(type="float", low=0.1, high=0.2)}),
+                                    metric="acc", mode="max", sampler=optuna.samplers.RandomSampler(seed=0))
+
+
+def states(searcher: PruningAwareOptunaSearch) -> dict[int, optuna.trial.FrozenTrial]:
+    return {t.number: t for t in searcher._ot_study.get_trials(deepcopy=False)}
+
+
+def test_pruned_completed_and_diverged_are_told_apart(searcher):
+    for tid in ("a", "b", "c", "d"):
+        searcher.suggest(tid)
+    searcher.on_trial_result("a", {"acc": 0.5, "epoch": 1})
+    searcher.mark_pruned("a")
+    searcher.on_trial_complete("a", {"acc": 0.55, "epoch": 2})  # last result skipped on_trial_result
+    for epoch, acc in ((1, 0.6), (2, 0.7), (3, 0.8)):
+        searcher.on_trial_result("b", {"acc": acc, "epoch": epoch, "training_iteration": epoch + 10})
+    searcher.on_trial_complete("b", {"acc": 0.8, "epoch": 3})
+    searcher.on_trial_complete("c", {"acc": float("nan"), "epoch": 1})
+    searcher.on_trial_result("d", {"acc": 0.4, "epoch": 1})
+    searcher.on_trial_complete("d", {"acc": 0.3, "epoch": 2, "stop_reason": "diverged"})
+    trials = states(searcher)
+    assert trials[0].state is optuna.trial.TrialState.PRUNED
+    assert trials[0].intermediate_values == {1: 0.5, 2: 0.55}
+    assert trials[1].state is optuna.trial.TrialState.COMPLETE and trials[1].value == 0.8
+    assert trials[1].intermediate_values == {1: 0.6, 2: 0.7, 3: 0.8}  # by epoch, not training_iteration
+    # Diverged trials are told as PRUNED, not FAIL: TPE ignores failures but ranks pruned
+    # trials below completed ones, so it learns to avoid the region.
+    assert trials[2].state is optuna.trial.TrialState.PRUNED
+    assert trials[3].state is optuna.trial.TrialState.PRUNED and trials[3].intermediate_values == {1: 0.4, 2: 0.3}
+
+
+def test_error_is_fail(searcher):
+    searcher.suggest("x")
+    searcher.on_trial_complete("x", None, error=True)
+    assert states(searcher)[0].state is optuna.trial.TrialState.FAIL
+
+
+def test_asha_marks_only_real_cuts(searcher):
+    sched = PruningASHA(searcher, metric="acc", mode="max", max_t=8, grace_period=1, reduction_factor=2)
+
+    def trial(tid, epochs=8):
+        return SimpleNamespace(trial_id=tid, config={"epochs": epochs})
+
+    for tid in ("good", "bad", "early", "short"):
+        searcher.suggest(tid)
+        sched.on_trial_add(None, trial(tid, epochs=1 if tid == "short" else 8))
+    assert sched.on_trial_result(None, trial("good"), {"acc": 0.9, "epoch": 1}) == "CONTINUE"
+    assert sched.on_trial_result(None, trial("bad"), {"acc": 0.1, "epoch": 1}) == "STOP"
+    # The trainable's own early stop, or the trial's last planned epoch, is not a cut.
+    assert sched.on_trial_result(None, trial("early"), {"acc": 0.05, "epoch": 1, "stop_reason": "early_stopping"}) == "STOP"
+    assert sched.on_trial_result(None, trial("short", epochs=1), {"acc": 0.01, "epoch": 1}) == "STOP"
+    assert sched.pruned == {"bad": 1}
+    assert searcher._pruned == {"bad"}
+
+
+def test_searcher_state_survives_save_and_restore(searcher, tmp_path):
+    searcher.suggest("a")
+    searcher.mark_pruned("a")
+    searcher.save(str(tmp_path / "s.pkl"))
+    fresh = PruningAwareOptunaSearch(space=DefineByRun({"lr": FloatParam(type="float", low=0.1, high=0.2)}),
+                                     metric="acc", mode="max")
+    fresh.restore(str(tmp_path / "s.pkl"))
+    assert fresh._pruned == {"a"} and "a" in fresh._ot_trials
+
+
+def test_warm_start_adds_finished_trials_that_fit_the_new_space(searcher):
+    from search.engine.searcher import warm_start
+
+    earlier = optuna.create_study(direction="maximize")
+    dist = {"lr": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    for lr, state in ((0.15, "COMPLETE"), (0.12, "PRUNED"), (0.9, "COMPLETE"), (0.11, "FAIL")):
+        earlier.add_trial(optuna.trial.create_trial(
+            params={"lr": lr}, distributions=dist, state=optuna.trial.TrialState[state],
+            value=lr if state == "COMPLETE" else None, intermediate_values={1: lr}))
+    added, skipped = warm_start(searcher, earlier, searcher._space.distributions())
+    assert (added, skipped) == (2, 1)  # 0.9 is outside [0.1, 0.2]; FAIL is not a finished trial
+    told = searcher._ot_study.get_trials(deepcopy=False)
+    assert [(t.params["lr"], t.state.name) for t in told] == [(0.15, "COMPLETE"), (0.12, "PRUNED")]
+    searcher.suggest("new")
+    assert searcher._ot_trials["new"].number == 2  # numbering continues after the earlier trials
+
+
+@pytest.mark.parametrize(("max_t", "grace", "rf", "brackets"), [
+    (30, 2, 1.5, 1),   # fractional milestones 4.5, 6.75, 10.125, ... are judged at 5, 7, 11, ...
+    (27, 1, 3, 1),     # 3 * 3.0 ** 2 is 27.000000000000004: still 27, the end, not a cut
+    (20, 1, 2, 2),     # a second bracket starts one rung later
+    (9, 3, 3, 1),
+])
+def test_the_rungs_the_spec_names_are_where_ray_asha_judges(max_t, grace, rf, brackets):
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
+    from search.spec import SchedulerSpec
+
+    ours = SchedulerSpec(type="asha", grace_period=grace, reduction_factor=rf, brackets=brackets).rungs(max_t)
+    # Ray's own milestones, then the epochs at which a trial reporting every epoch first meets each one.
+    milestones = {m for s in range(brackets) for m, _ in _Bracket(grace, max_t, rf, s)._rungs}
+    judged = {next(e for e in range(1, max_t + 1) if e >= m - 1e-9) for m in milestones if m <= max_t}
+    assert ours == tuple(sorted(e for e in judged if e < max_t))
+    assert ours and all(isinstance(e, int) for e in ours)
+
+    # And ASHA really stops a trial there: the worst of several trials is cut at the first rung and not before.
+    sched = PruningASHA(None, metric="acc", mode="max", max_t=max_t, grace_period=grace, reduction_factor=rf,
+                        brackets=1)
+    trials = [SimpleNamespace(trial_id=f"t{i}", config={"epochs": max_t}) for i in range(6)]
+    for t in trials:
+        sched.on_trial_add(None, t)
+    first = SchedulerSpec(type="asha", grace_period=grace, reduction_factor=rf).rungs(max_t)[0]
+    decisions = {}
+    for epoch in range(1, first + 1):
+        for i, t in enumerate(trials):
+            if t.trial_id not in decisions:
+                if sched.on_trial_result(None, t, {"acc": 1 - i / 10, "epoch": epoch}) == "STOP":
+                    decisions[t.trial_id] = epoch
+    assert decisions and set(decisions.values()) == {first}

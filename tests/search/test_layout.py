@@ -1,0 +1,202 @@
+"""The layout of ``search/`` is its architecture: imports flow one way between rooms, with no cycles.
+
+Read from the source (AST), so a lazy import inside a function counts as much as one at the top.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = ("search", "trainables")
+
+#: What each room of ``search/`` may import from the others (the README's "how the code is laid out").
+ALLOWED = {
+    "storage": set(),
+    "spec": set(),
+    "results": {"spec", "storage"},
+    "trials": {"spec", "storage"},
+    "engine": {"trials", "spec", "storage", "results"},
+    "cluster": {"engine", "spec", "storage"},
+    "cli": {"engine", "trials", "spec", "storage", "results", "cluster"},
+    "__main__": {"cli"},
+    "compat": set(),  # old module names, mapped by string (importlib) to the rooms above
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for pkg in PACKAGES for p in sorted((REPO / pkg).rglob("*.py"))}
+
+
+MODULES = _modules()
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node of ``tree`` except those under ``if TYPE_CHECKING:`` (annotations only, never run)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            yield from (n for child in node.orelse for n in [child, *_runtime_nodes(child)])
+            continue
+        yield node
+        yield from _runtime_nodes(node)
+
+
+def _imports(name: str, path: Path) -> list[tuple[str, str | None]]:
+    """(module imported, name taken from it or None) for every import of ``search``/``trainables``."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(a.name, None) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                found.append((submodule, None) if submodule in MODULES else (base, alias.name))
+    return [(m, n) for m, n in found if m.split(".")[0] in PACKAGES]
+
+
+def _room(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "search" and len(parts) > 1 else parts[0]
+
+
+def test_every_module_of_the_layout_is_known():
+    rooms = {_room(m) for m in MODULES if m.startswith("search.")}
+    assert rooms == set(ALLOWED), "a new room in search/: add it to ALLOWED and to the README's layout section"
+    assert not (REPO / "search" / "runner.py").exists() and not (REPO / "search" / "trial.py").exists()
+
+
+def test_imports_between_rooms_flow_one_way():
+    wrong = defaultdict(set)
+    for name, path in MODULES.items():
+        if not name.startswith("search."):
+            continue
+        for target, _ in _imports(name, path):
+            here, there = _room(name), _room(target)
+            if target.startswith("search.") and there != here and there not in ALLOWED[here]:
+                wrong[name].add(target)
+    assert not wrong, f"imports against the layout: {dict(wrong)}"
+
+
+def test_trainables_never_imports_search():
+    offenders = {name: target for name, path in MODULES.items() if name.startswith("trainables")
+                 for target, _ in _imports(name, path) if target.startswith("search")}
+    assert not offenders
+
+
+def test_no_import_cycles_between_modules():
+    graph = {name: {t for t, _ in _imports(name, path) if t in MODULES and t != name} for name, path in MODULES.items()}
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt] if nxt in stack else [node, nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def test_no_private_name_is_imported_from_another_module():
+    private = [(name, f"{target}.{taken}") for name, path in MODULES.items()
+               for target, taken in _imports(name, path)
+               if taken and taken.startswith("_") and not taken.startswith("__") and target != name]
+    assert not private
+
+
+@pytest.mark.parametrize("name", ["did_you_mean", "close_match", "atomic_write", "CHECKPOINT_FILE", "SELECTION_FILE",
+                                  "TRAIN_RUNS_DIR", "SPEC_COPY", "rungs", "is_uri", "is_finite_number"])
+def test_each_shared_helper_and_constant_is_defined_once(name):
+    defined = []
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name:
+                defined.append(module)
+        for node in tree.body:  # module-level constants (a local variable of the same name is not a copy)
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                defined += [module for t in targets if isinstance(t, ast.Name) and t.id == name]
+    assert len(defined) == 1, f"{name} defined in {defined}"
+
+
+_LOADED = """
+import sys
+import {module}
+heavy = sorted(m for m in ("ray", "torch", "optuna") if m in sys.modules)
+print(",".join(heavy))
+"""
+
+
+@pytest.mark.parametrize(("module", "allowed"), [
+    ("search.results", set()),          # reads folders offline: no Ray, no torch until a model is loaded
+    ("search.spec", set()),
+    ("search.storage", set()),
+    ("search.cli", set()),              # `--help` and `validate` stay fast
+    ("search.results.report", set()),
+    ("trainables.files", set()),
+    ("trainables", set()),              # lazy: `import trainables` loads torch on first use of a name
+])
+def test_offline_rooms_load_no_ray_at_import(module, allowed):
+    out = subprocess.run([sys.executable, "-c", _LOADED.format(module=module)], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert set(filter(None, out.split(","))) <= allowed, f"importing {module} loaded {out}"
+
+
+def test_the_old_public_entry_points_still_import():
+    code = ("from search.results import load_results, best_trial, load_model, feature_table, open_results, ResultsError\n"
+            "from search.spec import load_spec, parse_spec, Spec, SpecError\n"
+            "from search.cli import main\n"
+            "from trainables import Trainer, FeatureSelectionTrainer, FeatureSelectionModel\n"
+            "print('ok')")
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout.strip() == "ok"
+
+
+def test_old_module_names_still_resolve_for_pickles_and_imports():
+    # What a pickle from an experiment written before the rooms holds: a class named by its old module.
+    code = ("import pickle, warnings\n"
+            "warnings.simplefilter('error', DeprecationWarning)\n"
+            "try:\n"
+            "    import search.runner\n"
+            "except DeprecationWarning as w:\n"
+            "    print('warned:', w)\n"
+            "warnings.simplefilter('ignore', DeprecationWarning)\n"
+            "cls = pickle.loads(b'csearch.space\\nDefineByRun\\n.')\n"
+            "from search.spec.space import DefineByRun\n"
+            "assert cls is DefineByRun\n"
+            "from search.runner import run_experiment, build_tuner\n"
+            "from search.engine.run import run_experiment as new\n"
+            "assert run_experiment is new\n"
+            "from search.bridge import PruningAwareOptunaSearch, read_searcher_state\n"
+            "import search.trial as t\n"
+            "assert t.run_direct_trial.__module__ == 'search.trials.direct'\n"
+            "try:\n"
+            "    t.no_such_name\n"
+            "except AttributeError as e:\n"
+            "    print('missing:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert "warned: search.runner has moved to search.engine.run" in out
+    assert "missing: module 'search.trial' has moved" in out and "'no_such_name'" in out
