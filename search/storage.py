@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["DEFAULT_STORAGE", "SPEC_COPY", "SPEC_SOURCE_COPY", "TRAIN_RUNS_DIR", "is_uri", "storage_root",
-           "experiment_path", "write_files", "storage_warning"]
+           "experiment_path", "write_files", "experiment_contents", "remove_experiment", "unwritable_reason", "probe_writable",
+           "storage_warning"]
 
 #: Where a bare experiment name is looked up (the spec's ``storage`` default, relative to CWD).
 DEFAULT_STORAGE = Path("results")
@@ -45,9 +46,7 @@ def experiment_path(storage: str, name: str) -> Path | str:
 def write_files(folder: Path | str, files: Mapping[str, str]) -> None:
     """Write text files into an experiment folder (created if needed), local or remote."""
     if is_uri(str(folder)):
-        import pyarrow.fs
-
-        fs, root = pyarrow.fs.FileSystem.from_uri(str(folder))
+        fs, root = _filesystem(str(folder))
         fs.create_dir(root, recursive=True)
         for name, content in files.items():
             with fs.open_output_stream(f"{root}/{name}") as out:
@@ -56,6 +55,104 @@ def write_files(folder: Path | str, files: Mapping[str, str]) -> None:
     Path(folder).mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
         (Path(folder) / name).write_text(content)
+
+
+def _filesystem(folder: str) -> tuple[Any, str]:
+    import pyarrow.fs
+
+    return pyarrow.fs.FileSystem.from_uri(folder)
+
+
+def unwritable_reason(storage: str) -> str | None:
+    """Why experiments cannot be written under ``storage`` (checked without creating anything), or None.
+
+    A local path must be creatable: its nearest existing ancestor a folder this user may write
+    into. A URI must name a filesystem pyarrow knows; whether the bucket takes writes is only
+    known by writing (:func:`probe_writable`, before ``run`` starts Ray).
+    """
+    if is_uri(storage):
+        import pyarrow.fs
+
+        scheme = storage.split("://", 1)[0]
+        if scheme not in {"s3", "gs", "gcs", "file", "hdfs", "viewfs", "abfs", "abfss", "mock"}:
+            return f"unknown storage scheme {scheme!r} in {storage!r}: use a local path, s3://, gs:// or file://"
+        try:
+            pyarrow.fs.FileSystem.from_uri(storage) if scheme in {"file", "mock"} else None
+        except (ValueError, OSError) as exc:
+            return f"cannot open storage {storage!r}: {exc}"
+        return None
+    import os
+
+    root = Path(storage_root(storage))
+    existing = root
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return (f"storage {storage!r} cannot be created: {existing} is a file, not a folder; "
+                "choose another storage path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        verb = "written into" if existing == root else f"created (no permission to write into {existing})"
+        return f"storage {storage!r} cannot be {verb}; choose a folder you may write, e.g. storage: results"
+    return None
+
+
+def probe_writable(folder: Path | str) -> None:
+    """Create the experiment folder and write and delete a small file in it; OSError (with a reason) if that fails.
+
+    Run before Ray starts, so an unreachable bucket or missing credentials cost seconds, not a cluster start.
+    """
+    probe = ".write-probe"
+    try:
+        if is_uri(str(folder)):
+            fs, root = _filesystem(str(folder))
+            fs.create_dir(root, recursive=True)
+            with fs.open_output_stream(f"{root}/{probe}") as out:
+                out.write(b"ok")
+            fs.delete_file(f"{root}/{probe}")
+        else:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            (Path(folder) / probe).write_bytes(b"ok")
+            (Path(folder) / probe).unlink()
+    except (OSError, ValueError) as exc:
+        raise OSError(f"cannot write into the experiment folder {folder}: {exc}") from exc
+
+
+def experiment_contents(folder: Path | str) -> list[str]:
+    """Names in an experiment folder that a run left (its spec copies aside); ``[]`` when there is none.
+
+    A folder holding only the spec copies is a run that stopped before Tune saved anything:
+    nothing is lost by running into it again.
+    """
+    ours = {SPEC_COPY, SPEC_SOURCE_COPY}
+    if is_uri(str(folder)):
+        import pyarrow.fs
+
+        fs, root = _filesystem(str(folder))
+        if fs.get_file_info(root).type == pyarrow.fs.FileType.NotFound:
+            return []
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
+        names = [info.base_name for info in infos]
+    else:
+        path = Path(folder)
+        if not path.is_dir():
+            return [path.name] if path.exists() else []
+        names = [p.name for p in path.iterdir()]
+    return sorted(n for n in names if n not in ours)
+
+
+def remove_experiment(folder: Path | str) -> None:
+    """Delete an experiment folder, local or remote (``run --overwrite``)."""
+    if is_uri(str(folder)):
+        fs, root = _filesystem(str(folder))
+        fs.delete_dir(root)
+        return
+    import shutil
+
+    path = Path(folder)
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
 
 
 def storage_warning(storage: str, nodes: Sequence[Mapping[str, Any]]) -> str | None:

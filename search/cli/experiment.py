@@ -34,6 +34,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
     p.add_argument("--warm-start", type=Path, metavar="EXPERIMENT",
                    help="first tell the searcher every finished trial of this earlier experiment folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete an existing experiment of the same name first (default: refuse to run into it)")
     p.add_argument("--top", type=int, default=5, help="rows of the final table")
 
     p = sub.add_parser("resume", help="continue an interrupted experiment from its folder")
@@ -49,11 +51,30 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in pairs.items() if v is not None}
 
 
+def _check_storage(source: Path, storage: str, flag: str | None = None) -> None:
+    """A storage that cannot be created is a spec problem (exit 2), found before anything starts."""
+    from search.spec.errors import Problem, SpecError
+    from search.storage import unwritable_reason
+
+    if reason := unwritable_reason(storage):
+        raise SpecError([Problem(flag or "storage", reason, None if flag else _line_of(source, "storage"))], source)
+
+
+def _line_of(source: Path, key: str) -> int | None:
+    from search.spec.yaml_lines import parse_yaml
+
+    try:
+        return parse_yaml(source.read_text())[1].line_of([key])
+    except Exception:  # noqa: BLE001 - the line is a courtesy; the spec already loaded
+        return None
+
+
 def validate(args: argparse.Namespace) -> int:
     from search.engine.plan import render_plan
     from search.spec.load import load_spec
 
     spec = load_spec(args.spec)
+    _check_storage(args.spec, spec.storage)
     text, plan = render_plan(spec)
     print(f"{args.spec}: valid")
     print(text)
@@ -65,9 +86,11 @@ def run(args: argparse.Namespace) -> int:
     from search.spec.load import load_spec
 
     spec = load_spec(args.spec, _overrides(args))
+    _check_storage(args.spec, spec.storage, "--storage" if args.storage else None)
     print(f"running {spec.name}: {spec.search.num_samples} trials -> {experiment_path(spec.storage, spec.name)}",
           file=sys.stderr)
-    options = RunOptions(address=args.address, spec_path=args.spec.resolve(), num_cpus=args.num_cpus)
+    options = RunOptions(address=args.address, spec_path=args.spec.resolve(), num_cpus=args.num_cpus,
+                         overwrite=args.overwrite)
     outcome = run_experiment(spec, options, warm_start_from=args.warm_start)
     return _finish(spec, outcome, args.top)
 

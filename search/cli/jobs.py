@@ -36,6 +36,8 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--num-samples", type=int, help="number of trials (overrides search.num_samples)")
     p.add_argument("--seed", type=int, help="sampler seed (overrides search.seed)")
     p.add_argument("--storage", help="results path or URI as seen from the cluster: a shared path or s3://, gs://")
+    p.add_argument("--overwrite", action="store_true", help="the job's run deletes an existing experiment of the "
+                   "same name first (default: the job refuses to run into it)")
 
     p = subparsers.add_parser("jobs", help="list the cluster's jobs; show, follow or stop one")
     verbs = p.add_subparsers(dest="jobs_command", required=True)
@@ -57,7 +59,7 @@ def _run_args(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
              ("search.seed", "--seed", args.seed), ("storage", "--storage", args.storage))
     overrides = {key: value for key, _, value in pairs if value is not None}
     argv = [part for _, flag, value in pairs if value is not None for part in (flag, str(value))]
-    return overrides, argv
+    return overrides, argv + (["--overwrite"] if getattr(args, "overwrite", False) else [])
 
 
 def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

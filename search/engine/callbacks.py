@@ -1,5 +1,6 @@
 """The run's Tune callbacks: one line per trial event on stderr (instead of Tune's wide tables
-on stdout), and bounded disk (a trial ASHA stopped keeps only its best checkpoint)."""
+on stdout), bounded disk (a trial ASHA stopped keeps only its best checkpoint), and the time
+budget's stops told to Optuna."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-__all__ = ["ProgressLines", "PrunedCheckpointCleanup", "keep_only_best_checkpoint"]
+__all__ = ["ProgressLines", "PrunedCheckpointCleanup", "TellBudgetStops", "keep_only_best_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,32 @@ class ProgressLines(Callback):
 
 def _params(params: dict[str, Any]) -> str:
     return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+class TellBudgetStops(Callback):
+    """When the time budget ends the run, tell Optuna the trials Tune stopped (PRUNED, not left RUNNING).
+
+    Tune stops the running trials without calling the searcher's ``on_trial_complete``;
+    this checks, at the end of each step once the budget has run out, for trials Tune
+    holds as TERMINATED that the study still holds as running. It runs before Tune's
+    final save, so the saved study has them.
+    """
+
+    def __init__(self, searcher: Any, budget_s: float) -> None:
+        self.searcher = searcher  # the Tuner's searcher: one pickle (tuner.pkl) keeps them one object
+        self.budget_s = budget_s
+        self._started = time.monotonic()
+
+    def setup(self, **info: Any) -> None:
+        self._started = time.monotonic()  # a resumed run gets the budget anew, as Tune's stopper does
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        if time.monotonic() - self._started < self.budget_s:
+            return
+        stopped = [t.trial_id for t in trials if t.status == "TERMINATED"]
+        for trial_id in self.searcher.untold(stopped):
+            self.searcher.tell_stopped(trial_id)
+            log.info("trial %s was stopped by the time budget: told to Optuna as PRUNED", trial_id)
 
 
 

@@ -22,7 +22,17 @@ from search.engine.tuner import build_tuner, trial_trainable
 from search.spec.checks import resolve_data_path, spec_search_paths
 from search.spec.models import Spec
 from search.spec.registry import trainable_ref
-from search.storage import SPEC_COPY, SPEC_SOURCE_COPY, experiment_path, is_uri, storage_warning, write_files
+from search.storage import (
+    SPEC_COPY,
+    SPEC_SOURCE_COPY,
+    experiment_contents,
+    experiment_path,
+    is_uri,
+    probe_writable,
+    remove_experiment,
+    storage_warning,
+    write_files,
+)
 from search.trials.resources import DRIVER_RESOURCE, TrialPlan, plan_trials
 
 __all__ = ["RunOptions", "ExperimentOutcome", "ExperimentError", "run_experiment", "resume_experiment",
@@ -35,6 +45,7 @@ class RunOptions:
     spec_path: Path | None = None  # copied into the experiment folder for resume/export
     include_dashboard: bool | None = None
     num_cpus: int | None = None
+    overwrite: bool = False  # run: delete an existing experiment of the same name first
 
 
 @dataclass
@@ -155,12 +166,20 @@ def run_experiment(spec: Spec, options: RunOptions | None = None, *, warm_start_
     """Run the spec's search to the end (or until interrupted) and return its results.
 
     Raises:
+        ExperimentError: an experiment of this name already exists in the storage and
+            ``options.overwrite`` is not set (nothing started, nothing touched).
         ResourcePlanError: a trial asks for more than the cluster has (nothing started).
         DataError: the data set cannot be loaded (nothing started).
     """
     options = options or RunOptions()
     spec = resolved_spec(spec, options.spec_path)
     path = experiment_path(spec.storage, spec.name)
+    _refuse_existing(path, options.overwrite)
+    try:
+        probe_writable(path)  # before Ray: a storage we cannot write fails in seconds, with nothing started
+    except OSError as exc:
+        raise ExperimentError(f"{exc}; check `storage` in the spec (or --storage), and for s3:// the credentials "
+                              "and AWS_ENDPOINT_URL") from None
     earlier = _earlier_study(spec, warm_start_from) if warm_start_from else None
     with _prepared(spec, options, path) as (plan, setup):
         tuner, searcher, scheduler = build_tuner(spec, plan, setup)
@@ -203,6 +222,22 @@ def resume_experiment(path: Path, options: RunOptions | None = None) -> Experime
         # The restored searcher and scheduler have no public accessor on the Tuner; what they
         # decided is on disk: the searcher state (the Optuna study, the trials ASHA cut).
         return ExperimentOutcome(path, results, plan, _saved_pruned(path), None, unfinished=unfinished)
+
+
+def _refuse_existing(path: Path | str, overwrite: bool) -> None:
+    """A second run into one folder would merge two experiments (Tune appends): refuse, or clear it first."""
+    left = experiment_contents(path)
+    if not left:
+        return
+    if overwrite:
+        print(f"--overwrite: deleting the earlier experiment {path}", file=sys.stderr)
+        remove_experiment(path)
+        return
+    shown = ", ".join(left[:4]) + (f", ... ({len(left)} entries)" if len(left) > 4 else "")
+    raise ExperimentError(
+        f"experiment folder {path} already holds an experiment ({shown}); a second run into it would mix two "
+        f"searches in one table. Continue it with `python -m search resume {path}`, run under another name "
+        f"(`--name NEW`), or replace it with `--overwrite` (deletes it)")
 
 
 def _saved_pruned(path: Path) -> dict[str, int]:

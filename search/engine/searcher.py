@@ -1,10 +1,18 @@
-"""Tell Optuna the truth about ASHA-stopped trials.
+"""Tell Optuna what the tables show.
 
-Ray's OptunaSearch reports ASHA-stopped trials as COMPLETE with their last, early
-value, and intermediate values by ``training_iteration``. TPE then ranks a
-1-epoch score against 20-epoch scores. Here: intermediate values are reported at
-the trial's own ``epoch``; the scheduler tells the searcher which trials it cut;
-those are told to Optuna as PRUNED (TPE uses a pruned trial's intermediate values).
+Ray's OptunaSearch tells a finished trial its *last* result, reports intermediate values
+by ``training_iteration``, tells ASHA-stopped trials COMPLETE with an early value, and
+never tells a trial the time budget stopped (it stays RUNNING in the study). Here, one
+definition of a trial's value, the same as the results table's ``best_<metric>``:
+
+- a trial that ran to its end, or stopped itself (patience, a threshold), is COMPLETE
+  with the best value of the metric over its epochs (the epoch whose checkpoint is "best");
+- a trial stopped from outside before its end (cut by ASHA, or by the time budget) is
+  PRUNED, with its intermediate values by the trial's own ``epoch`` (TPE ranks pruned
+  trials by them, below completed ones);
+- a diverged trial is PRUNED (Optuna refuses NaN; a FAIL would teach TPE nothing);
+- an error is FAIL, told once retries are used up (a retried trial is told its final outcome);
+- an interrupted trial is told nothing: ``resume`` continues it under the same Optuna trial.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ class PruningAwareOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self._pruned: set[str] = set()
         self._reported_steps: dict[str, set[int]] = {}
+        self._best: dict[str, float] = {}  # trial id -> best finite value of the metric so far
 
     def mark_pruned(self, trial_id: str) -> None:
         self._pruned.add(trial_id)
@@ -39,6 +48,10 @@ class PruningAwareOptunaSearch(OptunaSearch):
         if not result or trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         value, step = result.get(self.metric), result.get(EPOCH, result.get("training_iteration"))
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            best = self.__dict__.setdefault("_best", {})  # absent from searcher states saved before it existed
+            if trial_id not in best or (value > best[trial_id] if self._mode == "max" else value < best[trial_id]):
+                best[trial_id] = float(value)
         if isinstance(value, (int, float)) and math.isfinite(value) and step is not None:
             steps = self._reported_steps.setdefault(trial_id, set())
             if int(step) not in steps:  # Optuna rejects a second value for a step
@@ -68,7 +81,23 @@ class PruningAwareOptunaSearch(OptunaSearch):
             self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
             self._completed_trials.add(trial_id)
             return
+        best = self.__dict__.get("_best", {}).get(trial_id)
+        if result is not None and best is not None and not error:
+            result = {**result, self.metric: best}  # the trial's value is its best epoch's, as in the table
         super().on_trial_complete(trial_id, result, error)
+
+    def untold(self, trial_ids: Any) -> list[str]:
+        """Those of ``trial_ids`` the study holds as still running."""
+        return [t for t in trial_ids if t in self._ot_trials and t not in self._completed_trials]
+
+    def tell_stopped(self, trial_id: str) -> None:
+        """A trial Tune stopped without telling the searcher (the time budget ran out): PRUNED."""
+        import optuna
+
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+        self._completed_trials.add(trial_id)
 
 
 def warm_start(searcher: PruningAwareOptunaSearch, earlier: Any, distributions: dict[str, Any]) -> tuple[int, int]:

@@ -16,7 +16,7 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any) -> tuple[Any, Any, Any]
     """The Tuner, its searcher and its scheduler for a validated spec."""
     from ray import tune
 
-    from search.engine.callbacks import ProgressLines, PrunedCheckpointCleanup
+    from search.engine.callbacks import ProgressLines, PrunedCheckpointCleanup, TellBudgetStops
     from search.engine.scheduler import PruningASHA
     from search.engine.searcher import PruningAwareOptunaSearch
     from search.spec.space import DefineByRun
@@ -37,6 +37,8 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any) -> tuple[Any, Any, Any]
     trainable = trial_trainable(plan, setup)
     pruned = scheduler.pruned if scheduler else {}
     callbacks = [ProgressLines(spec.metric, spec.mode, pruned=pruned), PrunedCheckpointCleanup(pruned)]
+    if spec.search.time_budget_s:
+        callbacks.append(TellBudgetStops(searcher, spec.search.time_budget_s))
     tuner = tune.Tuner(
         trainable,
         param_space=dict(spec.fixed),

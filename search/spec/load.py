@@ -27,7 +27,10 @@ def parse_spec(raw: Any, source: str | Path | None = None, lines: LineIndex | No
     lines = lines or LineIndex()
     if not isinstance(raw, dict):
         raise SpecError([Problem("", f"a spec must be a mapping of keys, got {type(raw).__name__}", 1)], source)
-    problems: list[Problem] = []
+    problems: list[Problem] = [
+        Problem(".".join(key), f"written twice (lines {first} and {again}); YAML would keep only the second "
+                f"value silently: remove one", again)
+        for key, first, again in lines.duplicates]
     spec: Spec | None = None
     try:
         spec = Spec.model_validate(raw)

@@ -9,10 +9,12 @@ import textwrap
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 import yaml
 
 from search.engine.run import RunOptions, run_experiment
+from search.results.searcher_state import load_study
 from search.spec import Executor, load_spec
 from search.trials.resources import ResourcePlanError
 
@@ -200,6 +202,28 @@ def test_cli_run_in_a_subprocess(tmp_path, tiny_spec):
     saved = yaml.safe_load((tmp_path / "results" / "cli" / "spec.yaml").read_text())
     assert saved["name"] == "cli" and saved["search"]["num_samples"] == 2
 
+    # A second run into the same name is refused before Ray starts: nothing of the first is touched.
+    folder = tmp_path / "results" / "cli"
+    before = {p.relative_to(folder): p.stat().st_mtime_ns for p in folder.rglob("*")}
+    again = _cli("run", str(path), "--num-cpus", "2", "--name", "cli", "--num-samples", "1", cwd=tmp_path)
+    assert again.returncode == 2, again.stderr[-3000:]
+    assert f"experiment folder {folder} already holds an experiment" in again.stderr
+    assert f"python -m search resume {folder}" in again.stderr and "--name NEW" in again.stderr
+    assert "--overwrite" in again.stderr and "Traceback" not in again.stderr
+    assert {p.relative_to(folder): p.stat().st_mtime_ns for p in folder.rglob("*")} == before
+    first_table = pd.read_csv(folder / "results.csv")
+    assert len(first_table) == 2
+
+    # --overwrite replaces it: one experiment's trials in the table, not two runs' merged.
+    replaced = _cli("run", str(path), "--num-cpus", "2", "--name", "cli", "--num-samples", "1", "--overwrite",
+                    cwd=tmp_path)
+    assert replaced.returncode == 0, replaced.stderr[-3000:]
+    assert f"--overwrite: deleting the earlier experiment {folder}" in replaced.stderr
+    table = pd.read_csv(folder / "results.csv")
+    assert len(table) == 1 and not set(table["trial_id"]) & set(first_table["trial_id"])
+    assert yaml.safe_load((folder / "spec.yaml").read_text())["search"]["num_samples"] == 1
+    assert len(list(folder.glob("experiment_state-*.json"))) == 1
+
 
 def test_cli_bad_spec_exits_2_and_starts_nothing(tmp_path, write_spec):
     path = write_spec("name: t\nmetric: val_acuracy\nfixed: {epochs: 2}\nstorage: out\n")
@@ -231,3 +255,59 @@ def test_a_metric_the_trainable_never_reports_fails_trials_with_a_clear_error(ra
 
     text, ok = render_summary(spec, outcome)
     assert not ok and "the spec needs ['accuracy']" in text
+
+
+VALUE_CURVES = '''
+import time
+
+# x -> the metric per epoch. 0 runs to its end (best at epoch 3, not the last); 1 stops itself
+# by patience at epoch 3; 2 is hopeless at ASHA's first rung; 3 is still running when the time
+# budget ends the search.
+CURVES = {0: [0.5, 0.6, 0.8, 0.7], 1: [0.9, 0.95, 0.85], 2: [0.1, 0.2, 0.3, 0.4], 3: [0.95, 0.96, 0.97, 0.98]}
+
+def train(config, report):
+    x = int(config["x"])
+    for epoch, score in enumerate(CURVES[x], start=1):
+        if x == 3 and epoch == 3:
+            time.sleep(120)  # the budget ends the search here
+        stop = "early_stopping" if x == 1 and epoch == 3 else ""
+        report({"epoch": epoch, "score": score, "stop_reason": stop})
+        if stop:
+            return
+'''
+
+
+def test_optuna_is_told_the_values_the_table_shows(ray_cluster, tmp_path):
+    from search.results import open_results
+
+    (tmp_path / "curves.py").write_text(VALUE_CURVES)
+    path, spec = spec_with(tmp_path, """
+        name: values
+        trainable: curves:train
+        metric: score
+        mode: max
+        search: {num_samples: 4, max_concurrent_trials: 1, sampler: random, time_budget_s: 25,
+                 points_to_evaluate: [{x: 0}, {x: 1}, {x: 2}, {x: 3}]}
+        scheduler: {type: asha, grace_period: 1, reduction_factor: 2}
+        space: {x: {type: categorical, choices: [0, 1, 2, 3]}}
+        fixed: {epochs: 4}
+        failure: {max_retries: 0}
+    """)
+    outcome = run_experiment(spec, RunOptions(spec_path=path))
+    table = open_results(outcome.path).table.set_index("x")
+    study = load_study(outcome.path)
+    by_x = {int(t.params["x"]): t for t in study.trials}
+    State = optuna.trial.TrialState
+
+    assert table.loc[0, "outcome"] == "completed" and table.loc[0, "best_epoch"] == 3
+    assert by_x[0].state is State.COMPLETE and by_x[0].value == pytest.approx(0.8) == table.loc[0, "best_score"]
+    assert table.loc[0, "last_score"] == pytest.approx(0.7)  # what Ray's OptunaSearch would have told
+    assert table.loc[1, "outcome"] == "early_stopped"
+    assert by_x[1].state is State.COMPLETE and by_x[1].value == pytest.approx(0.95) == table.loc[1, "best_score"]
+    assert table.loc[2, "outcome"] == "pruned"
+    assert by_x[2].state is State.PRUNED and by_x[2].intermediate_values == {1: pytest.approx(0.1)}
+    # Stopped by the budget: PRUNED with what it reported, not RUNNING for ever, nor COMPLETE with a partial value.
+    assert table.loc[3, "outcome"] == "stopped", table.loc[3, "status"]
+    assert by_x[3].state is State.PRUNED
+    assert by_x[3].intermediate_values == {1: pytest.approx(0.95), 2: pytest.approx(0.96)}
+    assert outcome.unfinished == 0

@@ -120,6 +120,29 @@ def test_yaml_syntax_error_keeps_line_and_column(tiny_spec, write_spec):
     assert len(found) == 1 and "YAML syntax error" in found[0] and "column" in found[0]
 
 
+def test_a_key_written_twice_is_refused_with_both_lines(tiny_spec, write_spec):
+    found = problems_of(write_spec, """
+        name: t
+        fixed: {epochs: 3}
+        search:
+          num_samples: 4
+          num_samples: 8
+        space:
+          lr: {type: float, low: 0.001, high: 0.1}
+          momentum: {type: float, low: 0.1, high: 0.9}
+          lr: {type: float, low: 0.01, high: 0.2}
+        defaults: &base {epochs: 3}
+        fixed2:
+          <<: *base
+          <<: *base
+    """)
+    text = "\n".join(found)
+    assert "space.yaml:5: search.num_samples: written twice (lines 4 and 5)" in text, text
+    assert "space.yaml:9: space.lr: written twice (lines 7 and 9)" in text, text
+    assert not any("<<" in line for line in found)  # YAML merge keys are not keys
+    load_spec(write_spec(tiny_spec))  # a clean spec loads
+
+
 def test_missing_file_and_non_mapping(tmp_path, write_spec):
     with pytest.raises(SpecError, match="file not found"):
         load_spec(tmp_path / "nope.yaml")
