@@ -12,7 +12,6 @@ import pytest
 from search.spec import Spec
 from search.storage import experiment_path, storage_root
 
-
 REPO = Path(__file__).resolve().parents[2]
 
 
