@@ -97,7 +97,7 @@ def unwritable_reason(storage: str) -> str | None:
 
 
 def probe_writable(folder: Path | str) -> None:
-    """Create the experiment folder and write and delete a small file in it; OSError (with a reason) if that fails.
+    """Create the experiment folder, write and delete a small file in it, remove what it created; OSError if that fails.
 
     Run before Ray starts, so an unreachable bucket or missing credentials cost seconds, not a cluster start.
     """
@@ -110,9 +110,13 @@ def probe_writable(folder: Path | str) -> None:
                 out.write(b"ok")
             fs.delete_file(f"{root}/{probe}")
         else:
-            Path(folder).mkdir(parents=True, exist_ok=True)
-            (Path(folder) / probe).write_bytes(b"ok")
-            (Path(folder) / probe).unlink()
+            path = Path(folder)
+            created = [p for p in (path, *path.parents) if not p.exists()]
+            path.mkdir(parents=True, exist_ok=True)
+            (path / probe).write_bytes(b"ok")
+            (path / probe).unlink()
+            for made in created:  # leave no trace: a run refused later (resources, data) leaves no folder
+                made.rmdir()
     except (OSError, ValueError) as exc:
         raise OSError(f"cannot write into the experiment folder {folder}: {exc}") from exc
 

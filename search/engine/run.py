@@ -212,6 +212,10 @@ def resume_experiment(path: Path, options: RunOptions | None = None) -> Experime
         raise ExperimentError(f"{path} is not a resumable experiment (no tuner.pkl): pass the experiment folder, "
                               "<storage>/<name>, of a run that started")
     spec = load_spec(path / SPEC_COPY)
+    from search.engine.recovery import repair_saved_state
+
+    for line in repair_saved_state(path).lines():  # before Tune reads it: checkpoints that exist, known trials
+        print(f"note: {line}", file=sys.stderr)
     with _prepared(spec, options, path) as (plan, setup):
         trainable = trial_trainable(plan, setup)
         # resume_errored, not restart_errored: restarting with OptunaSearch crashes (RAY_NOTES.md),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
@@ -9,6 +10,8 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 from search.engine.searcher import EPOCH, PruningAwareOptunaSearch
 
 __all__ = ["PruningASHA"]
+
+log = logging.getLogger(__name__)
 
 
 class PruningASHA(AsyncHyperBandScheduler):
@@ -24,7 +27,44 @@ class PruningASHA(AsyncHyperBandScheduler):
         self.searcher = searcher
         self.pruned: dict[str, int] = {}  # trial id -> epoch at which it was cut
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Unpickled from tuner.pkl by Tuner.restore: the rungs as they were when the run started
+        # (Tune saves the searcher as it goes, never the scheduler). Rebuilt on first use.
+        self.__dict__.update(state)
+        self._rungs_to_rebuild = True
+
+    def rebuild_rungs(self) -> int:
+        """Refill the rungs from the study's intermediate values (by epoch): what ASHA recorded before a resume.
+
+        ASHA records a trial's value at the first report whose epoch is >= a milestone; the
+        study holds every trial's value at each epoch, so the same value is recorded. Returns
+        how many values were recorded.
+        """
+        self._rungs_to_rebuild = False
+        if self.searcher is None or not self._metric_op:
+            return 0
+        count = 0
+        for trial_id, values in self.searcher.intermediate_values().items():
+            epochs = sorted(values)
+            for bracket in self._brackets[:1]:  # trials of one bracket (the default); more are assigned at random
+                for milestone, recorded in bracket._rungs:
+                    reached = next((e for e in epochs if e >= milestone - 1e-9), None)
+                    if reached is not None and trial_id not in recorded:
+                        recorded[trial_id] = self._metric_op * values[reached]
+                        count += 1
+        return count
+
+    def _rebuild_if_restored(self) -> None:
+        if self.__dict__.get("_rungs_to_rebuild"):
+            recorded = self.rebuild_rungs()
+            log.info("resume: ASHA's rungs rebuilt from the study (%d values)", recorded)
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self._rebuild_if_restored()
+        super().on_trial_add(tune_controller, trial)
+
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        self._rebuild_if_restored()
         decision = super().on_trial_result(tune_controller, trial, result)
         if decision == TrialScheduler.STOP and self._is_cut(trial, result):
             self.pruned[trial.trial_id] = int(result[EPOCH])

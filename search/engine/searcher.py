@@ -86,6 +86,16 @@ class PruningAwareOptunaSearch(OptunaSearch):
             result = {**result, self.metric: best}  # the trial's value is its best epoch's, as in the table
         super().on_trial_complete(trial_id, result, error)
 
+    def intermediate_values(self) -> dict[str, dict[int, float]]:
+        """Tune trial id -> the study's intermediate values of that trial, by epoch."""
+        by_number = {t.number: t for t in self._ot_study.get_trials(deepcopy=False)}
+        out = {}
+        for trial_id, ot_trial in self._ot_trials.items():
+            frozen = by_number.get(ot_trial.number)
+            if frozen is not None and frozen.intermediate_values:
+                out[trial_id] = dict(frozen.intermediate_values)
+        return out
+
     def untold(self, trial_ids: Any) -> list[str]:
         """Those of ``trial_ids`` the study holds as still running."""
         return [t for t in trial_ids if t in self._ot_trials and t not in self._completed_trials]

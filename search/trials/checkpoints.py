@@ -8,17 +8,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ray import tune
-
 from trainables.checkpoint import CheckpointError, read_checkpoint
 from trainables.files import CHECKPOINT_FILE
 
-__all__ = ["resume_dir", "usable_checkpoint", "latest_tune_checkpoint"]
+__all__ = ["resume_dir", "usable_checkpoint"]
 
 
 @contextlib.contextmanager
 def resume_dir(checkpoint: Any) -> Iterator[str | None]:
-    """The folder to resume from: the latest checkpoint, or an earlier one if it is damaged."""
+    """The folder to resume from: the latest checkpoint, or an earlier one if it is damaged.
+
+    ``checkpoint`` is Tune's (``tune.get_checkpoint()``). After a killed driver, ``resume``
+    has already pointed Tune's state at the newest intact checkpoint in storage
+    (:mod:`search.engine.recovery`).
+    """
     if checkpoint is None:
         yield None
         return
@@ -44,24 +47,3 @@ def usable_checkpoint(latest: Path) -> str | None:
             print(f"warning: {exc}; falling back to the previous checkpoint", file=sys.stderr, flush=True)
     print(f"warning: no usable checkpoint beside {latest}; the trial restarts from scratch", file=sys.stderr, flush=True)
     return None
-
-
-def latest_tune_checkpoint() -> Any:
-    """Tune's latest checkpoint for this trial, or a newer one found in the trial's folder.
-
-    After a driver is killed (SIGKILL), the experiment state on disk can predate the
-    trial's latest checkpoints: Tune then offers an older one, or none, though newer
-    ones are on disk. Checkpoint folders of a trial sort in the order they were written.
-    """
-    known = tune.get_checkpoint()
-    trial_dir = tune.get_context().get_trial_dir()
-    folders = sorted(Path(trial_dir).glob("checkpoint_*")) if trial_dir and Path(trial_dir).is_dir() else []
-    if not folders:
-        return known
-    newest = folders[-1]
-    if known is not None:
-        path = Path(known.path)
-        if path.parent != newest.parent or path.name >= newest.name:
-            return known
-    print(f"note: resuming from {newest}, newer than the experiment state knew", file=sys.stderr, flush=True)
-    return tune.Checkpoint.from_directory(str(newest))

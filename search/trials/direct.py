@@ -14,7 +14,7 @@ from typing import Any
 from ray import tune
 
 from search.spec.registry import resolve_trainable
-from search.trials.checkpoints import latest_tune_checkpoint, resume_dir
+from search.trials.checkpoints import resume_dir
 from search.trials.setup import TrialSetup, checked_report
 from trainables.api import call_training_function
 from trainables.distributed import WorldInfo
@@ -31,6 +31,6 @@ def tune_report(metrics: Mapping[str, Any], checkpoint_dir: str | Path | None = 
 def run_direct_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """Train in this process; Tune owns the checkpoints."""
     fn = resolve_trainable(setup.trainable_ref, setup.search_paths)
-    with resume_dir(latest_tune_checkpoint()) as resume:
+    with resume_dir(tune.get_checkpoint()) as resume:
         report = checked_report(tune_report, setup.required_metrics, setup.trainable_ref)
         call_training_function(fn, config, report, data=setup.load_data(), resume_from=resume, world=WorldInfo())

@@ -41,7 +41,7 @@ from typing import Any
 import ray
 
 from search.storage import TRAIN_RUNS_DIR
-from search.trials.checkpoints import latest_tune_checkpoint, resume_dir
+from search.trials.checkpoints import resume_dir
 from search.trials.direct import tune_report
 from search.trials.setup import TrialSetup, checked_report
 
@@ -413,8 +413,10 @@ def pooled_trainable(setup: TrialSetup) -> Any:
 
 def run_pooled_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """Run one trial on this process's Train workers; rank 0's reports go to Tune."""
+    from ray import tune
+
     pool = _pool_for(setup)
-    with resume_dir(latest_tune_checkpoint()) as resume:
+    with resume_dir(tune.get_checkpoint()) as resume:
         resume_ref = [ray.put(pack_folder(resume))] if resume else None
     seq = ray.get(pool.mailbox.submit.remote({"config": config, "setup": setup, "resume": resume_ref}))
     report = checked_report(tune_report, setup.required_metrics, setup.trainable_ref)

@@ -64,7 +64,10 @@ def test_a_storage_that_cannot_be_created_is_named_before_anything_starts(tmp_pa
     with pytest.raises(OSError, match="cannot write into the experiment folder"):
         probe_writable(tmp_path / "a_file" / "exp")
     probe_writable(tmp_path / "ok" / "exp")
-    assert list((tmp_path / "ok" / "exp").iterdir()) == []  # the probe file is gone
+    assert not (tmp_path / "ok").exists()  # what the probe created is gone again
+    (tmp_path / "kept").mkdir()
+    probe_writable(tmp_path / "kept")
+    assert (tmp_path / "kept").is_dir() and list((tmp_path / "kept").iterdir()) == []
 
 
 @pytest.mark.parametrize("verb", ["validate", "run"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -304,3 +305,168 @@ def test_a_ddp_rank_that_fails_while_the_other_waits_replaces_the_pool_and_the_t
     assert result.metrics["start"] == 2  # the retry resumed after epoch 1's checkpoint
     error = (Path(result.path) / "error.txt").read_text()
     assert "failed on worker rank 1" in error and "rank 1 fails at epoch 2" in error
+
+
+# ------------------------------------------------------------ SIGKILL at a placed moment
+# The first trial to start is the victim. It reads Tune's newest saved state (with Ray's own
+# readers) to place the fault exactly, then writes `kill-now` and waits to be killed:
+#  after_rotation: the saved state names checkpoint_000000 as the trial's latest, and
+#      retention (num_to_keep: 2) has already deleted it (two newer checkpoints came);
+#  before_first_checkpoint: the saved state knows the trial, which has no checkpoint yet.
+PLACED_TRAINABLE = '''
+import json, os, tempfile, time
+from pathlib import Path
+
+
+def saved_latest(experiment, trial_id):
+    """(is the trial in Tune's newest saved state, the name of its latest checkpoint there)."""
+    from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
+    from ray.tune.trainable.metadata import _TrainingRunMetadata
+    from ray.tune.utils.serialization import _loads_with_cloudpickle
+
+    newest = _find_newest_experiment_checkpoint(str(experiment))
+    if newest is None:
+        return False, None
+    try:
+        state = _loads_with_cloudpickle(Path(newest).read_text())
+    except Exception:  # being rewritten
+        return False, None
+    for trial_json, meta_json in state["trial_data"]:
+        if json.loads(trial_json)["trial_id"] == trial_id:
+            latest = _TrainingRunMetadata.from_json_state(meta_json).checkpoint_manager.latest_checkpoint_result
+            return True, Path(latest.checkpoint.path).name if latest else None
+    return False, None
+
+
+def wait_for(condition, what):
+    deadline = time.monotonic() + 90
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.05)
+
+
+def kill_driver(log, named):
+    """SIGKILL the driver from here, the moment the fault is placed (the test only waits)."""
+    import signal
+
+    (log / "kill-now").write_text(named)
+    os.kill(int((log / "driver-pid").read_text()), signal.SIGKILL)
+    time.sleep(300)
+
+
+def train(config, report, resume_from=None):
+    from ray import tune
+
+    log, experiment = Path(config["log_dir"]), Path(config["experiment"])
+    trial_id = tune.get_context().get_trial_id()
+    victim = False
+    try:
+        os.close(os.open(log / "victim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        victim = True
+        (log / "victim").write_text(trial_id)
+    except FileExistsError:
+        pass
+    start = 1 if resume_from is None else json.loads((Path(resume_from) / "state.json").read_text())["epoch"] + 1
+
+    def epoch_done(epoch):
+        folder = tempfile.mkdtemp()
+        (Path(folder) / "state.json").write_text(json.dumps({"epoch": epoch}))
+        report({"epoch": epoch, "score": config["x"] * epoch}, folder)
+        with open(log / "epochs.log", "a") as fh:
+            fh.write(f"{config['x']} {epoch} {os.getpid()}\\n")
+
+    if victim and config["fault"] == "before_first_checkpoint":
+        wait_for(lambda: saved_latest(experiment, trial_id) == (True, None), "the state to know the trial")
+        kill_driver(log, "")
+    epoch = start
+    if victim and config["fault"] == "after_rotation":
+        trial_dir = experiment / f"trial_{trial_id}"
+        while True:
+            epoch_done(epoch)
+            named = f"checkpoint_{epoch - 1:06d}"
+            wait_for(lambda: saved_latest(experiment, trial_id) == (True, named), "a state naming " + named)
+            epoch_done(epoch + 1)
+            epoch_done(epoch + 2)
+            wait_for(lambda: not (trial_dir / named).exists(), "retention to delete " + named)
+            if saved_latest(experiment, trial_id) == (True, named):  # no snapshot since: the fault is placed
+                kill_driver(log, named)
+            epoch += 3  # a snapshot came in between: place it again
+    for e in range(epoch, config["epochs"] + 1):
+        time.sleep(config["sleep"])
+        epoch_done(e)
+'''
+
+
+def _load_module(file: Path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(file.stem, file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("fault", ["after_rotation", "before_first_checkpoint"])
+def test_sigkill_at_a_placed_moment_then_resume_finishes_every_trial_exactly_once(tmp_path, fault):
+    from search.results import open_results
+
+    (tmp_path / "placed.py").write_text(PLACED_TRAINABLE)
+    (tmp_path / "logs").mkdir()
+    path = tmp_path / "results" / "placed"
+    spec_file = tmp_path / "placed.yaml"
+    spec_file.write_text(yaml.safe_dump({
+        "name": "placed", "trainable": "placed:train", "metric": "score", "mode": "max",
+        "search": {"num_samples": 3, "seed": 0, "sampler": "random", "max_concurrent_trials": 1},
+        "scheduler": {"type": "none"},
+        "space": {"x": {"type": "float", "low": 1.0, "high": 2.0}},
+        "fixed": {"epochs": 6, "sleep": 0.05, "log_dir": str(tmp_path / "logs"), "experiment": str(path),
+                  "fault": fault},
+        "storage": str(tmp_path / "results"), "failure": {"max_retries": 0}, "checkpoint": {"num_to_keep": 2},
+    }))
+    proc = _start(["run", str(spec_file), "--num-cpus", "2"], tmp_path)
+    (tmp_path / "logs" / "driver-pid").write_text(str(proc.pid))
+    children: set[psutil.Process] = set()
+    deadline = time.monotonic() + 180
+    while proc.poll() is None:  # the victim kills the driver; keep a list of the driver's Ray processes
+        assert time.monotonic() < deadline, "the fault was never placed"
+        with contextlib.suppress(psutil.Error):
+            children.update(psutil.Process(proc.pid).children(recursive=True))
+        time.sleep(0.05)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and (tmp_path / "logs" / "kill-now").exists()
+    _, alive = psutil.wait_procs(children, timeout=20)
+    for leftover in alive:  # the embedded Ray of the killed driver: stop what we started, by pid
+        leftover.kill()
+
+    victim = (tmp_path / "logs" / "victim").read_text()
+    placed = _load_module(tmp_path / "placed.py")
+    if fault == "after_rotation":  # the fault as placed: the saved state names a checkpoint that is gone
+        named = (tmp_path / "logs" / "kill-now").read_text()
+        assert placed.saved_latest(path, victim) == (True, named)
+        assert not (path / f"trial_{victim}" / named).exists()
+    else:
+        assert placed.saved_latest(path, victim) == (True, None)
+    # What a trial created after the last snapshot leaves: a folder neither the state nor the study knows.
+    orphan = path / "trial_0rphan00"
+    orphan.mkdir()
+    (orphan / "result.json").write_text('{"epoch": 1, "score": 99.0, "trial_id": "0rphan00"}\n')
+    (orphan / "params.json").write_text('{"x": 1.5}')
+    done = _resume(path, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "does not exist on storage anymore" not in done.stderr
+    assert not orphan.exists() and "removed trial_0rphan00: created after Tune's last saved state" in done.stderr
+    if fault == "after_rotation":
+        assert f"trial {victim}: resumes from checkpoint_" in done.stderr and f"({named} named by" in done.stderr
+
+    study = load_study(path)
+    assert len(study.trials) == 3 and all(t.state is optuna.trial.TrialState.COMPLETE for t in study.trials)
+    table = open_results(path).table
+    assert len(table) == 3 and set(table["outcome"]) == {"completed"}, table[["trial_id", "status"]]
+    assert table["epochs_run"].tolist() == [6, 6, 6]
+    assert sorted(t.value for t in study.trials) == sorted(table["best_score"])  # the study and the table agree
+    runs = epochs_run(tmp_path)
+    assert {e for (x, e) in runs} == set(range(1, 7)) and len({x for x, _ in runs}) == 3
+    for (x, e), count in runs.items():  # an epoch runs twice only if its checkpoint was not yet on disk
+        assert count == 1 or (count == 2 and e >= 2), runs

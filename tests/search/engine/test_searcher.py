@@ -131,3 +131,36 @@ def test_the_rungs_the_spec_names_are_where_ray_asha_judges(max_t, grace, rf, br
                 if sched.on_trial_result(None, t, {"acc": 1 - i / 10, "epoch": epoch}) == "STOP":
                     decisions[t.trial_id] = epoch
     assert decisions and set(decisions.values()) == {first}
+
+
+def test_asha_rungs_survive_a_restore_from_the_pickled_tuner(searcher):
+    import pickle
+
+    sched = PruningASHA(searcher, metric="acc", mode="max", max_t=8, grace_period=1, reduction_factor=2)
+
+    def trial(tid):
+        return SimpleNamespace(trial_id=tid, config={"epochs": 8})
+
+    for tid, acc in (("a", 0.8), ("b", 0.9)):
+        searcher.suggest(tid)
+        sched.on_trial_add(None, trial(tid))
+        for epoch in (1, 2):
+            searcher.on_trial_result(tid, {"acc": acc, "epoch": epoch})
+            assert sched.on_trial_result(None, trial(tid), {"acc": acc, "epoch": epoch}) == "CONTINUE"
+
+    # Tuner.restore unpickles searcher and scheduler from one tuner.pkl (written when the run
+    # started, so rungs empty); Tune then restores the searcher's own state from searcher-state.
+    fresh = PruningASHA(searcher, metric="acc", mode="max", max_t=8, grace_period=1, reduction_factor=2)
+    saved_study = pickle.dumps(searcher.__dict__)
+    restored_searcher, restored = pickle.loads(pickle.dumps((searcher, fresh)))
+    restored_searcher.__dict__.update(pickle.loads(saved_study))
+    assert restored.searcher is restored_searcher
+    assert all(not recorded for _, recorded in restored._brackets[0]._rungs)
+
+    # A weak new trial is judged against the rungs of before the restore: cut at its first rung.
+    restored_searcher.suggest("c")
+    restored.on_trial_add(None, trial("c"))
+    assert restored.on_trial_result(None, trial("c"), {"acc": 0.1, "epoch": 1}) == "STOP"
+    assert restored.pruned == {"c": 1}
+    rungs = {milestone: dict(recorded) for milestone, recorded in restored._brackets[0]._rungs}
+    assert rungs[1.0] == {"a": 0.8, "b": 0.9, "c": 0.1} and rungs[2.0] == {"a": 0.8, "b": 0.9}

@@ -1,0 +1,182 @@
+"""Before ``resume``: make Tune's saved state name checkpoints that exist, and drop trials it never knew.
+
+Tune snapshots its experiment state every ten seconds or so, while checkpoint retention
+(``checkpoint.num_to_keep``) deletes old checkpoints as new ones arrive. A driver killed
+between a rotation and the next snapshot leaves a state that names a checkpoint already
+deleted; ``Tuner.restore`` then fails that trial ("Could not recover from checkpoint as it
+does not exist on storage anymore"), inside Tune, before any code of ours runs. So before
+restoring, each unfinished trial's latest checkpoint in the newest state file is pointed at
+the newest *intact* checkpoint in the trial's folder in storage (one whose ``checkpoint.pt``
+loads, or any folder for a user's own format), with the metrics Tune reported with it.
+Trial folders created after the last snapshot are unknown to the state and to the searcher's
+study; they are removed, so every table holds exactly the trials the study holds.
+
+The state file is Tune's own format (Ray 2.60), read and written with Ray's own serialisers;
+if it cannot be read, nothing is changed and Tune's restore speaks for itself.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainables.checkpoint import CheckpointError, read_checkpoint
+from trainables.files import CHECKPOINT_FILE, atomic_write
+
+__all__ = ["Repair", "repair_saved_state"]
+
+_FINISHED = {"TERMINATED"}
+
+
+@dataclass
+class Repair:
+    """What :func:`repair_saved_state` changed."""
+
+    state_file: Path | None = None
+    repointed: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # trial: (was, now)
+    removed_folders: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"trial {t}: resumes from {now or 'the start (no intact checkpoint)'}"
+               + (f" ({was} named by the saved state is gone)" if was and was != now else "")
+               for t, (was, now) in self.repointed.items()]
+        out += [f"removed {name}: created after Tune's last saved state, never known to it or to the study"
+                for name in self.removed_folders]
+        return out
+
+
+def repair_saved_state(path: Path) -> Repair:
+    """Repair the newest ``experiment_state-*.json`` of a local experiment folder in place (see the module)."""
+    from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
+    from ray.tune.trainable.metadata import _TrainingRunMetadata
+    from ray.tune.utils.serialization import TuneFunctionEncoder, _loads_with_cloudpickle
+
+    repair = Repair()
+    newest = _find_newest_experiment_checkpoint(str(path))
+    if newest is None:
+        return repair
+    state_file = Path(newest)
+    try:
+        state = _loads_with_cloudpickle(state_file.read_text())
+        trial_data = state["trial_data"]
+        known = {json.loads(t)["trial_id"]: (i, json.loads(t)) for i, (t, _) in enumerate(trial_data)}
+    except Exception as exc:  # noqa: BLE001 - another Ray's format: leave it to Tune
+        print(f"warning: cannot read {state_file.name} ({type(exc).__name__}: {exc}); resuming as Tune saved it",
+              file=sys.stderr)
+        return repair
+    repair.state_file = state_file
+    changed = False
+    for trial_id, (index, trial_json) in known.items():
+        if trial_json.get("status") in _FINISHED:
+            continue
+        folder = path / f"trial_{trial_id}"
+        meta = _TrainingRunMetadata.from_json_state(trial_data[index][1])
+        if _repoint(meta, folder, trial_id, repair):
+            trial_data[index] = [trial_data[index][0], meta.get_json_state()]
+            changed = True
+    if changed:
+        atomic_write(state_file, json.dumps(state, indent=2, cls=TuneFunctionEncoder))
+    for folder in sorted(path.glob("trial_*")):
+        if folder.is_dir() and folder.name.removeprefix("trial_") not in known:
+            shutil.rmtree(folder)
+            repair.removed_folders.append(folder.name)
+    return repair
+
+
+def _repoint(meta: Any, folder: Path, trial_id: str, repair: Repair) -> bool:
+    """Point ``meta``'s latest checkpoint at the newest intact one in ``folder``; True if it changed."""
+    manager = meta.checkpoint_manager
+    if manager is None:
+        return False
+    latest = manager.latest_checkpoint_result
+    was = Path(latest.checkpoint.path).name if latest is not None else None
+    intact = _intact(folder)
+    # The newest intact checkpoint whose result Tune wrote to result.json; one without a row
+    # (its result died with the driver) only when the state's own checkpoint is gone: resuming
+    # from a trial's last checkpoint with no row for it would leave that epoch out of its history.
+    with_row = next(((c, m) for c in intact if (m := _metrics_of(folder, c.name)) is not None), None)
+    if latest is not None and (folder / was).is_dir():
+        if with_row is None or with_row[0].name <= was:
+            return False
+        newest, metrics = with_row
+    elif with_row is not None:
+        newest, metrics = with_row
+    elif intact:
+        newest, metrics = intact[0], _estimated_metrics(latest, intact[0].name)
+    else:
+        if latest is None:
+            return False
+        manager._latest_checkpoint_result = None
+        manager._checkpoint_results = [r for r in manager._checkpoint_results if _exists(r, folder)]
+        repair.repointed[trial_id] = (was, None)
+        return True
+    from ray.train import Checkpoint
+    from ray.train._internal.session import _TrainingResult
+
+    filesystem = latest.checkpoint.filesystem if latest is not None else None
+    result = _TrainingResult(checkpoint=Checkpoint(str(newest), filesystem=filesystem), metrics=metrics)
+    kept = [r for r in manager._checkpoint_results if _exists(r, folder) and Path(r.checkpoint.path).name != newest.name]
+    manager._checkpoint_results = sorted([*kept, result], key=manager._get_checkpoint_score)  # as Tune keeps it
+    manager._latest_checkpoint_result = result
+    repair.repointed[trial_id] = (was, newest.name)
+    return True
+
+
+def _estimated_metrics(latest: Any, name: str) -> dict[str, Any]:
+    """Metrics for a checkpoint whose result the killed driver never wrote to ``result.json`` (it buffers).
+
+    Tune reads only ``training_iteration`` and ``time_total_s`` from them on restore; the
+    iteration is counted on from the last known checkpoint by checkpoint index (exact when
+    every report checkpoints). Our trials resume from the epoch stored in the checkpoint itself.
+    """
+    if latest is None:
+        return {"checkpoint_dir_name": name}
+    metrics = dict(latest.metrics)
+    try:
+        step = int(name.rsplit("_", 1)[1]) - int(Path(latest.checkpoint.path).name.rsplit("_", 1)[1])
+        metrics["training_iteration"] = int(metrics.get("training_iteration", 0)) + max(step, 0)
+    except (ValueError, IndexError):  # Train's timestamped names: keep the last known iteration
+        pass
+    metrics["checkpoint_dir_name"] = name
+    return metrics
+
+
+def _exists(result: Any, folder: Path) -> bool:
+    return (folder / Path(result.checkpoint.path).name).is_dir()
+
+
+def _intact(folder: Path) -> list[Path]:
+    """The ``checkpoint_*`` folders whose ``checkpoint.pt`` loads (a user's own format: any non-empty), newest first."""
+    found = []
+    for candidate in sorted((p for p in folder.glob("checkpoint_*") if p.is_dir()), reverse=True):
+        file = candidate / CHECKPOINT_FILE
+        if not file.exists():
+            if any(candidate.iterdir()):
+                found.append(candidate)
+            continue
+        try:
+            read_checkpoint(file)
+            found.append(candidate)
+        except CheckpointError as exc:
+            print(f"warning: {exc}; not resuming from it", file=sys.stderr)
+    return found
+
+
+def _metrics_of(folder: Path, checkpoint_name: str) -> dict[str, Any] | None:
+    """The result Tune wrote with ``checkpoint_name`` (its ``checkpoint_dir_name``), from ``result.json``."""
+    file = folder / "result.json"
+    if not file.is_file():
+        return None
+    found = None
+    for line in file.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # the line a kill cut short
+            continue
+        if row.get("checkpoint_dir_name") == checkpoint_name:
+            found = row
+    return found
