@@ -49,14 +49,18 @@ def is_main_process() -> bool:
 def all_reduce_sums(sums: Mapping[str, float], device: torch.device) -> dict[str, float]:
     """Sum each value across all ranks, so every rank sees the global totals.
 
-    One collective for the whole dict (a single tensor), not one per metric.
+    The ranks first agree on the keys (a rank with an empty shard has none; a metric may be
+    missing on one rank): every rank then reduces one tensor of the same length, in the same
+    order, a missing key counting 0. Two small collectives for the whole dict, not one per metric.
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return dict(sums)
-    keys = sorted(sums)
+    gathered: list[list[str] | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, sorted(sums))
+    keys = sorted({k for ks in gathered for k in (ks or [])})
     # gloo cannot reduce CUDA tensors and NCCL cannot reduce CPU ones: follow the backend.
     reduce_device = device if dist.get_backend() == "nccl" else torch.device("cpu")
-    packed = torch.tensor([float(sums[k]) for k in keys], dtype=torch.float64, device=reduce_device)
+    packed = torch.tensor([float(sums.get(k, 0.0)) for k in keys], dtype=torch.float64, device=reduce_device)
     dist.all_reduce(packed, op=dist.ReduceOp.SUM)
     return dict(zip(keys, packed.tolist()))
 

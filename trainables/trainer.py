@@ -179,9 +179,10 @@ class Trainer:
             return batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)
         return batch.to(self.device, non_blocking=True), None
 
-    def _forward(self, inputs: Any) -> Any:
+    def _forward(self, inputs: Any, model: nn.Module | None = None) -> Any:
+        model = self.model if model is None else model
         try:
-            return self.model(**inputs) if isinstance(inputs, Mapping) else self.model(inputs)
+            return model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
         except RuntimeError as exc:
             if "shape" not in str(exc) and "size" not in str(exc):
                 raise
@@ -234,9 +235,15 @@ class Trainer:
 
     @torch.no_grad()
     def eval_step(self, batch: Any) -> dict[str, float]:
-        """Loss (and accuracy) of ``batch`` without updating anything; includes its size ``n``."""
+        """Loss (and accuracy) of ``batch`` without updating anything; includes its size ``n``.
+
+        Under DDP it runs the module inside the wrapper: DDP's forward broadcasts buffers
+        (BatchNorm's running statistics) from rank 0, a collective per batch, and evaluation
+        shards differ in length (:class:`~trainables.distributed.ShardSampler`, no padding),
+        so through the wrapper the ranks would hang waiting for each other.
+        """
         inputs, targets = self._prepare_batch(batch)
-        outputs = self._forward(inputs)
+        outputs = self._forward(inputs, unwrap_model(self.model))
         loss, parts = _split_loss(self._compute_loss(outputs, targets))
         return self._step_metrics(outputs, targets, loss, parts)
 
@@ -272,6 +279,7 @@ class Trainer:
         """Exact metrics over the whole of ``loader`` (weighted by batch size, summed over ranks)."""
         was_training = self.model.training
         self.model.eval()
+        _share_rank0_buffers(self.model)
         sums: dict[str, float] = {}
         for batch in loader:
             _accumulate(sums, self.eval_step(batch))
@@ -415,6 +423,21 @@ def _batch_size(targets: Any, outputs: Any) -> int:
         if torch.is_tensor(value) and value.dim() > 0:
             return int(value.shape[0])
     return 1
+
+
+def _share_rank0_buffers(model: nn.Module) -> None:
+    """Under DDP, give every rank rank 0's buffers (BatchNorm statistics) before evaluating, once.
+
+    DDP broadcasts them at the start of each training forward, so after the last step each
+    rank holds its own update; evaluation runs the inner module (no per-batch collective), so
+    without this the ranks would evaluate slightly different models. Every rank calls it.
+    """
+    if not isinstance(model, nn.parallel.DistributedDataParallel) or not model.broadcast_buffers:
+        return
+    import torch.distributed as dist
+
+    for buffer in model.module.buffers():
+        dist.broadcast(buffer, src=0)
 
 
 def _accumulate(sums: dict[str, float], step: Mapping[str, float]) -> None:

@@ -172,7 +172,16 @@ class CheckpointSpec(_Model):
     num_to_keep: int | None = Field(default=2, ge=1)
     score: str | None = Field(default=None, description="Metric ranking checkpoints; defaults to the spec's metric.")
     mode: Literal["min", "max"] | None = Field(default=None, description="Order of the score; defaults to the spec's mode.")
-    frequency: int = Field(default=1, ge=0, description="Checkpoint every N epochs (0: only the last epoch).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_frequency(cls, value: Any) -> Any:
+        # It was accepted and never read: a trial checkpoints whenever its trainable reports a checkpoint
+        # (the built-in trainables: every epoch), and num_to_keep bounds the disk.
+        if isinstance(value, dict) and "frequency" in value:
+            raise ValueError("checkpoint.frequency is not supported: trials checkpoint every epoch their trainable "
+                             "reports a checkpoint for, and num_to_keep bounds the disk; remove the key")
+        return value
 
 
 class FailureSpec(_Model):

@@ -183,3 +183,54 @@ def test_nonfinite_loss_on_one_rank_stops_every_rank_without_hanging(tmp_path):
     mp.spawn(_nan_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
     seen = [json.loads((tmp_path / f"nan{r}.json").read_text()) for r in range(WORLD_SIZE)]
     assert seen == [{"status": "diverged", "epochs": 1}] * WORLD_SIZE
+
+
+def _bn_worker(rank: int, port: int, out: str, n_val: int) -> None:
+    """Two ranks, a model with BatchNorm (buffers DDP broadcasts), validation shards of unequal length."""
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    # A hang would be a collective waiting for a rank that never comes: make it an error within seconds.
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD_SIZE, timeout=timedelta(seconds=20))
+    try:
+        _bn_training(rank, out, n_val)
+    finally:
+        _destroy_group()
+
+
+def _bn_data(n: int, seed: int) -> torch.utils.data.TensorDataset:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.utils.data.TensorDataset(torch.randn(n, 4, generator=gen), torch.randint(0, 2, (n,), generator=gen))
+
+
+def _bn_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+
+
+def _bn_training(rank: int, out: str, n_val: int) -> None:
+    from trainables import Trainer
+
+    train, val = _bn_data(32, 1), _bn_data(n_val, 2)
+    model = torch.nn.parallel.DistributedDataParallel(_bn_model())
+    trainer = Trainer(model, "sgd", "cross_entropy", lr=0.1, device="cpu")
+    history = trainer.fit(DataLoader(train, batch_size=4, sampler=DistributedSampler(train, shuffle=False)), epochs=2,
+                          val_loader=DataLoader(val, batch_size=2, sampler=ShardSampler(n_val, rank, WORLD_SIZE)))
+    last = {k: v for k, v in history.epochs[-1].items() if k.startswith("val_")}
+    (Path(out) / f"bn{rank}.json").write_text(json.dumps(last))
+    if rank == 0:
+        torch.save(unwrap_model(model).state_dict(), Path(out) / "bn.pt")
+
+
+@pytest.mark.parametrize("n_val", [5, 1])  # 3 and 2 samples (2 batches and 1); 1 and 0 (rank 1 has none)
+def test_ddp_evaluation_with_batchnorm_and_uneven_or_empty_shards_does_not_hang(tmp_path, n_val):
+    from trainables import Trainer
+
+    mp.spawn(_bn_worker, args=(_free_port(), str(tmp_path), n_val), nprocs=WORLD_SIZE, join=True)
+    zero, one = (json.loads((tmp_path / f"bn{r}.json").read_text()) for r in range(WORLD_SIZE))
+    assert zero == one and {"val_loss", "val_accuracy"} <= set(zero)
+    # The global metrics are those of one process evaluating every validation sample once.
+    model = _bn_model()
+    model.load_state_dict(torch.load(tmp_path / "bn.pt"))
+    single = Trainer(model, "sgd", "cross_entropy", device="cpu").evaluate(DataLoader(_bn_data(n_val, 2), batch_size=2))
+    assert zero["val_loss"] == pytest.approx(single["loss"], rel=1e-5)
+    assert zero["val_accuracy"] == pytest.approx(single["accuracy"], abs=1e-9)

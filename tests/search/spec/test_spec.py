@@ -63,6 +63,7 @@ def test_overrides_apply_before_validation(tiny_spec, write_spec):
         ("resources: {use_gpu: false, gpus_per_worker: 0.5}", r"gpus_per_worker > 0 with use_gpu: false"),
         ("scheduler: {type: asha}", r"ASHA needs the most epochs a trial runs"),
         ("name: 'bad name!'", r"name: String should match pattern"),
+        ("checkpoint: {frequency: 3}", r":1: checkpoint: checkpoint\.frequency is not supported: .*remove the key"),
     ],
 )
 def test_each_rule_reports_where_and_what(tiny_spec, write_spec, snippet, expected):
