@@ -93,6 +93,8 @@ def _repoint(meta: Any, folder: Path, trial_id: str, repair: Repair) -> bool:
     if manager is None:
         return False
     latest = manager.latest_checkpoint_result
+    if latest is not None and Path(latest.checkpoint.path).parent.name != folder.name:
+        return False  # kept elsewhere (a TorchTrainer run's own folder under train_runs/): Train's to resume
     was = Path(latest.checkpoint.path).name if latest is not None else None
     intact = _intact(folder)
     # The newest intact checkpoint whose result Tune wrote to result.json; one without a row
