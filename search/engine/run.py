@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.engine.session import cluster_view, ray_session
+from search.engine.session import cluster_view, ray_session, stop_leftovers
 from search.engine.tuner import build_tuner, trial_trainable
 from search.spec.checks import resolve_data_path, spec_search_paths
 from search.spec.models import Spec
@@ -141,7 +141,7 @@ def _prepared(spec: Spec, options: RunOptions, path: Path | str) -> Iterator[tup
     search_paths = spec_search_paths(options.spec_path)
     data = load_data_once(spec, options.spec_path)  # before Ray: a bad file fails fast and cheaply
     with ray_session(options.address, num_cpus=options.num_cpus, include_dashboard=options.include_dashboard,
-                     extra_paths=search_paths):
+                     extra_paths=search_paths, record_in=None if is_uri(str(path)) else Path(path)):
         cluster, nodes, available = cluster_view()
         if warning := storage_warning(spec.storage, nodes):
             print(f"warning: {warning}", file=sys.stderr)
@@ -214,6 +214,9 @@ def resume_experiment(path: Path, options: RunOptions | None = None) -> Experime
     spec = load_spec(path / SPEC_COPY)
     from search.engine.recovery import repair_saved_state
 
+    if stopped := stop_leftovers(path):
+        print(f"note: stopped {len(stopped)} process(es) the killed run's embedded Ray left running "
+              f"(pids {', '.join(map(str, stopped))})", file=sys.stderr)
     for line in repair_saved_state(path).lines():  # before Tune reads it: checkpoints that exist, known trials
         print(f"note: {line}", file=sys.stderr)
     with _prepared(spec, options, path) as (plan, setup):

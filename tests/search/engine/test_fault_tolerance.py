@@ -410,7 +410,6 @@ def _load_module(file: Path):
 @pytest.mark.ray
 @pytest.mark.parametrize("fault", ["after_rotation", "before_first_checkpoint"])
 def test_sigkill_at_a_placed_moment_then_resume_finishes_every_trial_exactly_once(tmp_path, fault):
-    from search.results import open_results
 
     (tmp_path / "placed.py").write_text(PLACED_TRAINABLE)
     (tmp_path / "logs").mkdir()
@@ -437,8 +436,18 @@ def test_sigkill_at_a_placed_moment_then_resume_finishes_every_trial_exactly_onc
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL and (tmp_path / "logs" / "kill-now").exists()
     _, alive = psutil.wait_procs(children, timeout=20)
-    for leftover in alive:  # the embedded Ray of the killed driver: stop what we started, by pid
-        leftover.kill()
+    try:
+        _check_placed_resume(tmp_path, path, fault, alive)
+    finally:
+        for leftover in alive:  # stop what we started, by pid, whatever happened
+            with contextlib.suppress(psutil.Error):
+                leftover.kill()
+
+
+def _check_placed_resume(tmp_path: Path, path: Path, fault: str, leftovers: list[psutil.Process]) -> None:
+    from search.results import open_results
+
+    assert (path / ".embedded-ray.json").is_file()  # the killed driver's record of its embedded Ray
 
     victim = (tmp_path / "logs" / "victim").read_text()
     placed = _load_module(tmp_path / "placed.py")
@@ -457,6 +466,11 @@ def test_sigkill_at_a_placed_moment_then_resume_finishes_every_trial_exactly_onc
     assert done.returncode == 0, done.stderr[-3000:]
     assert "does not exist on storage anymore" not in done.stderr
     assert not orphan.exists() and "removed trial_0rphan00: created after Tune's last saved state" in done.stderr
+    # What the killed cluster left running (its session folder names it) was stopped, and only that.
+    if leftovers:
+        assert f"note: stopped {len(leftovers)} process(es) the killed run's embedded Ray left running" in done.stderr
+    assert not [p.pid for p in leftovers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not (path / ".embedded-ray.json").exists()  # the resumed run ended cleanly
     if fault == "after_rotation":
         assert f"trial {victim}: resumes from checkpoint_" in done.stderr and f"({named} named by" in done.stderr
 
