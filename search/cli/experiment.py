@@ -105,13 +105,16 @@ def resume(args: argparse.Namespace) -> int:
 
 def _finish(spec: Any, outcome: Any, top: int) -> int:
     """Print the summary; an interrupted run also gets the exact command that continues it."""
+    from search.results import ResultsError, open_results, write_default_exports
     from search.results.summary import render_summary
 
-    text, ok = render_summary(spec, outcome, top=top)
+    try:  # read the folder once, for the summary and the tables
+        results = open_results(outcome.path, spec)
+    except ResultsError:
+        results = None
+    text, ok = render_summary(spec, outcome, top=top, results=results)
     print(text)
-    from search.results import write_default_exports
-
-    for path in write_default_exports(outcome.path, spec):
+    for path in write_default_exports(results if results is not None else outcome.path, spec):
         print(f"results table: {path}", file=sys.stderr)
     if outcome.unfinished:
         print(f"\ninterrupted with {outcome.unfinished} trial(s) unfinished; state saved. Continue with:\n"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,6 @@ _FINISHED = {"TERMINATED"}
 class Repair:
     """What :func:`repair_saved_state` changed."""
 
-    state_file: Path | None = None
     repointed: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # trial: (was, now)
     removed_folders: list[str] = field(default_factory=list)
 
@@ -68,7 +68,6 @@ def repair_saved_state(path: Path) -> Repair:
         print(f"warning: cannot read {state_file.name} ({type(exc).__name__}: {exc}); resuming as Tune saved it",
               file=sys.stderr)
         return repair
-    repair.state_file = state_file
     changed = False
     for trial_id, (index, trial_json) in known.items():
         if trial_json.get("status") in _FINISHED:
@@ -96,19 +95,25 @@ def _repoint(meta: Any, folder: Path, trial_id: str, repair: Repair) -> bool:
     if latest is not None and Path(latest.checkpoint.path).parent.name != folder.name:
         return False  # kept elsewhere (a TorchTrainer run's own folder under train_runs/): Train's to resume
     was = Path(latest.checkpoint.path).name if latest is not None else None
-    intact = _intact(folder)
+    state_ok = latest is not None and (folder / was).is_dir()
+    rows = _checkpoint_rows(folder)
     # The newest intact checkpoint whose result Tune wrote to result.json; one without a row
     # (its result died with the driver) only when the state's own checkpoint is gone: resuming
     # from a trial's last checkpoint with no row for it would leave that epoch out of its history.
-    with_row = next(((c, m) for c in intact if (m := _metrics_of(folder, c.name)) is not None), None)
-    if latest is not None and (folder / was).is_dir():
-        if with_row is None or with_row[0].name <= was:
-            return False
-        newest, metrics = with_row
-    elif with_row is not None:
-        newest, metrics = with_row
-    elif intact:
-        newest, metrics = intact[0], _estimated_metrics(latest, intact[0].name)
+    newest_intact = with_row = None
+    for candidate in _intact(folder):  # newest first, each loaded only when reached
+        if state_ok and candidate.name <= was:
+            break
+        newest_intact = newest_intact or candidate
+        if candidate.name in rows:
+            with_row = candidate
+            break
+    if with_row is not None:
+        newest, metrics = with_row, rows[with_row.name]
+    elif state_ok:
+        return False
+    elif newest_intact is not None:
+        newest, metrics = newest_intact, _estimated_metrics(latest, newest_intact.name)
     else:
         if latest is None:
             return False
@@ -151,34 +156,33 @@ def _exists(result: Any, folder: Path) -> bool:
     return (folder / Path(result.checkpoint.path).name).is_dir()
 
 
-def _intact(folder: Path) -> list[Path]:
+def _intact(folder: Path) -> Iterator[Path]:
     """The ``checkpoint_*`` folders whose ``checkpoint.pt`` loads (a user's own format: any non-empty), newest first."""
-    found = []
     for candidate in sorted((p for p in folder.glob("checkpoint_*") if p.is_dir()), reverse=True):
         file = candidate / CHECKPOINT_FILE
         if not file.exists():
             if any(candidate.iterdir()):
-                found.append(candidate)
+                yield candidate
             continue
         try:
             read_checkpoint(file)
-            found.append(candidate)
         except CheckpointError as exc:
             print(f"warning: {exc}; not resuming from it", file=sys.stderr)
-    return found
+            continue
+        yield candidate
 
 
-def _metrics_of(folder: Path, checkpoint_name: str) -> dict[str, Any] | None:
-    """The result Tune wrote with ``checkpoint_name`` (its ``checkpoint_dir_name``), from ``result.json``."""
+def _checkpoint_rows(folder: Path) -> dict[str, dict[str, Any]]:
+    """Checkpoint folder name -> the result Tune wrote with it (``checkpoint_dir_name``), from ``result.json``."""
     file = folder / "result.json"
+    rows: dict[str, dict[str, Any]] = {}
     if not file.is_file():
-        return None
-    found = None
+        return rows
     for line in file.read_text().splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:  # the line a kill cut short
             continue
-        if row.get("checkpoint_dir_name") == checkpoint_name:
-            found = row
-    return found
+        if row.get("checkpoint_dir_name"):
+            rows[row["checkpoint_dir_name"]] = row
+    return rows

@@ -13,16 +13,16 @@ from search.results.table import ExperimentResults, best_column, best_trial, ope
 __all__ = ["render_summary"]
 
 
-def render_summary(spec: Any, outcome: Any, top: int = 5) -> tuple[str, bool]:
+def render_summary(spec: Any, outcome: Any, top: int = 5, results: ExperimentResults | None = None) -> tuple[str, bool]:
     """Text for stdout, and whether the run succeeded (some trial produced the metric).
 
     ``outcome`` is the run's :class:`~search.engine.run.ExperimentOutcome`; the numbers come
     from the experiment folder's results table (:func:`~search.results.open_results`), so
-    they are the ones ``export`` and ``best`` show. A folder this process cannot read
-    (remote storage) gets the counts Tune returned.
+    they are the ones ``export`` and ``best`` show; pass ``results`` when the folder is
+    already read. A folder this process cannot read (remote storage) gets the counts Tune returned.
     """
     try:
-        results = open_results(outcome.path, spec)
+        results = open_results(results if results is not None else outcome.path, spec)
     except ResultsError as exc:
         return _from_tune(spec, outcome, exc)
     table, info = results.table, results.info

@@ -247,18 +247,19 @@ def best_trial(experiment: str | Path | ExperimentResults) -> BestTrial:
 
 
 # ---------------------------------------------------------------- after `run`
-def write_default_exports(experiment_path: str | Path, spec: Any = None) -> list[Path]:
+def write_default_exports(experiment: str | Path | ExperimentResults, spec: Any = None) -> list[Path]:
     """Write ``results.csv`` and ``results.md`` into the experiment folder; the files written.
 
-    Called at the end of ``run``: it never raises; a problem is one line on stderr.
+    ``experiment`` is the folder, or its results already read. Called at the end of ``run``:
+    it never raises; a problem is one line on stderr.
     """
     from search.results.export import write_table
 
     written: list[Path] = []
     try:
-        table = open_results(experiment_path, spec).table
+        results = open_results(experiment, spec)
         for name in DEFAULT_EXPORTS:
-            written.append(write_table(table, Path(experiment_path) / name))
+            written.append(write_table(results.table, results.path / name))
     except (ResultsError, OSError) as exc:
         print(f"warning: could not write the results table: {exc}", file=sys.stderr)
     return written
