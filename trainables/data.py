@@ -2,7 +2,9 @@
 
 :func:`load_data` turns a :class:`DataConfig` (or a mapping, or a name) into :class:`DataSplits`:
 stratified, seeded train / val / test numpy arrays, standardized with train statistics only.
-``DataSplits`` hands out tensors and loaders on demand, so all trials can share one copy.
+``DataSplits`` hands out tensors and loaders on demand, so all trials can share one copy, and
+carries its :class:`Preprocessing` (column order, fitted scaling, class names), which a trained
+model needs to score new raw data.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ if TYPE_CHECKING:
 # pandas and scikit-learn are imported inside the functions that use them: together they
 # add seconds to `import trainables`, which every trial worker pays.
 
-__all__ = ["BUILTIN_DATASETS", "FILE_SUFFIXES", "PARTS", "DataConfig", "DataError", "DataSplits",
-           "load_data", "make_madelon"]
+__all__ = ["BUILTIN_DATASETS", "FILE_SUFFIXES", "PARTS", "PREPROCESSING_FORMAT", "DataConfig", "DataError",
+           "DataSplits", "Preprocessing", "load_data", "make_madelon"]
 
 #: Built-in data set names and what they are. ``madelon`` is generated; the others are
 #: bundled with scikit-learn (no network needed).
@@ -43,6 +45,8 @@ _SKLEARN_LOADERS = {"breast_cancer": "load_breast_cancer", "digits": "load_digit
 FILE_SUFFIXES = (".csv", ".parquet", ".pq")
 #: The parts of a split, in order.
 PARTS = ("train", "val", "test")
+#: Version of the layout :meth:`Preprocessing.to_dict` writes (a checkpoint's ``preprocessing.json``).
+PREPROCESSING_FORMAT = 1
 
 
 class DataError(ValueError):
@@ -207,6 +211,101 @@ def _madelon_range_problems(n_samples: int, n_features: int, n_informative: int,
     return problems
 
 
+@dataclass(frozen=True)
+class Preprocessing:
+    """What turns raw feature rows into a model's inputs, and its output units into labels.
+
+    :func:`load_data` builds it from the data it splits; the built-in trainable saves it beside
+    each checkpoint, so a trained model can score new raw data without the training set.
+
+    Attributes:
+        feature_names: The input columns, in the model's order.
+        class_names: The label of each output unit, in order (labels as text, sorted).
+        target: The label column of the source file; None for a built-in set.
+        mean: Per-feature mean of the train part; inputs are ``(x - mean) / scale``.
+        scale: Per-feature standard deviation of the train part (1 for a constant feature).
+            ``mean`` and ``scale`` are both None when the features were not scaled.
+        source: The data set name or file path the statistics were fitted on.
+
+    Raises:
+        DataError: the statistics do not fit the feature names, or a scale is not positive.
+    """
+
+    feature_names: tuple[str, ...]
+    class_names: tuple[str, ...]
+    target: str | None = None
+    mean: tuple[float, ...] | None = None
+    scale: tuple[float, ...] | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        width, problems = len(self.feature_names), []
+        if (self.mean is None) != (self.scale is None):
+            problems.append("give both mean and scale, or neither (unscaled features)")
+        for name in ("mean", "scale"):
+            values = getattr(self, name)
+            if values is not None and len(values) != width:
+                problems.append(f"{name} has {len(values)} values for {width} features")
+        if self.scale is not None and not all(np.isfinite(v) and v > 0 for v in self.scale):
+            problems.append("every scale must be a finite number > 0")
+        if self.mean is not None and not all(np.isfinite(v) for v in self.mean):
+            problems.append("every mean must be finite")
+        if problems:
+            raise DataError(f"preprocessing of {self.source or 'a data set'}: " + "; ".join(problems))
+
+    @property
+    def num_features(self) -> int:
+        """Number of input columns."""
+        return len(self.feature_names)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Raw features ``(n, num_features)``, in :attr:`feature_names` order, as the model's float32 inputs.
+
+        The one code path for training data (:func:`load_data`) and new data alike, so both
+        are scaled identically.
+
+        Raises:
+            DataError: ``x`` is not two-dimensional with one column per feature.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.num_features:
+            raise DataError(f"expected features of shape (n, {self.num_features}), got {x.shape}")
+        if self.mean is not None and self.scale is not None:
+            x = (x - np.asarray(self.mean)) / np.asarray(self.scale)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (floats exact as JSON writes them); :meth:`from_dict` reads it back."""
+        scaled = self.mean is not None and self.scale is not None
+        scaling = {"mean": list(self.mean), "scale": list(self.scale)} if scaled else None
+        return {"format": PREPROCESSING_FORMAT, "source": self.source, "target": self.target,
+                "feature_names": list(self.feature_names), "class_names": list(self.class_names),
+                "standardization": scaling}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Preprocessing:
+        """Read what :meth:`to_dict` wrote.
+
+        Raises:
+            DataError: another format version, a missing key or values that do not fit.
+        """
+        if not isinstance(data, Mapping) or data.get("format") != PREPROCESSING_FORMAT:
+            found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
+            raise DataError(f"not a preprocessing record of format {PREPROCESSING_FORMAT} (found {found!r})")
+        missing = [k for k in ("feature_names", "class_names", "standardization") if k not in data]
+        if missing:
+            raise DataError(f"preprocessing record lacks {missing}")
+        scaling = data["standardization"]
+        try:
+            mean, scale = (None, None) if scaling is None else (
+                tuple(float(v) for v in scaling["mean"]), tuple(float(v) for v in scaling["scale"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"preprocessing record has a bad standardization ({type(exc).__name__}: {exc}); "
+                            "expected {\"mean\": [...], \"scale\": [...]} or null") from exc
+        return cls(tuple(str(n) for n in data["feature_names"]), tuple(str(n) for n in data["class_names"]),
+                   target=data.get("target"), mean=mean, scale=scale, source=str(data.get("source", "")))
+
+
 @dataclass(frozen=True, eq=False)
 class DataSplits:
     """Train / val / test arrays of one data set, plus names.
@@ -218,6 +317,8 @@ class DataSplits:
         class_names: The label of each class index.
         name: The data set name or file path it came from.
         informative: Indices of the known informative features (synthetic set only).
+        preprocessing: How raw rows became these arrays (set by :func:`load_data`); None for
+            splits built by hand, whose preparation only their author knows.
     """
 
     x_train: np.ndarray
@@ -230,10 +331,15 @@ class DataSplits:
     class_names: tuple[str, ...]
     name: str
     informative: tuple[int, ...] | None = None
+    preprocessing: Preprocessing | None = None
 
     def __post_init__(self) -> None:
         width, top = self.num_features, self.num_classes - 1
         problems = []
+        prep = self.preprocessing
+        if prep is not None and (prep.feature_names, prep.class_names) != (tuple(self.feature_names),
+                                                                           tuple(self.class_names)):
+            problems.append("preprocessing names other features or classes than feature_names / class_names")
         for part in PARTS:
             x, y = self._arrays(part)
             rows = np.shape(x)[0] if np.ndim(x) else 0
@@ -343,15 +449,16 @@ def load_data(config: DataConfig | Mapping[str, Any] | str | os.PathLike[str]) -
     raw = _load_raw(config)
     _check_classes(raw, parts=3 if config.test_fraction > 0 else 2)
     train, val, test = _split_indices(raw, config)
-    xs = [raw.x[rows] for rows in (train, val, test)]
-    if config.scale:
-        xs = _standardize(xs)
-    features = [np.ascontiguousarray(x, dtype=np.float32) for x in xs]
+    mean, scale = _fit_standardization(raw.x[train]) if config.scale else (None, None)
+    preprocessing = Preprocessing(raw.feature_names, raw.class_names, target=config.target, mean=mean,
+                                  scale=scale, source=config.name)
+    features = [preprocessing.transform(raw.x[rows]) for rows in (train, val, test)]
     labels = [np.ascontiguousarray(raw.y[rows], dtype=np.int64) for rows in (train, val, test)]
     return DataSplits(
         x_train=features[0], y_train=labels[0], x_val=features[1], y_val=labels[1],
         x_test=features[2], y_test=labels[2], feature_names=raw.feature_names,
         class_names=raw.class_names, name=config.name, informative=raw.informative,
+        preprocessing=preprocessing,
     )
 
 
@@ -482,9 +589,9 @@ def _split_indices(raw: _Raw, config: DataConfig) -> tuple[np.ndarray, np.ndarra
     return train, val, test
 
 
-def _standardize(parts: list[np.ndarray]) -> list[np.ndarray]:
-    """Scale every part with mean and std of the first (train) part only, so no val/test leaks."""
+def _fit_standardization(x_train: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-feature mean and scale of the train part only, so nothing of val / test leaks into them."""
     from sklearn.preprocessing import StandardScaler
 
-    scaler = StandardScaler().fit(parts[0])
-    return [scaler.transform(x) if len(x) else x for x in parts]
+    scaler = StandardScaler().fit(x_train)  # its scale_ is 1 for a constant feature, never 0
+    return tuple(float(v) for v in scaler.mean_), tuple(float(v) for v in scaler.scale_)

@@ -11,12 +11,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["CHECKPOINT_FILE", "SELECTION_FILE", "atomic_write"]
+__all__ = ["CHECKPOINT_FILE", "SELECTION_FILE", "PREPROCESSING_FILE", "atomic_write"]
 
 #: The trainer's state (model, optimizers, callbacks) in a checkpoint folder.
 CHECKPOINT_FILE = "checkpoint.pt"
 #: A feature-selection trainer's gate probabilities and selected features, beside it.
 SELECTION_FILE = "selection.json"
+#: How raw data becomes the model's inputs (column order, fitted scaling, class names), beside it:
+#: :meth:`trainables.data.Preprocessing.to_dict` as JSON.
+PREPROCESSING_FILE = "preprocessing.json"
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str | Callable[[BinaryIO], object]) -> Path:

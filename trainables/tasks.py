@@ -25,16 +25,16 @@ from torch.nn.parallel import DistributedDataParallel
 
 from trainables.api import ReportFn, null_report
 from trainables.callbacks import Callback, EarlyStopping
-from trainables.data import DataSplits, load_data
+from trainables.data import DataSplits, Preprocessing, load_data
 from trainables.distributed import ShardSampler, WorldInfo, world_info
 from trainables.feature_selection import FeatureSelectionModel, FeatureSelectionTrainer
-from trainables.files import CHECKPOINT_FILE, SELECTION_FILE
+from trainables.files import CHECKPOINT_FILE, PREPROCESSING_FILE, SELECTION_FILE
 from trainables.optim import OPTIMIZERS, unknown_name_message
 from trainables.suggest import did_you_mean
 from trainables.trainer import Trainer
 
 __all__ = ["FeatureSelectionConfig", "ConfigError", "train_feature_selection", "ReportCallback", "seed_everything",
-           "CHECKPOINT_FILE", "SELECTION_FILE"]
+           "CHECKPOINT_FILE", "SELECTION_FILE", "PREPROCESSING_FILE"]
 
 
 
@@ -137,15 +137,20 @@ class ReportCallback(Callback):
 
     Every rank calls ``report`` (distributed reporters expect all ranks), but only
     rank 0 writes a checkpoint. The checkpoint folder holds ``checkpoint.pt`` (see
-    :meth:`Trainer.load_checkpoint`) and, for feature selection, ``selection.json``
-    (gate probabilities by feature name), readable without torch.
+    :meth:`Trainer.load_checkpoint`), for feature selection ``selection.json`` (gate
+    probabilities by feature name) and, given ``preprocessing``, ``preprocessing.json``
+    (:meth:`Preprocessing.to_dict`: what a saved model needs to score raw data); the
+    JSON files are readable without torch.
     """
 
     order = 80  # after early stopping and History: its counters and this epoch belong in the checkpoint
 
-    def __init__(self, report: ReportFn, checkpoint_every: int = 1) -> None:
+    def __init__(self, report: ReportFn, checkpoint_every: int = 1,
+                 preprocessing: Preprocessing | None = None) -> None:
         self.report = report
         self.checkpoint_every = checkpoint_every
+        # The same text in every checkpoint: render it once.
+        self._preprocessing_json = json.dumps(preprocessing.to_dict()) if preprocessing is not None else None
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
         # The history must include this epoch before it is saved in the checkpoint.
@@ -162,6 +167,8 @@ class ReportCallback(Callback):
             trainer.save_checkpoint(folder / CHECKPOINT_FILE)
             if isinstance(trainer, FeatureSelectionTrainer):
                 (folder / SELECTION_FILE).write_text(json.dumps(trainer.selection_summary()))
+            if self._preprocessing_json is not None:
+                (folder / PREPROCESSING_FILE).write_text(self._preprocessing_json)
             self.report(_reportable(metrics), folder)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -184,7 +191,9 @@ def train_feature_selection(
     Args:
         config: keys of :class:`FeatureSelectionConfig` (unknown keys are an error).
         report: called every epoch with the metrics in :attr:`train_feature_selection.metrics`.
-        data: pre-loaded splits (otherwise ``config["data"]`` is loaded).
+        data: pre-loaded splits (otherwise ``config["data"]`` is loaded). Their
+            :attr:`~DataSplits.preprocessing` is saved in every checkpoint; splits built by
+            hand have none, and their checkpoints then lack ``preprocessing.json``.
         resume_from: a checkpoint folder (or ``checkpoint.pt``) to continue from.
         world: rank and world size; under an initialised process group the model is
             wrapped in DDP, the train set sharded and validation metrics all-reduced.
@@ -203,7 +212,7 @@ def train_feature_selection(
         lr=cfg.lr, selector_lr_ratio=cfg.selector_lr_ratio, sparsity_lambda=cfg.sparsity_lambda,
         max_norm=cfg.max_norm, optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
         feature_names=splits.feature_names, device=cfg.device, on_nonfinite=cfg.on_nonfinite,
-        callbacks=[early, ReportCallback(report, cfg.checkpoint_every)],
+        callbacks=[early, ReportCallback(report, cfg.checkpoint_every, splits.preprocessing)],
         config=dataclasses.asdict(cfg),
     )
     if resume_from is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from search.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from search.storage import SPEC_COPY, experiment_path
+from search.storage import experiment_location, experiment_path
 
 __all__ = ["add_parsers", "HANDLERS"]
 
@@ -32,17 +32,23 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="sampler seed (overrides search.seed)")
     p.add_argument("--storage", help="results folder or URI (overrides storage)")
     p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
-    p.add_argument("--warm-start", type=Path, metavar="EXPERIMENT",
+    p.add_argument("--warm-start", type=experiment_location, metavar="EXPERIMENT",
                    help="first tell the searcher every finished trial of this earlier experiment folder")
     p.add_argument("--overwrite", action="store_true",
                    help="delete an existing experiment of the same name first (default: refuse to run into it)")
     p.add_argument("--top", type=int, default=5, help="rows of the final table")
+    p.add_argument("--verbose", action="store_true",
+                   help="let Ray's and Tune's own output through, and print every trial's every epoch "
+                        "(default: one line per trial event; Ray's output goes to <experiment>/run.log)")
 
     p = sub.add_parser("resume", help="continue an interrupted experiment from its folder")
-    p.add_argument("experiment", type=Path, help="the experiment folder, <storage>/<name>")
+    p.add_argument("experiment", type=experiment_location, help="the experiment folder, <storage>/<name> (a path or a URI)")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local embedded Ray)")
     p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
     p.add_argument("--top", type=int, default=5, help="rows of the final table")
+    p.add_argument("--verbose", action="store_true",
+                   help="let Ray's and Tune's own output through, and print every trial's every epoch "
+                        "(default: one line per trial event; Ray's output goes to <experiment>/run.log)")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -90,17 +96,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"running {spec.name}: {spec.search.num_samples} trials -> {experiment_path(spec.storage, spec.name)}",
           file=sys.stderr)
     options = RunOptions(address=args.address, spec_path=args.spec.resolve(), num_cpus=args.num_cpus,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite, quiet=not args.verbose, epoch_lines=args.verbose)
     outcome = run_experiment(spec, options, warm_start_from=args.warm_start)
     return _finish(spec, outcome, args.top)
 
 
 def resume(args: argparse.Namespace) -> int:
     from search.engine.run import RunOptions, resume_experiment
-    from search.spec.load import load_spec
 
-    outcome = resume_experiment(args.experiment, RunOptions(address=args.address, num_cpus=args.num_cpus))
-    return _finish(load_spec(Path(outcome.path) / SPEC_COPY), outcome, args.top)
+    outcome = resume_experiment(args.experiment, RunOptions(address=args.address, num_cpus=args.num_cpus,
+                                                            quiet=not args.verbose, epoch_lines=args.verbose))
+    return _finish(outcome.spec, outcome, args.top)
 
 
 def _finish(spec: Any, outcome: Any, top: int) -> int:
@@ -116,11 +122,21 @@ def _finish(spec: Any, outcome: Any, top: int) -> int:
     print(text)
     for path in write_default_exports(results if results is not None else outcome.path, spec):
         print(f"results table: {path}", file=sys.stderr)
+    if (log := _run_log(outcome.path)) is not None:
+        print(f"Ray's own output: {log}", file=sys.stderr)
     if outcome.unfinished:
         print(f"\ninterrupted with {outcome.unfinished} trial(s) unfinished; state saved. Continue with:\n"
               f"  python -m search resume {shlex.quote(str(outcome.path))}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _run_log(path: Path | str) -> Path | None:
+    """The run's log of Ray's output, if it wrote one (a URI experiment's: in its local copy, uploaded too)."""
+    from search.storage import RUN_LOG, copy_folder, is_uri
+
+    log = (copy_folder(str(path)) if is_uri(str(path)) else Path(path)) / RUN_LOG
+    return log if log.is_file() else None
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"validate": validate, "run": run, "resume": resume}

@@ -1,4 +1,5 @@
-"""``python -m search <command>``: validate, run, resume, export, best, features, report, submit, jobs.
+"""``python -m search <command>``: validate, run, resume, export, best, features, report, predict,
+submit, jobs.
 
 Results go to stdout; progress and logs to stderr. Exit codes: 0 success, 1 the
 run failed, 2 bad usage or a bad spec.
@@ -25,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     sub = parser.add_subparsers(dest="command", required=True)
     experiment.add_parsers(sub)  # validate, run, resume
-    results.add_parsers(sub)  # export, best, features, report
+    results.add_parsers(sub)  # export, best, features, report, predict
     jobs.add_parsers(sub)  # submit, jobs
     return parser
 

@@ -1,4 +1,4 @@
-"""``python -m search export|best|features|report EXPERIMENT``: what a user does after a run.
+"""``python -m search export|best|features|report|predict EXPERIMENT``: what a user does after a run.
 
 ``EXPERIMENT`` is an experiment folder, or a bare name looked up under ``./results/``.
 Results go to stdout (or ``-o FILE``, written atomically); notes to stderr. Exit codes:
@@ -23,7 +23,7 @@ _EXPERIMENT_HELP = "experiment folder, or a name under ./results/"
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``export``, ``best``, ``features`` and ``report`` on a ``add_subparsers()`` object."""
+    """Register ``export``, ``best``, ``features``, ``report`` and ``predict`` on a ``add_subparsers()`` object."""
     p = subparsers.add_parser("export", help="the results table: one row per trial, best first")
     p.add_argument("experiment", help=_EXPERIMENT_HELP)
     p.add_argument("--format", help="csv (default), parquet, json, md or html; default: from -o's suffix")
@@ -41,6 +41,17 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("experiment", help=_EXPERIMENT_HELP)
     p.add_argument("-o", "--output", type=Path, help="HTML file (default: report.html in the experiment folder)")
     p.add_argument("--top-k", type=int, default=10, help="trials in the stability heat map (default 10)")
+
+    p = subparsers.add_parser("predict", help="apply a trial's model to new raw data (CSV or Parquet)",
+                              description="Score a file of raw features with a trial's model: columns are matched "
+                              "by name (the training target column, if present, is ignored and gives the accuracy "
+                              "on stderr). Writes `prediction` and one `proba_<class>` column per class, in the "
+                              "file's row order.")
+    p.add_argument("experiment", help=_EXPERIMENT_HELP)
+    p.add_argument("data", type=Path, help="a .csv or .parquet file with the training feature columns, any order")
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    p.add_argument("--format", help="csv (default), parquet, json, md or html; default: from -o's suffix")
+    p.add_argument("--trial", help="trial id (default: the best trial)")
 
 
 def _print_notes(notes: list[str]) -> None:
@@ -118,7 +129,43 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@_guarded
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from search.results import ResultsError, load_predictor, open_results
+    from search.results.export import format_for, render_table, write_output
+    from search.results.predict import PREDICTION_COLUMN, InputDataError, accuracy, read_table
+
+    fmt = format_for(args.output, args.format)  # a bad -o or --format fails before anything is read
+    if args.output is None and fmt == "parquet":
+        raise ResultsError("parquet is binary: give a file with -o predictions.parquet")
+    frame = read_table(args.data)
+    results = open_results(args.experiment)
+    _print_notes(results.notes)
+    predictor = load_predictor(results, args.trial)
+    try:
+        table = predictor.table(frame)
+    except InputDataError as exc:
+        raise InputDataError(f"data file {str(args.data)!r}: {exc}") from exc
+    which = "the best trial" if args.trial is None else "trial"
+    print(f"{len(table)} rows of {args.data} scored by {which} {predictor.trial_id} ({predictor.checkpoint})",
+          file=sys.stderr)
+    if predictor.target is not None and predictor.target in frame.columns:
+        share, labelled = accuracy(table[PREDICTION_COLUMN], frame[predictor.target])
+        if labelled:
+            print(f"accuracy {share:.4f} on {labelled} labelled rows (target column {predictor.target!r})",
+                  file=sys.stderr)
+        else:
+            print(f"note: target column {predictor.target!r} is empty; no accuracy", file=sys.stderr)
+    if args.output is None:
+        sys.stdout.write(render_table(table, fmt).decode())
+        return EXIT_OK
+    path = write_output(args.output, render_table(table, fmt))
+    print(f"wrote {len(table)} predictions to {path}", file=sys.stderr)
+    return EXIT_OK
+
+
 #: Subcommand -> handler ``fn(args) -> exit code``.
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export": _cmd_export, "best": _cmd_best, "features": _cmd_features, "report": _cmd_report,
+    "predict": _cmd_predict,
 }

@@ -39,6 +39,7 @@ class Repair:
 
     repointed: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # trial: (was, now)
     removed_folders: list[str] = field(default_factory=list)
+    rewritten: str | None = None  # the state file rewritten (its name in the folder)
 
     def lines(self) -> list[str]:
         out = [f"trial {t}: resumes from {now or 'the start (no intact checkpoint)'}"
@@ -49,8 +50,13 @@ class Repair:
         return out
 
 
-def repair_saved_state(path: Path) -> Repair:
-    """Repair the newest ``experiment_state-*.json`` of a local experiment folder in place (see the module)."""
+def repair_saved_state(path: Path, storage_folder: str | None = None) -> Repair:
+    """Repair the newest ``experiment_state-*.json`` of a local experiment folder in place (see the module).
+
+    ``storage_folder``: for a local copy of a URI experiment, the experiment's path inside its
+    filesystem (``bucket/runs/exp``), so that the checkpoints named in the state are where Tune
+    finds them; the caller uploads :attr:`Repair.rewritten` and deletes the removed folders there.
+    """
     from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
     from ray.tune.trainable.metadata import _TrainingRunMetadata
     from ray.tune.utils.serialization import TuneFunctionEncoder, _loads_with_cloudpickle
@@ -74,11 +80,12 @@ def repair_saved_state(path: Path) -> Repair:
             continue
         folder = path / f"trial_{trial_id}"
         meta = _TrainingRunMetadata.from_json_state(trial_data[index][1])
-        if _repoint(meta, folder, trial_id, repair):
+        if _repoint(meta, folder, trial_id, repair, storage_folder):
             trial_data[index] = [trial_data[index][0], meta.get_json_state()]
             changed = True
     if changed:
         atomic_write(state_file, json.dumps(state, indent=2, cls=TuneFunctionEncoder))
+        repair.rewritten = state_file.name
     for folder in sorted(path.glob("trial_*")):
         if folder.is_dir() and folder.name.removeprefix("trial_") not in known:
             shutil.rmtree(folder)
@@ -86,7 +93,7 @@ def repair_saved_state(path: Path) -> Repair:
     return repair
 
 
-def _repoint(meta: Any, folder: Path, trial_id: str, repair: Repair) -> bool:
+def _repoint(meta: Any, folder: Path, trial_id: str, repair: Repair, storage_folder: str | None) -> bool:
     """Point ``meta``'s latest checkpoint at the newest intact one in ``folder``; True if it changed."""
     manager = meta.checkpoint_manager
     if manager is None:
@@ -125,7 +132,8 @@ def _repoint(meta: Any, folder: Path, trial_id: str, repair: Repair) -> bool:
     from ray.train._internal.session import _TrainingResult
 
     filesystem = latest.checkpoint.filesystem if latest is not None else None
-    result = _TrainingResult(checkpoint=Checkpoint(str(newest), filesystem=filesystem), metrics=metrics)
+    where = f"{storage_folder}/{folder.name}/{newest.name}" if storage_folder else str(newest)
+    result = _TrainingResult(checkpoint=Checkpoint(where, filesystem=filesystem), metrics=metrics)
     kept = [r for r in manager._checkpoint_results if _exists(r, folder) and Path(r.checkpoint.path).name != newest.name]
     manager._checkpoint_results = sorted([*kept, result], key=manager._get_checkpoint_score)  # as Tune keeps it
     manager._latest_checkpoint_result = result

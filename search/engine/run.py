@@ -17,18 +17,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from search.engine.console import quiet_terminal, say
 from search.engine.session import cluster_view, ray_session, stop_leftovers
 from search.engine.tuner import build_tuner, trial_trainable
 from search.spec.checks import resolve_data_path, spec_search_paths
 from search.spec.models import Spec
 from search.spec.registry import trainable_ref
 from search.storage import (
+    RUN_LOG,
     SPEC_COPY,
     SPEC_SOURCE_COPY,
+    copy_folder,
+    delete_remote,
     experiment_contents,
     experiment_path,
+    filesystem,
     is_uri,
+    local_copy,
     probe_writable,
+    publish,
     remove_experiment,
     storage_warning,
     write_files,
@@ -46,6 +53,8 @@ class RunOptions:
     include_dashboard: bool | None = None
     num_cpus: int | None = None
     overwrite: bool = False  # run: delete an existing experiment of the same name first
+    quiet: bool = False  # Ray's and Tune's own output into <experiment>/run.log, not the terminal (the CLI's default)
+    epoch_lines: bool = False  # a progress line per trial per epoch, not only per trial event
 
 
 @dataclass
@@ -56,6 +65,7 @@ class ExperimentOutcome:
     pruned: dict[str, int] = field(default_factory=dict)
     searcher: Any = None
     unfinished: int = 0  # trials an interrupt left running, pending or not yet started
+    spec: Any = None  # the Spec that ran (resume: the experiment's own copy)
 
     @property
     def num_errors(self) -> int:
@@ -133,33 +143,49 @@ def _fit(tuner: Any, spec: Spec, path: Path | str) -> tuple[Any, int]:
 
 @contextmanager
 def _prepared(spec: Spec, options: RunOptions, path: Path | str) -> Iterator[tuple[TrialPlan, Any]]:
-    """Data loaded, Ray up, resources planned: yields the plan and the trials' shared setup."""
+    """Data loaded, Ray up, resources planned: yields the plan and the trials' shared setup.
+
+    With ``options.quiet``, Ray's own output goes to the experiment's ``run.log`` meanwhile
+    (a URI experiment's: written in its local copy, uploaded at the end).
+    """
+    search_paths = spec_search_paths(options.spec_path)
+    data = load_data_once(spec, options.spec_path)  # before Ray: a bad file fails fast and cheaply
+    local = copy_folder(str(path)) if is_uri(str(path)) else Path(path)
+    try:
+        with quiet_terminal(local / RUN_LOG if options.quiet else None), \
+                ray_session(options.address, num_cpus=options.num_cpus, include_dashboard=options.include_dashboard,
+                            extra_paths=search_paths, record_in=local):
+            yield _trial_setup(spec, path, search_paths, data)
+    finally:
+        if options.quiet and is_uri(str(path)) and (local / RUN_LOG).is_file():
+            with contextlib.suppress(OSError):  # the log is a courtesy; the run's results are already stored
+                publish(local, [RUN_LOG], to=str(path))
+
+
+def _trial_setup(spec: Spec, path: Path | str, search_paths: tuple[Path, ...], data: Any) -> tuple[TrialPlan, Any]:
+    """The cluster seen, the trials planned, the data put in the object store: (plan, TrialSetup)."""
     import ray
 
     from search.trials.setup import TrialSetup
 
-    search_paths = spec_search_paths(options.spec_path)
-    data = load_data_once(spec, options.spec_path)  # before Ray: a bad file fails fast and cheaply
-    with ray_session(options.address, num_cpus=options.num_cpus, include_dashboard=options.include_dashboard,
-                     extra_paths=search_paths, record_in=None if is_uri(str(path)) else Path(path)):
-        cluster, nodes, available = cluster_view()
-        if warning := storage_warning(spec.storage, nodes):
-            print(f"warning: {warning}", file=sys.stderr)
-        plan = plan_trials(spec, cluster, nodes, driver_resource=DRIVER_RESOURCE in cluster, available=available)
-        for note in plan.notes:
-            print(f"note: {note}", file=sys.stderr)
-        yield plan, TrialSetup(
-            trainable_ref=trainable_ref(spec.trainable),
-            search_paths=tuple(str(p) for p in search_paths),
-            data_ref=ray.put(data) if data is not None else None,
-            plan=plan,
-            experiment_path=str(path),
-            checkpoint_num_to_keep=spec.checkpoint.num_to_keep,
-            checkpoint_score=spec.checkpoint_score,
-            checkpoint_mode=spec.checkpoint_mode,
-            required_metrics=tuple(dict.fromkeys([spec.metric, spec.checkpoint_score]
-                                                 + (["epoch"] if spec.scheduler.type == "asha" else []))),
-        )
+    cluster, nodes, available = cluster_view()
+    if warning := storage_warning(spec.storage, nodes):
+        say(f"warning: {warning}")
+    plan = plan_trials(spec, cluster, nodes, driver_resource=DRIVER_RESOURCE in cluster, available=available)
+    for note in plan.notes:
+        say(f"note: {note}")
+    return plan, TrialSetup(
+        trainable_ref=trainable_ref(spec.trainable),
+        search_paths=tuple(str(p) for p in search_paths),
+        data_ref=ray.put(data) if data is not None else None,
+        plan=plan,
+        experiment_path=str(path),
+        checkpoint_num_to_keep=spec.checkpoint.num_to_keep,
+        checkpoint_score=spec.checkpoint_score,
+        checkpoint_mode=spec.checkpoint_mode,
+        required_metrics=tuple(dict.fromkeys([spec.metric, spec.checkpoint_score]
+                                             + (["epoch"] if spec.scheduler.type == "asha" else []))),
+    )
 
 
 def run_experiment(spec: Spec, options: RunOptions | None = None, *, warm_start_from: Path | None = None) -> ExperimentOutcome:
@@ -182,22 +208,22 @@ def run_experiment(spec: Spec, options: RunOptions | None = None, *, warm_start_
                               "and AWS_ENDPOINT_URL") from None
     earlier = _earlier_study(spec, warm_start_from) if warm_start_from else None
     with _prepared(spec, options, path) as (plan, setup):
-        tuner, searcher, scheduler = build_tuner(spec, plan, setup)
+        tuner, searcher, scheduler = build_tuner(spec, plan, setup, epoch_lines=options.epoch_lines)
         if earlier is not None:
             from search.engine.searcher import warm_start
             from search.spec.space import DefineByRun
 
             added, skipped = warm_start(searcher, earlier, DefineByRun(spec.space).distributions())
-            print(f"warm start: told the searcher {added} earlier trial(s) of {warm_start_from}"
-                  + (f"; {skipped} skipped (outside the new space)" if skipped else ""), file=sys.stderr)
+            say(f"warm start: told the searcher {added} earlier trial(s) of {warm_start_from}"
+                  + (f"; {skipped} skipped (outside the new space)" if skipped else ""))
         _save_spec(spec, path, options.spec_path)  # first: an interrupted run must be resumable
         results, unfinished = _fit(tuner, spec, path)
         return ExperimentOutcome(path, results, plan, dict(scheduler.pruned) if scheduler else {}, searcher,
-                                 unfinished=unfinished)
+                                 unfinished=unfinished, spec=spec)
 
 
-def resume_experiment(path: Path, options: RunOptions | None = None) -> ExperimentOutcome:
-    """Continue an interrupted experiment from its folder.
+def resume_experiment(path: Path | str, options: RunOptions | None = None) -> ExperimentOutcome:
+    """Continue an interrupted experiment from its folder (a local path or a URI).
 
     Finished trials are not rerun; interrupted and errored trials continue from their
     last checkpoint; the Optuna study keeps its history and trial numbering.
@@ -207,17 +233,16 @@ def resume_experiment(path: Path, options: RunOptions | None = None) -> Experime
     from search.spec.load import load_spec
 
     options = options or RunOptions()
-    path = Path(path).resolve()
+    path = path if is_uri(str(path)) else Path(path).resolve()
     if not tune.Tuner.can_restore(str(path)):
         raise ExperimentError(f"{path} is not a resumable experiment (no tuner.pkl): pass the experiment folder, "
                               "<storage>/<name>, of a run that started")
-    spec = load_spec(path / SPEC_COPY)
-    from search.engine.recovery import repair_saved_state
-
-    if stopped := stop_leftovers(path):
+    local = _local_folder(path)
+    spec = load_spec(local / SPEC_COPY)
+    if stopped := stop_leftovers(local):
         print(f"note: stopped {len(stopped)} process(es) the killed run's embedded Ray left running "
               f"(pids {', '.join(map(str, stopped))})", file=sys.stderr)
-    for line in repair_saved_state(path).lines():  # before Tune reads it: checkpoints that exist, known trials
+    for line in _repair(path, local):  # before Tune reads it: checkpoints that exist, known trials
         print(f"note: {line}", file=sys.stderr)
     with _prepared(spec, options, path) as (plan, setup):
         trainable = trial_trainable(plan, setup)
@@ -228,7 +253,31 @@ def resume_experiment(path: Path, options: RunOptions | None = None) -> Experime
         results, unfinished = _fit(tuner, spec, path)
         # The restored searcher and scheduler have no public accessor on the Tuner; what they
         # decided is on disk: the searcher state (the Optuna study, the trials ASHA cut).
-        return ExperimentOutcome(path, results, plan, _saved_pruned(path), None, unfinished=unfinished)
+        return ExperimentOutcome(path, results, plan, _saved_pruned(path), None, unfinished=unfinished, spec=spec)
+
+
+def _local_folder(path: Path | str) -> Path:
+    """The experiment's folder on this machine: itself, or a URI's up-to-date local copy."""
+    if not is_uri(str(path)):
+        return Path(path)
+    try:
+        return local_copy(str(path))
+    except OSError as exc:
+        raise ExperimentError(f"cannot read the experiment at {path}: {exc}") from None
+
+
+def _repair(path: Path | str, local: Path) -> list[str]:
+    """Repair Tune's saved state (:mod:`search.engine.recovery`); a URI's on its local copy, then uploaded."""
+    from search.engine.recovery import repair_saved_state
+
+    if not is_uri(str(path)):
+        return repair_saved_state(local).lines()
+    repair = repair_saved_state(local, storage_folder=filesystem(str(path))[1])
+    if repair.rewritten:
+        publish(local, [repair.rewritten])
+    for name in repair.removed_folders:
+        delete_remote(str(path), name)
+    return repair.lines()
 
 
 def _refuse_existing(path: Path | str, overwrite: bool) -> None:
@@ -259,11 +308,11 @@ def _saved_pruned(path: Path) -> dict[str, int]:
     return {str(t): int(e) for t, e in zip(cut["trial_id"], cut["epochs_run"]) if e == e}
 
 
-def _earlier_study(spec: Spec, folder: Path) -> Any:
-    from search.results.searcher_state import load_study
+def _earlier_study(spec: Spec, folder: Path | str) -> Any:
+    from search.results.searcher_state import load_journal_study
 
     try:
-        study = load_study(folder)
+        study = load_journal_study(_local_folder(folder))
     except (FileNotFoundError, ValueError) as exc:
         raise ExperimentError(f"--warm-start: {exc}") from None
     direction = "MAXIMIZE" if spec.mode == "max" else "MINIMIZE"

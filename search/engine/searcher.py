@@ -13,16 +13,31 @@ definition of a trial's value, the same as the results table's ``best_<metric>``
 - a diverged trial is PRUNED (Optuna refuses NaN; a FAIL would teach TPE nothing);
 - an error is FAIL, told once retries are used up (a retried trial is told its final outcome);
 - an interrupted trial is told nothing: ``resume`` continues it under the same Optuna trial.
+
+The study lives in memory (Tune pickles it into ``searcher-state-*.pkl`` with the rest of
+the searcher, which is what ``resume`` restores). Each time Tune saves the searcher, the
+trials finished since are appended to Optuna's journal file beside it
+(:data:`~search.storage.OPTUNA_JOURNAL`), which ``optuna-dashboard`` and
+``optuna.load_study`` open, live and afterwards. A journal rather than SQLite: it is
+append-only (a killed driver leaves at worst a cut last line, which Optuna skips), needs
+no database driver, and travels with the folder when Ray syncs it to S3 or a copy is moved.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import pickle
+from pathlib import Path
 from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
+from search.storage import OPTUNA_JOURNAL
+
 __all__ = ["PruningAwareOptunaSearch", "EPOCH", "warm_start"]
+
+log = logging.getLogger(__name__)
 
 #: The time attribute of the search: each trial reports its own epoch (Tune's
 #: ``training_iteration`` restarts counting after a restore).
@@ -95,6 +110,45 @@ class PruningAwareOptunaSearch(OptunaSearch):
             if frozen is not None and frozen.intermediate_values:
                 out[trial_id] = dict(frozen.intermediate_values)
         return out
+
+    def save(self, checkpoint_path: str) -> None:
+        """Tune's save (the searcher's ``__dict__``, pickled), then the finished trials into Optuna's journal."""
+        state = {k: v for k, v in self.__dict__.items() if k != "_journal"}  # an open file: not part of the state
+        with open(checkpoint_path, "wb") as fh:
+            pickle.dump(state, fh)
+        try:
+            self._write_journal(Path(checkpoint_path).parent / OPTUNA_JOURNAL)
+        except Exception as exc:  # noqa: BLE001 - the journal is a view; the run and its state go on
+            if not self.__dict__.get("_journal_warned"):
+                log.warning("could not write Optuna's journal %s: %s", OPTUNA_JOURNAL, exc)
+                self._journal_warned = True
+
+    def _write_journal(self, path: Path) -> None:
+        """Append the study's trials finished since the last save (matched by Tune trial id) to the journal."""
+        import optuna
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        cached = self.__dict__.get("_journal")
+        if cached is None or cached[0] != str(path):
+            study = optuna.create_study(storage=JournalStorage(JournalFileBackend(str(path))),
+                                        study_name=self._ot_study.study_name, load_if_exists=True,
+                                        directions=self._ot_study.directions)
+            written = {t.user_attrs.get("trial_id") for t in study.get_trials(deepcopy=False)}
+            cached = self._journal = (str(path), study, written)
+        _, study, written = cached
+        tune_ids = {ot_trial.number: trial_id for trial_id, ot_trial in self._ot_trials.items()}
+        for frozen in self._ot_study.get_trials(deepcopy=False):
+            key = tune_ids.get(frozen.number, f"earlier-{frozen.number}")  # a warm start's trial has no Tune id
+            if key in written or not frozen.state.is_finished():
+                continue
+            # A PRUNED trial's value is its last intermediate value (Optuna's tell sets it).
+            valued = frozen.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+            study.add_trial(optuna.trial.create_trial(
+                state=frozen.state, values=frozen.values if valued else None, params=frozen.params,
+                distributions=frozen.distributions, intermediate_values=dict(frozen.intermediate_values),
+                user_attrs={**frozen.user_attrs, "trial_id": key}))
+            written.add(key)
 
     def untold(self, trial_ids: Any) -> list[str]:
         """Those of ``trial_ids`` the study holds as still running."""

@@ -11,13 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from search.storage import EMBEDDED_RAY_RECORD  # in the experiment folder (a URI's: its local copy) while an
+# embedded Ray runs: the driver's pid and Ray's session folder, so that after a SIGKILL the next
+# `resume` finds what the killed cluster left running.
 from search.trials.resources import DRIVER_RESOURCE
 
-__all__ = ["REPORT_INTERVAL_S", "EMBEDDED_RAY_RECORD", "ray_session", "cluster_view", "stop_leftovers"]
-
-#: In the experiment folder while an embedded Ray runs: the driver's pid and Ray's session folder,
-#: so that after a SIGKILL the next ``resume`` finds what the killed cluster left running.
-EMBEDDED_RAY_RECORD = ".embedded-ray.json"
+__all__ = ["REPORT_INTERVAL_S", "ray_session", "cluster_view", "stop_leftovers"]
 
 #: Ray Train V2 paces ``report`` by its health-check interval (2 s by default); with
 #: epochs of milliseconds that interval, not training, would set the pace.

@@ -12,8 +12,8 @@ from search.trials.resources import TrialPlan
 __all__ = ["build_tuner", "trial_trainable", "trial_dirname"]
 
 
-def build_tuner(spec: Spec, plan: TrialPlan, setup: Any) -> tuple[Any, Any, Any]:
-    """The Tuner, its searcher and its scheduler for a validated spec."""
+def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, *, epoch_lines: bool = False) -> tuple[Any, Any, Any]:
+    """The Tuner, its searcher and its scheduler for a validated spec (``epoch_lines``: a progress line per epoch)."""
     from ray import tune
 
     from search.engine.callbacks import ProgressLines, PrunedCheckpointCleanup, TellBudgetStops
@@ -36,7 +36,8 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any) -> tuple[Any, Any, Any]
                                 reduction_factor=spec.scheduler.reduction_factor, brackets=spec.scheduler.brackets)
     trainable = trial_trainable(plan, setup)
     pruned = scheduler.pruned if scheduler else {}
-    callbacks = [ProgressLines(spec.metric, spec.mode, pruned=pruned), PrunedCheckpointCleanup(pruned)]
+    callbacks = [ProgressLines(spec.metric, spec.mode, pruned=pruned, num_samples=spec.search.num_samples,
+                               epoch_lines=epoch_lines), PrunedCheckpointCleanup(pruned)]
     if spec.search.time_budget_s:
         callbacks.append(TellBudgetStops(searcher, spec.search.time_budget_s))
     tuner = tune.Tuner(

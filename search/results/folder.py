@@ -31,7 +31,7 @@ import yaml
 
 from search.results.outcomes import is_finite_number
 from search.results.searcher_state import read_searcher_state
-from search.storage import DEFAULT_STORAGE, SPEC_COPY, TRAIN_RUNS_DIR
+from search.storage import DEFAULT_STORAGE, SPEC_COPY, TRAIN_RUNS_DIR, is_uri, local_copy
 from trainables.files import CHECKPOINT_FILE, SELECTION_FILE
 
 __all__ = ["ResultsError", "ExperimentInfo", "TrialRecord", "ExperimentFiles", "resolve_experiment",
@@ -111,9 +111,14 @@ class ExperimentFiles:
 def resolve_experiment(experiment: str | Path) -> Path:
     """The experiment folder for a path, or a bare name under ``./results``.
 
+    A URI (``s3://bucket/runs/exp``) is read through its local copy, brought up to date
+    first (:func:`search.storage.local_copy`).
+
     Raises:
         ResultsError: nothing there, or the folder is not an experiment.
     """
+    if is_uri(str(experiment)):
+        return _local_copy(str(experiment))
     given = Path(experiment).expanduser()
     candidates = [given]
     if len(given.parts) == 1 and not given.is_absolute():
@@ -130,6 +135,21 @@ def resolve_experiment(experiment: str | Path) -> Path:
         hint = f"; it holds the experiments {', '.join(inside)}: pass one of them" if inside else ""
         raise ResultsError(f"{folder} is not an experiment folder: no experiment_state-*.json, searcher state or "
                            f"trial_* folders written by `python -m search run`{hint}")
+    return folder
+
+
+def _local_copy(uri: str) -> Path:
+    try:
+        folder = local_copy(uri)
+    except FileNotFoundError:
+        raise ResultsError(f"no experiment at {uri!r}: nothing is stored there (check the bucket and path; "
+                           f"an experiment is <storage>/<name>)") from None
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"cannot read the experiment at {uri!r}: {exc}; check the credentials and, for a "
+                           "server other than AWS, AWS_ENDPOINT_URL") from None
+    if not _is_experiment(folder):
+        raise ResultsError(f"{uri} is not an experiment folder: no experiment_state-*.json, searcher state or "
+                           "trial_* folders written by `python -m search run`")
     return folder
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from search.results.export import write_output
 from search.results.folder import ResultsError
 from search.results.table import ExperimentResults, best_column, open_results
+from search.storage import publish
 
 __all__ = ["SECTIONS", "render_report", "write_report", "REPORT_FILE"]
 
@@ -123,10 +124,17 @@ def render_report(experiment: str | Path | ExperimentResults, top_k: int = 10) -
 
 
 def write_report(experiment: str | Path | ExperimentResults, output: str | Path | None = None,
-                 top_k: int = 10) -> Path:
-    """Write the report (default: ``report.html`` in the experiment folder) atomically; its path."""
+                 top_k: int = 10) -> Path | str:
+    """Write the report (default: ``report.html`` in the experiment folder) atomically; where it is.
+
+    Into a URI experiment's folder (read through its local copy) the report is uploaded
+    too, and its URI returned.
+    """
     results = open_results(experiment)
     path = Path(output) if output is not None else results.path / REPORT_FILE
     if path.suffix.lower() not in (".html", ".htm"):
         raise ResultsError(f"the report is HTML: give -o a name ending in .html (got {str(path)!r})")
-    return write_output(path, render_report(results, top_k))
+    written = write_output(path, render_report(results, top_k))
+    if output is None and (uploaded := publish(results.path, [REPORT_FILE])):
+        return uploaded[0]
+    return written

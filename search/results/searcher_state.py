@@ -13,7 +13,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-__all__ = ["read_searcher_state", "load_study"]
+__all__ = ["read_searcher_state", "load_study", "load_journal_study"]
 
 
 def read_searcher_state(experiment: str | Path) -> dict[str, Any]:
@@ -43,3 +43,25 @@ def load_study(experiment: str | Path) -> Any:
     if study is None:
         raise ValueError(f"{experiment}'s searcher state holds no Optuna study")
     return study
+
+
+def load_journal_study(experiment: str | Path) -> Any:
+    """The study in the experiment's Optuna journal (``optuna.journal``), else the one its searcher saved.
+
+    The journal holds the finished trials (what a warm start uses); the searcher state also
+    the trials still running when it was saved.
+    """
+    from search.storage import OPTUNA_JOURNAL
+
+    journal = Path(experiment) / OPTUNA_JOURNAL
+    if not journal.is_file():
+        return load_study(experiment)
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    names = optuna.get_all_study_names(storage)
+    if len(names) != 1:
+        raise ValueError(f"{journal} holds {len(names)} studies ({', '.join(names)}), not one")
+    return optuna.load_study(study_name=names[0], storage=storage)

@@ -29,7 +29,7 @@ from search.results.folder import (
     value_at,
 )
 from search.results.outcomes import Outcome, TrialFacts, classify, is_finite_number
-from search.storage import TRAIN_RUNS_DIR
+from search.storage import TRAIN_RUNS_DIR, publish
 
 __all__ = ["ExperimentResults", "open_results", "load_results", "BestTrial", "best_trial", "best_column",
            "param_column", "require_checkpoint", "write_default_exports", "DEFAULT_EXPORTS"]
@@ -247,19 +247,21 @@ def best_trial(experiment: str | Path | ExperimentResults) -> BestTrial:
 
 
 # ---------------------------------------------------------------- after `run`
-def write_default_exports(experiment: str | Path | ExperimentResults, spec: Any = None) -> list[Path]:
+def write_default_exports(experiment: str | Path | ExperimentResults, spec: Any = None) -> list[Path | str]:
     """Write ``results.csv`` and ``results.md`` into the experiment folder; the files written.
 
     ``experiment`` is the folder, or its results already read. Called at the end of ``run``:
-    it never raises; a problem is one line on stderr.
+    it never raises; a problem is one line on stderr. A URI experiment gets them uploaded
+    (the URIs are returned).
     """
     from search.results.export import write_table
 
-    written: list[Path] = []
+    written: list[Path | str] = []
     try:
         results = open_results(experiment, spec)
         for name in DEFAULT_EXPORTS:
             written.append(write_table(results.table, results.path / name))
+        written = publish(results.path, DEFAULT_EXPORTS) or written
     except (ResultsError, OSError) as exc:
         print(f"warning: could not write the results table: {exc}", file=sys.stderr)
     return written

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,66 @@ def ray_cluster() -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A real S3 API on loopback (moto's server mode), with bucket :attr:`bucket` created."""
+
+    endpoint: str
+    bucket: str
+    env: dict[str, str]  # what a process needs to reach it: endpoint, region, dummy credentials
+
+    def files(self, prefix: str) -> dict[str, int]:
+        """Object path (below the bucket) -> size, for every object under ``prefix``."""
+        import pyarrow.fs
+
+        fs = self.filesystem()
+        root = f"{self.bucket}/{prefix}".rstrip("/")
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(root, recursive=True, allow_not_found=True))
+        return {i.path[len(self.bucket) + 1:]: i.size for i in infos if i.type == pyarrow.fs.FileType.File}
+
+    def read(self, key: str) -> str:
+        return self.read_bytes(key).decode()
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.filesystem().open_input_stream(f"{self.bucket}/{key}") as fh:
+            return fh.read()
+
+    def write(self, key: str, text: str) -> None:
+        with self.filesystem().open_output_stream(f"{self.bucket}/{key}") as fh:
+            fh.write(text.encode())
+
+    def filesystem(self):
+        import pyarrow.fs
+
+        return pyarrow.fs.S3FileSystem(endpoint_override=self.endpoint, access_key="testing", secret_key="testing",
+                                       region="us-east-1", scheme="http")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's ``ThreadedMotoServer`` on 127.0.0.1, one per session; stopped at the end."""
+    pytest.importorskip("moto")
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket="runs")
+    try:
+        yield S3Server(endpoint, "runs", env)
+    finally:
+        server.stop()

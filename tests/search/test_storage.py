@@ -82,3 +82,50 @@ def test_validate_and_run_refuse_an_uncreatable_storage_with_exit_2(tmp_path, ve
     assert f"{spec_file}:3: storage: storage 'blocker/results' cannot be created" in proc.stderr
     assert "Traceback" not in proc.stderr and "ray" not in proc.stderr.lower()
     assert (tmp_path / "blocker").read_text() == "x"
+
+
+def test_a_uri_query_string_stays_after_the_experiment_name():
+    assert experiment_path("s3://b/runs/?endpoint_override=h:9000&scheme=http", "exp") == \
+        "s3://b/runs/exp?endpoint_override=h:9000&scheme=http"
+    assert storage_root("s3://b/runs/?region=x") == "s3://b/runs?region=x"
+
+
+def test_credentials_in_a_uri_are_refused_and_not_echoed():
+    from search.storage import unwritable_reason
+
+    reason = unwritable_reason("s3://b/runs?access_key=AKIA123&scheme=http")
+    assert "carries credentials in its query string (access_key)" in reason and "AKIA123" not in reason
+    assert unwritable_reason("s3://b/runs?endpoint_override=h:9000&scheme=http") is None
+
+
+def test_a_local_copy_follows_its_uri_incrementally_and_publish_writes_back(tmp_path, monkeypatch):
+    """file:// stands in for a bucket here (the S3 server tests run the same code against S3)."""
+    from search.storage import CACHE_ENV, copy_folder, local_copy, origin_of, publish
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    remote = tmp_path / "bucket" / "exp"
+    (remote / "trial_a" / "checkpoint_000000").mkdir(parents=True)
+    (remote / "trial_a" / "checkpoint_000000" / "checkpoint.pt").write_bytes(b"w0")
+    (remote / "trial_a" / "result.json").write_text('{"epoch": 1}\n')
+    (remote / "spec.yaml").write_text("name: exp\n")
+    uri = f"file://{remote}"
+    copy = local_copy(uri)
+    assert copy == copy_folder(uri) and copy.is_relative_to(tmp_path / "cache") and origin_of(copy) == uri
+    assert (copy / "trial_a" / "checkpoint_000000" / "checkpoint.pt").read_bytes() == b"w0"
+    unchanged = (copy / "spec.yaml").stat().st_ino
+    # The run goes on: a new row, a new checkpoint, retention deletes the old one.
+    (remote / "trial_a" / "result.json").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    (remote / "trial_a" / "checkpoint_000001").mkdir()
+    (remote / "trial_a" / "checkpoint_000001" / "checkpoint.pt").write_bytes(b"w1")
+    (remote / "trial_a" / "checkpoint_000000" / "checkpoint.pt").unlink()
+    (remote / "trial_a" / "checkpoint_000000").rmdir()
+    (copy / "results.csv").write_text("trial_id\na\n")  # written here, not yet published: not the URI's
+    assert local_copy(uri) == copy
+    assert (copy / "trial_a" / "result.json").read_text().count("epoch") == 2
+    assert not (copy / "trial_a" / "checkpoint_000000").exists() and not (copy / "results.csv").exists()
+    assert (copy / "trial_a" / "checkpoint_000001" / "checkpoint.pt").read_bytes() == b"w1"
+    assert (copy / "spec.yaml").stat().st_ino == unchanged  # not fetched again (fetching replaces the file)
+    (copy / "report.html").write_text("<html/>")
+    assert publish(copy, ["report.html"]) == [f"{uri}/report.html"]
+    assert (remote / "report.html").read_text() == "<html/>"
+    assert publish(tmp_path / "bucket" / "exp", ["report.html"]) == []  # a local experiment: nothing to upload

@@ -16,6 +16,7 @@ from trainables.data import (
     DataConfig,
     DataError,
     DataSplits,
+    Preprocessing,
     load_data,
     make_madelon,
 )
@@ -97,6 +98,56 @@ def test_scaler_is_fitted_on_train_only() -> None:
     mean, std = raw.x_train.astype(np.float64).mean(axis=0), raw.x_train.astype(np.float64).std(axis=0)
     np.testing.assert_allclose(scaled.x_val, (raw.x_val - mean) / std, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(scaled.x_test, (raw.x_test - mean) / std, rtol=1e-4, atol=1e-4)
+
+
+def test_the_fitted_scaling_is_kept_and_reproduces_every_part() -> None:
+    scaled = load_data({"name": "wine", "seed": 1})
+    raw = load_data({"name": "wine", "seed": 1, "scale": False})
+    prep = scaled.preprocessing
+
+    # The statistics of the train part (population std, as StandardScaler), nothing else.
+    np.testing.assert_allclose(prep.mean, raw.x_train.astype(np.float64).mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(prep.scale, raw.x_train.astype(np.float64).std(axis=0), rtol=1e-6)
+    assert (prep.feature_names, prep.class_names) == (scaled.feature_names, scaled.class_names)
+    assert (prep.target, prep.source) == (None, "wine")
+    # Applying them to the raw rows gives the arrays the model trained on (raw here is float32
+    # already, so compare with a float32 tolerance).
+    np.testing.assert_allclose(prep.transform(raw.x_val), scaled.x_val, atol=1e-5)
+    unscaled = raw.preprocessing
+    assert unscaled.mean is None and unscaled.scale is None
+    np.testing.assert_array_equal(unscaled.transform(raw.x_test), raw.x_test)
+
+
+def test_preprocessing_round_trips_through_json_exactly(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "animals.csv"
+    _frame().to_csv(path, index=False)
+    prep = load_data({"name": str(path), "target": "label"}).preprocessing
+    assert prep.target == "label" and prep.class_names == ("apple", "mango", "zebra")
+    assert prep.feature_names == ("row_id", "height", "weight")
+    again = Preprocessing.from_dict(json.loads(json.dumps(prep.to_dict())))
+    assert again == prep  # floats exact: JSON writes repr
+
+
+@pytest.mark.parametrize(("record", "message"), [
+    ({"format": 99}, r"not a preprocessing record of format 1 \(found 99\)"),
+    ({"format": 1, "feature_names": ["a"]}, r"lacks \['class_names', 'standardization'\]"),
+    ({"format": 1, "feature_names": ["a"], "class_names": ["n", "p"], "standardization": {"mean": [0.0]}},
+     "bad standardization"),
+    ({"format": 1, "feature_names": ["a", "b"], "class_names": ["n", "p"],
+      "standardization": {"mean": [0.0], "scale": [1.0, 0.0]}}, "mean has 1 values for 2 features.*finite number > 0"),
+])
+def test_a_bad_preprocessing_record_says_what_is_wrong(record, message) -> None:
+    with pytest.raises(DataError, match=message):
+        Preprocessing.from_dict(record)
+
+
+def test_preprocessing_transform_checks_the_width() -> None:
+    prep = Preprocessing(("a", "b"), ("n", "p"), mean=(1.0, 2.0), scale=(2.0, 4.0))
+    np.testing.assert_array_equal(prep.transform(np.array([[3.0, 10.0]])), np.array([[1.0, 2.0]], np.float32))
+    with pytest.raises(DataError, match=r"expected features of shape \(n, 2\), got \(1, 3\)"):
+        prep.transform(np.zeros((1, 3)))
 
 
 def test_zero_test_fraction_gives_empty_test_part() -> None:
@@ -350,3 +401,5 @@ def test_datasplits_checks_its_arrays() -> None:
         DataSplits(x, y, np.zeros((4, 3), np.float32), y, x, y, ("a", "b"), ("n", "p"), "toy")
     with pytest.raises(DataError, match="y_test holds labels outside 0..1"):
         DataSplits(x, y, x, y, x, y + 5, ("a", "b"), ("n", "p"), "toy")
+    with pytest.raises(DataError, match="preprocessing names other features or classes"):
+        DataSplits(x, y, x, y, x, y, ("a", "b"), ("n", "p"), "toy", preprocessing=Preprocessing(("b", "a"), ("n", "p")))

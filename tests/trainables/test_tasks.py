@@ -11,7 +11,15 @@ import pytest
 import torch
 
 from trainables.api import CONTEXT_KEYWORDS, call_training_function, null_report
-from trainables.tasks import CHECKPOINT_FILE, SELECTION_FILE, ConfigError, FeatureSelectionConfig, train_feature_selection
+from trainables.data import DataSplits, Preprocessing
+from trainables.tasks import (
+    CHECKPOINT_FILE,
+    PREPROCESSING_FILE,
+    SELECTION_FILE,
+    ConfigError,
+    FeatureSelectionConfig,
+    train_feature_selection,
+)
 
 FAST = {"epochs": 3, "batch_size": 64, "hidden_sizes": [8], "lr": 1e-2, "patience": 5}
 
@@ -52,7 +60,7 @@ def test_report_gets_every_metric_and_a_checkpoint_each_epoch(tmp_path, small_ma
     assert all(folder is not None and not folder.exists() for folder in report.folders)  # removed after report
     assert sorted(report.copies) == [1, 2, 3]
     for epoch, copy in report.copies.items():
-        assert sorted(p.name for p in copy.iterdir()) == [CHECKPOINT_FILE, SELECTION_FILE]
+        assert sorted(p.name for p in copy.iterdir()) == [CHECKPOINT_FILE, PREPROCESSING_FILE, SELECTION_FILE]
         assert torch.load(copy / CHECKPOINT_FILE, weights_only=False)["epoch"] == epoch
         selection = json.loads((copy / SELECTION_FILE).read_text())
         assert selection["feature_names"] == list(small_madelon.feature_names)
@@ -61,6 +69,29 @@ def test_report_gets_every_metric_and_a_checkpoint_each_epoch(tmp_path, small_ma
         assert all(0.0 < p < 1.0 for p in probabilities.values())
         assert set(selection["selected"]) <= set(selection["feature_names"])
         assert len(selection["selected"]) == report.metrics[epoch - 1]["num_selected"]
+
+
+def test_each_checkpoint_saves_the_preprocessing_of_its_data(tmp_path, small_madelon):
+    report = Recorder(tmp_path)
+    train_feature_selection({**FAST, "epochs": 2}, report, data=small_madelon)
+
+    for copy in report.copies.values():
+        saved = json.loads((copy / PREPROCESSING_FILE).read_text())
+        assert saved == small_madelon.preprocessing.to_dict()
+        assert Preprocessing.from_dict(saved) == small_madelon.preprocessing
+        assert saved["feature_names"] == list(small_madelon.feature_names)
+        assert saved["class_names"] == ["0", "1"] and saved["target"] is None and saved["source"] == "madelon"
+        assert len(saved["standardization"]["mean"]) == len(saved["standardization"]["scale"]) == 20
+
+
+def test_splits_built_by_hand_save_no_preprocessing(tmp_path, small_madelon):
+    # Their preparation is unknown here: better no preprocessing.json than a wrong one.
+    by_hand = DataSplits(small_madelon.x_train, small_madelon.y_train, small_madelon.x_val, small_madelon.y_val,
+                         small_madelon.x_test, small_madelon.y_test, small_madelon.feature_names,
+                         small_madelon.class_names, "by hand")
+    report = Recorder(tmp_path)
+    train_feature_selection({**FAST, "epochs": 1}, report, data=by_hand)
+    assert sorted(p.name for p in report.copies[1].iterdir()) == [CHECKPOINT_FILE, SELECTION_FILE]
 
 
 def test_result_summarises_the_run(small_madelon):

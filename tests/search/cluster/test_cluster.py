@@ -305,12 +305,17 @@ def _stop(cluster: LocalCluster) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    """A head (1 CPU, dashboard) and a worker node (2 CPUs) on this machine, token auth on."""
+def cluster(s3_server, tmp_path_factory) -> Iterator[LocalCluster]:
+    """A head (1 CPU, dashboard) and a worker node (2 CPUs) on this machine, token auth on.
+
+    Its nodes and clients reach the test's S3 server: endpoint and dummy credentials are in
+    their environment, as on a cluster whose machines are set up for the bucket.
+    """
     temp_dir = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))  # short: Ray's socket paths must fit 107 chars
     env = {k: v for k, v in os.environ.items() if k not in {"RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "PYTHONPATH"}}
     env.update(PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", RAY_AUTH_MODE="token",
-               RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_USAGE_STATS_ENABLED="0")
+               RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_USAGE_STATS_ENABLED="0", **s3_server.env,
+               SEARCH_CACHE_DIR=str(tmp_path_factory.mktemp("cache")))
     cluster = LocalCluster(temp_dir, env)
     try:
         gcs_port, dashboard_port = _free_port(), _free_port()
@@ -397,6 +402,33 @@ def test_submit_wait_runs_the_experiment_as_a_job_then_jobs_and_export(cluster, 
     assert proc.returncode == 0 and "best trial" in proc.stdout
     proc = _cli("jobs", "status", "raysubmit_nosuchjob", "--address", cluster.dashboard, cwd=work, env=cluster.env)
     assert proc.returncode == 2 and "no job 'raysubmit_nosuchjob'" in proc.stderr
+
+
+def test_submit_with_s3_storage_then_export_and_best_from_the_uri(cluster, s3_server, tmp_path):
+    work, _ = _experiment(tmp_path, "s3")
+    for package in ("search", "trainables"):
+        shutil.copytree(REPO / package, work / package, ignore=shutil.ignore_patterns("__pycache__"))
+    uri = f"s3://{s3_server.bucket}/{tmp_path.name}"
+    proc = _cli("submit", "exp/space.yaml", "--address", cluster.dashboard, "--storage", uri, "--num-samples", "2",
+                "--wait", cwd=work, env=cluster.env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "best trial" in proc.stderr and f"results table: {uri}/cluster/results.csv" in proc.stderr
+    assert "is a local path" not in proc.stderr  # no storage warning: every node reaches the bucket
+    files = s3_server.files(f"{tmp_path.name}/cluster")
+    trials = {k.split("/")[2] for k in files if k.split("/")[2].startswith("trial_")}
+    assert len(trials) == 2 and f"{tmp_path.name}/cluster/tuner.pkl" in files
+    workers = {n["node_id"] for n in cluster.alive_nodes()}
+    ran_on = {json.loads(s3_server.read(f"{tmp_path.name}/cluster/{t}/result.json").splitlines()[-1])["node_id"]
+              for t in trials}
+    assert ran_on <= workers  # written from the node each trial ran on, straight into the bucket
+    proc = _cli("export", f"{uri}/cluster", "--format", "csv", cwd=tmp_path, env=cluster.env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import pandas as pd
+
+    rows = pd.read_csv(io.StringIO(proc.stdout))
+    assert sorted(rows["trial_id"].astype(str)) == sorted(t.removeprefix("trial_") for t in trials)
+    proc = _cli("best", f"{uri}/cluster", cwd=tmp_path, env=cluster.env)
+    assert proc.returncode == 0 and float(yaml.safe_load(proc.stdout)["x"]) == pytest.approx(rows.iloc[0]["x"])
 
 
 def test_jobs_stop_ends_a_running_job(cluster, tmp_path):

@@ -314,21 +314,37 @@ def test_a_ddp_rank_that_fails_while_the_other_waits_replaces_the_pool_and_the_t
 #      retention (num_to_keep: 2) has already deleted it (two newer checkpoints came);
 #  before_first_checkpoint: the saved state knows the trial, which has no checkpoint yet.
 PLACED_TRAINABLE = '''
-import json, os, tempfile, time
+import json, os, signal, tempfile, time
 from pathlib import Path
+
+
+def _fs(experiment):
+    import pyarrow.fs
+
+    return pyarrow.fs.FileSystem.from_uri(str(experiment))  # a local folder or an s3:// URI alike
+
+
+def exists(experiment, name):
+    import pyarrow.fs
+
+    fs, root = _fs(experiment)
+    return fs.get_file_info(f"{root}/{name}").type != pyarrow.fs.FileType.NotFound
 
 
 def saved_latest(experiment, trial_id):
     """(is the trial in Tune's newest saved state, the name of its latest checkpoint there)."""
-    from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
+    import pyarrow.fs
     from ray.tune.trainable.metadata import _TrainingRunMetadata
     from ray.tune.utils.serialization import _loads_with_cloudpickle
 
-    newest = _find_newest_experiment_checkpoint(str(experiment))
-    if newest is None:
+    fs, root = _fs(experiment)
+    states = sorted(i.path for i in fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
+                    if i.base_name.startswith("experiment_state-") and i.base_name.endswith(".json"))
+    if not states:  # Tune's newest is the latest name (a timestamp), as its own reader picks it
         return False, None
     try:
-        state = _loads_with_cloudpickle(Path(newest).read_text())
+        with fs.open_input_stream(states[-1]) as fh:
+            state = _loads_with_cloudpickle(fh.read().decode())
     except Exception:  # being rewritten
         return False, None
     for trial_json, meta_json in state["trial_data"]:
@@ -348,18 +364,37 @@ def wait_for(condition, what):
 
 def kill_driver(log, named):
     """SIGKILL the driver from here, the moment the fault is placed (the test only waits)."""
-    import signal
-
     (log / "kill-now").write_text(named)
     os.kill(int((log / "driver-pid").read_text()), signal.SIGKILL)
     time.sleep(300)
 
 
-def train(config, report, resume_from=None):
-    from ray import tune
+def trial_id_of(experiment, x):
+    """The trial whose params.json holds ``x`` (on a worker of the pool, Tune's context is not at hand)."""
+    import pyarrow.fs
 
-    log, experiment = Path(config["log_dir"]), Path(config["experiment"])
-    trial_id = tune.get_context().get_trial_id()
+    fs, root = _fs(experiment)
+    for info in fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True)):
+        if info.base_name.startswith("trial_"):
+            try:
+                with fs.open_input_stream(f"{info.path}/params.json") as fh:
+                    if json.loads(fh.read().decode()).get("x") == x:
+                        return info.base_name.removeprefix("trial_")
+            except (OSError, ValueError):
+                continue
+    return None
+
+
+def train(config, report, resume_from=None):
+    log, experiment = Path(config["log_dir"]), config["experiment"]
+    if config["executor"] == "direct":
+        from ray import tune
+
+        trial_id = tune.get_context().get_trial_id()
+    else:
+        found = []
+        wait_for(lambda: found.append(trial_id_of(experiment, config["x"])) or found[-1], "the trial's params.json")
+        trial_id = found[-1]
     victim = False
     try:
         os.close(os.open(log / "victim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
@@ -381,16 +416,18 @@ def train(config, report, resume_from=None):
         kill_driver(log, "")
     epoch = start
     if victim and config["fault"] == "after_rotation":
-        trial_dir = experiment / f"trial_{trial_id}"
         while True:
             epoch_done(epoch)
             named = f"checkpoint_{epoch - 1:06d}"
             wait_for(lambda: saved_latest(experiment, trial_id) == (True, named), "a state naming " + named)
             epoch_done(epoch + 1)
             epoch_done(epoch + 2)
-            wait_for(lambda: not (trial_dir / named).exists(), "retention to delete " + named)
+            wait_for(lambda: not exists(experiment, f"trial_{trial_id}/{named}"), "retention to delete " + named)
+            # Frozen, the driver cannot write a snapshot between this check and the kill.
+            os.kill(int((log / "driver-pid").read_text()), signal.SIGSTOP)
             if saved_latest(experiment, trial_id) == (True, named):  # no snapshot since: the fault is placed
                 kill_driver(log, named)
+            os.kill(int((log / "driver-pid").read_text()), signal.SIGCONT)
             epoch += 3  # a snapshot came in between: place it again
     for e in range(epoch, config["epochs"] + 1):
         time.sleep(config["sleep"])
@@ -408,12 +445,22 @@ def _load_module(file: Path):
 
 
 @pytest.mark.ray
-@pytest.mark.parametrize("fault", ["after_rotation", "before_first_checkpoint"])
-def test_sigkill_at_a_placed_moment_then_resume_finishes_every_trial_exactly_once(tmp_path, fault):
-
+@pytest.mark.parametrize(("fault", "storage", "executor"), [
+    ("after_rotation", "local", "direct"), ("before_first_checkpoint", "local", "direct"),
+    ("after_rotation", "s3", "direct"), ("before_first_checkpoint", "local", "torch_trainer"),
+])
+def test_sigkill_at_a_placed_moment_then_resume_finishes_every_trial_exactly_once(tmp_path, fault, storage, executor,
+                                                                                   request, monkeypatch):
+    if storage == "s3":  # a real S3 API on loopback; this process and the CLI's reach it through the environment
+        s3 = request.getfixturevalue("s3_server")
+        for key, value in {**s3.env, "SEARCH_CACHE_DIR": str(tmp_path / "cache")}.items():
+            monkeypatch.setenv(key, value)
+        root = f"s3://{s3.bucket}/{tmp_path.name}"
+    else:
+        root = str(tmp_path / "results")
     (tmp_path / "placed.py").write_text(PLACED_TRAINABLE)
     (tmp_path / "logs").mkdir()
-    path = tmp_path / "results" / "placed"
+    path = f"{root}/placed" if storage == "s3" else Path(root) / "placed"
     spec_file = tmp_path / "placed.yaml"
     spec_file.write_text(yaml.safe_dump({
         "name": "placed", "trainable": "placed:train", "metric": "score", "mode": "max",
@@ -421,8 +468,9 @@ def test_sigkill_at_a_placed_moment_then_resume_finishes_every_trial_exactly_onc
         "scheduler": {"type": "none"},
         "space": {"x": {"type": "float", "low": 1.0, "high": 2.0}},
         "fixed": {"epochs": 6, "sleep": 0.05, "log_dir": str(tmp_path / "logs"), "experiment": str(path),
-                  "fault": fault},
-        "storage": str(tmp_path / "results"), "failure": {"max_retries": 0}, "checkpoint": {"num_to_keep": 2},
+                  "fault": fault, "executor": executor},
+        "resources": {"executor": executor, "num_workers": 1, "cpus_per_worker": 1},
+        "storage": root, "failure": {"max_retries": 0}, "checkpoint": {"num_to_keep": 2},
     }))
     proc = _start(["run", str(spec_file), "--num-cpus", "2"], tmp_path)
     (tmp_path / "logs" / "driver-pid").write_text(str(proc.pid))
@@ -444,37 +492,43 @@ def test_sigkill_at_a_placed_moment_then_resume_finishes_every_trial_exactly_onc
                 leftover.kill()
 
 
-def _check_placed_resume(tmp_path: Path, path: Path, fault: str, leftovers: list[psutil.Process]) -> None:
+def _check_placed_resume(tmp_path: Path, path: Path | str, fault: str, leftovers: list[psutil.Process]) -> None:
     from search.results import open_results
+    from search.results.folder import resolve_experiment
+    from search.storage import EMBEDDED_RAY_RECORD, copy_folder, filesystem, is_uri
 
-    assert (path / ".embedded-ray.json").is_file()  # the killed driver's record of its embedded Ray
+    record = (copy_folder(path) if is_uri(str(path)) else path) / EMBEDDED_RAY_RECORD
+    assert record.is_file()  # the killed driver's record of its embedded Ray (a URI's: in its local copy)
 
     victim = (tmp_path / "logs" / "victim").read_text()
     placed = _load_module(tmp_path / "placed.py")
     if fault == "after_rotation":  # the fault as placed: the saved state names a checkpoint that is gone
         named = (tmp_path / "logs" / "kill-now").read_text()
         assert placed.saved_latest(path, victim) == (True, named)
-        assert not (path / f"trial_{victim}" / named).exists()
+        assert not placed.exists(path, f"trial_{victim}/{named}")
     else:
         assert placed.saved_latest(path, victim) == (True, None)
     # What a trial created after the last snapshot leaves: a folder neither the state nor the study knows.
-    orphan = path / "trial_0rphan00"
-    orphan.mkdir()
-    (orphan / "result.json").write_text('{"epoch": 1, "score": 99.0, "trial_id": "0rphan00"}\n')
-    (orphan / "params.json").write_text('{"x": 1.5}')
+    fs, root = filesystem(str(path))
+    fs.create_dir(f"{root}/trial_0rphan00")
+    for name, text in {"result.json": '{"epoch": 1, "score": 99.0, "trial_id": "0rphan00"}\n',
+                       "params.json": '{"x": 1.5}'}.items():
+        with fs.open_output_stream(f"{root}/trial_0rphan00/{name}") as out:
+            out.write(text.encode())
     done = _resume(path, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "does not exist on storage anymore" not in done.stderr
-    assert not orphan.exists() and "removed trial_0rphan00: created after Tune's last saved state" in done.stderr
+    assert not placed.exists(path, "trial_0rphan00")
+    assert "removed trial_0rphan00: created after Tune's last saved state" in done.stderr
     # What the killed cluster left running (its session folder names it) was stopped, and only that.
     if leftovers:
         assert f"note: stopped {len(leftovers)} process(es) the killed run's embedded Ray left running" in done.stderr
     assert not [p.pid for p in leftovers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert not (path / ".embedded-ray.json").exists()  # the resumed run ended cleanly
+    assert not record.exists()  # the resumed run ended cleanly
     if fault == "after_rotation":
         assert f"trial {victim}: resumes from checkpoint_" in done.stderr and f"({named} named by" in done.stderr
 
-    study = load_study(path)
+    study = load_study(resolve_experiment(path))  # a URI: its local copy, brought up to date
     assert len(study.trials) == 3 and all(t.state is optuna.trial.TrialState.COMPLETE for t in study.trials)
     table = open_results(path).table
     assert len(table) == 3 and set(table["outcome"]) == {"completed"}, table[["trial_id", "status"]]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -191,13 +193,46 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           timeout=300)
 
 
+def _tensorboard_scalars(folder: Path) -> dict[str, dict[int, float]]:
+    """tag -> step -> value, read back from a folder's TensorBoard event files (TFRecord framing, tensorboardX's protos)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    scalars: dict[str, dict[int, float]] = {}
+    for file in sorted(folder.glob("events.out.tfevents.*")):
+        data, at = file.read_bytes(), 0
+        while at < len(data):
+            (length,) = struct.unpack("<Q", data[at:at + 8])
+            event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])  # after length and its CRC
+            at += 12 + length + 4
+            for value in event.summary.value:
+                if value.HasField("simple_value"):
+                    scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+    return scalars
+
+
 def test_cli_run_in_a_subprocess(tmp_path, tiny_spec):
     path, _ = spec_with(tmp_path, tiny_spec, **{"search.num_samples": 2, "fixed.epochs": 2})
     proc = _cli("run", str(path), "--num-cpus", "2", "--name", "cli", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "best trial" in proc.stdout and "top 2 trials" in proc.stdout
-    assert "epoch 2 val_accuracy=" in proc.stderr  # progress goes to stderr
     assert "Configuration for experiment" not in proc.stdout  # Tune's banner does not pollute results
+    # The terminal holds our lines only: one per trial event, no epoch lines, nothing of Ray's.
+    ours = re.compile(r"^(\[ *\d+\.\ds\] (trial [0-9a-f]+ (started|completed|stopped|diverged|FAILED)|\d+/\d+ trials done)"
+                      r"|running cli: |results table: |Ray's own output: |note: |warning: )")
+    lines = proc.stderr.splitlines()
+    assert lines and [line for line in lines if not ours.match(line)] == [], proc.stderr
+    assert sum(" started " in line for line in lines) == 2 and "epoch 2 val_accuracy=" not in proc.stderr
+    log = tmp_path / "results" / "cli" / "run.log"
+    assert f"Ray's own output: {log}" in proc.stderr
+    assert "Started a local Ray instance" in log.read_text()  # Ray's own lines, kept
+    # TensorBoard (`tensorboard --logdir <experiment>`) reads what Tune's logger wrote: every epoch's metrics.
+    for trial in sorted((tmp_path / "results" / "cli").glob("trial_*")):
+        rows = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+        scalars = _tensorboard_scalars(trial)
+        assert scalars["ray/tune/val_accuracy"] == pytest.approx({r["training_iteration"]: r["val_accuracy"] for r in rows})
+        assert set(scalars["ray/tune/num_selected"]) == {r["training_iteration"] for r in rows}
     assert (tmp_path / "results" / "cli" / "spec.yaml").is_file()
     saved = yaml.safe_load((tmp_path / "results" / "cli" / "spec.yaml").read_text())
     assert saved["name"] == "cli" and saved["search"]["num_samples"] == 2
@@ -216,8 +251,11 @@ def test_cli_run_in_a_subprocess(tmp_path, tiny_spec):
 
     # --overwrite replaces it: one experiment's trials in the table, not two runs' merged.
     replaced = _cli("run", str(path), "--num-cpus", "2", "--name", "cli", "--num-samples", "1", "--overwrite",
-                    cwd=tmp_path)
+                    "--verbose", cwd=tmp_path)
     assert replaced.returncode == 0, replaced.stderr[-3000:]
+    # --verbose: every epoch, and Ray's own output, in the terminal; no log file.
+    assert "epoch 2 val_accuracy=" in replaced.stderr and "Started a local Ray instance" in replaced.stderr
+    assert not log.exists()
     assert f"--overwrite: deleting the earlier experiment {folder}" in replaced.stderr
     table = pd.read_csv(folder / "results.csv")
     assert len(table) == 1 and not set(table["trial_id"]) & set(first_table["trial_id"])
@@ -311,3 +349,14 @@ def test_optuna_is_told_the_values_the_table_shows(ray_cluster, tmp_path):
     assert by_x[3].state is State.PRUNED
     assert by_x[3].intermediate_values == {1: pytest.approx(0.95), 2: pytest.approx(0.96)}
     assert outcome.unfinished == 0
+    # Optuna's own journal beside it holds the same study: what optuna-dashboard and optuna.load_study open.
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = optuna.load_study(study_name="values",
+                                storage=JournalStorage(JournalFileBackend(str(Path(outcome.path) / "optuna.journal"))))
+    assert len(journal.trials) == 4 and journal.direction is optuna.study.StudyDirection.MAXIMIZE
+    for trial in journal.trials:
+        same = by_x[int(trial.params["x"])]
+        assert (trial.state, trial.value, trial.intermediate_values) == (same.state, same.value, same.intermediate_values)
+        assert (Path(outcome.path) / f"trial_{trial.user_attrs['trial_id']}").is_dir()  # which trial folder it is

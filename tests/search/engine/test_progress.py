@@ -1,0 +1,76 @@
+"""The run's terminal lines: one per trial event and a status line now and then, not one per epoch."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+from search.engine.callbacks import ProgressLines
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _trial(tid: str, status: str = "RUNNING", **last) -> SimpleNamespace:
+    return SimpleNamespace(trial_id=tid, status=status, evaluated_params={"lr": 0.0123}, last_result=last,
+                           error_file="/x/error.txt")
+
+
+def test_events_and_status_lines_but_no_epoch_lines_by_default():
+    out = io.StringIO()
+    lines = ProgressLines("val_accuracy", "max", stream=out, pruned={"b": 2}, num_samples=4, status_every_s=0)
+    a, b, c, d = _trial("a"), _trial("b"), _trial("c"), _trial("d")
+    lines.on_trial_start(0, [a], a)
+    for epoch, value in enumerate([0.5, 0.7, 0.6], 1):
+        lines.on_trial_result(0, [a], a, {"epoch": epoch, "val_accuracy": value})
+    a.last_result, a.status = {"epoch": 3, "val_accuracy": 0.6}, "TERMINATED"
+    lines.on_trial_complete(0, [a, b], a)
+    b.last_result, b.status = {"epoch": 2, "val_accuracy": 0.4}, "TERMINATED"
+    lines.on_trial_complete(0, [a, b], b)
+    c.last_result, c.status = {"epoch": 1, "val_accuracy": float("nan"), "stop_reason": "diverged"}, "TERMINATED"
+    lines.on_trial_complete(0, [a, b, c], c)
+    lines.on_step_end(0, [a, b, c, d])
+    text = out.getvalue().splitlines()
+    assert len(text) == 5 and not any("trial a epoch" in line for line in text)
+    assert text[0].endswith("trial a started  lr=0.0123")
+    assert text[1].endswith("trial a completed 3 epochs val_accuracy=0.6  [1/4 done]")
+    assert text[2].endswith("trial b stopped by ASHA at epoch 2 val_accuracy=0.4  [2/4 done]")
+    assert "trial c diverged at epoch 1" in text[3]
+    assert text[4].endswith("3/4 trials done (1 running: 1 completed, 1 cut by ASHA, 1 diverged); "
+                            "best val_accuracy=0.7 (trial a); ~0s left")
+
+
+def test_epoch_lines_when_asked_and_status_only_after_its_interval():
+    out = io.StringIO()
+    lines = ProgressLines("loss", "min", stream=out, num_samples=2, epoch_lines=True, status_every_s=3600)
+    a = _trial("a")
+    lines.on_trial_result(0, [a], a, {"epoch": 1, "loss": 0.5, "num_selected": 3})
+    lines.on_step_end(0, [a])
+    assert out.getvalue().splitlines()[-1].endswith("trial a epoch 1 loss=0.5 selected=3 (best 0.5)")
+    assert "trials done" not in out.getvalue()
+
+
+def test_quiet_terminal_sends_descriptors_to_the_log_and_our_lines_to_the_terminal(tmp_path):
+    """In a process of its own: pytest's capture replaces the streams this redirects."""
+    log = tmp_path / "exp" / "run.log"
+    script = f"""
+import os, sys
+from pathlib import Path
+from search.engine.console import console, quiet_terminal, say
+with quiet_terminal(Path({str(log)!r})):
+    print("from python stdout")
+    sys.stderr.write("from python stderr\\n")
+    os.write(1, b"from the C side\\n")
+    say("ours")
+    assert console() is not sys.stderr
+say("after")
+print("stdout again")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == ["ours", "after"] and done.stdout == "stdout again\n"
+    assert log.read_text().splitlines() == ["from python stdout", "from python stderr", "from the C side"]
