@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from search.spec.models import Spec
@@ -40,6 +41,13 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, *, epoch_lines: bool = 
                                epoch_lines=epoch_lines), PrunedCheckpointCleanup(pruned)]
     if spec.search.time_budget_s:
         callbacks.append(TellBudgetStops(searcher, spec.search.time_budget_s))
+    if spec.tracking.mlflow is not None:
+        from search.engine.tracking import MLflowTracking
+        from search.storage import copy_folder, is_uri
+
+        where = setup.experiment_path  # a URI's default MLflow store: its local copy, on this machine
+        callbacks.append(MLflowTracking(spec.tracking.mlflow, copy_folder(where) if is_uri(where) else Path(where),
+                                        spec.name))
     tuner = tune.Tuner(
         trainable,
         param_space=dict(spec.fixed),

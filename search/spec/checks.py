@@ -58,10 +58,17 @@ def semantic_problems(raw: dict[str, Any], spec: Spec | None, lines: LineIndex, 
             problems.append(Problem("trainable", str(exc), lines.line_of(["trainable"])))
     for check in (_check_metric, _check_config_keys):
         problems += list(check(raw, lines, fn))
-    for plain in (_check_conditions, _check_points, _check_scheduler, _check_sampler, _check_resources):
+    for plain in (_check_conditions, _check_points, _check_scheduler, _check_sampler, _check_resources, _check_tracking):
         problems += list(plain(raw, lines))
     problems += list(_check_data(raw, lines, source))
     return problems
+
+
+def _check_tracking(raw: dict[str, Any], lines: LineIndex) -> Iterator[Problem]:
+    tracking = _section(raw, "tracking")
+    if "mlflow" in tracking and importlib.util.find_spec("mlflow") is None:
+        yield Problem("tracking.mlflow", "MLflow is not installed: pip install 'hpsearch[mlflow]' (or mlflow-skinny), "
+                      "or remove tracking.mlflow", lines.line_of(["tracking", "mlflow"]))
 
 
 def _check_metric(raw: dict[str, Any], lines: LineIndex, fn: Any) -> Iterator[Problem]:

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from search.spec.errors import did_you_mean
 
 __all__ = [
-    "Spec", "SearchSpec", "SchedulerSpec", "ResourcesSpec", "CheckpointSpec", "FailureSpec",
-    "FloatParam", "IntParam", "CategoricalParam", "Param", "Executor", "SamplerName",
+    "Spec", "SearchSpec", "SchedulerSpec", "ResourcesSpec", "CheckpointSpec", "FailureSpec", "TrackingSpec",
+    "MLflowSpec", "FloatParam", "IntParam", "CategoricalParam", "Param", "Executor", "SamplerName",
 ]
 
 Scalar = str | int | float | bool | None
@@ -184,6 +184,19 @@ class CheckpointSpec(_Model):
         return value
 
 
+class MLflowSpec(_Model):
+    tracking_uri: str | None = Field(
+        default=None, description="An MLflow tracking server or database; default: sqlite in the experiment folder "
+                                  "(mlflow.db, artifacts under mlartifacts/).")
+    experiment_name: str | None = Field(default=None, description="The MLflow experiment; default: the spec's name.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags on every trial's MLflow run.")
+    log_checkpoint: bool = Field(default=True, description="Log each trial's best checkpoint as an artifact.")
+
+
+class TrackingSpec(_Model):
+    mlflow: MLflowSpec | None = Field(default=None, description="Log every trial to MLflow (pip install 'hpsearch[mlflow]').")
+
+
 class FailureSpec(_Model):
     max_retries: int = Field(default=1, ge=0, description="Retries per trial, each from its last checkpoint.")
 
@@ -202,6 +215,7 @@ class Spec(_Model):
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
     storage: str = "results"
     failure: FailureSpec = Field(default_factory=FailureSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
 
     @property
     def checkpoint_score(self) -> str:
