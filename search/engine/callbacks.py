@@ -24,27 +24,100 @@ class ProgressLines(Callback):
     ``[  60.0s] 12/60 trials done (3 running: 7 completed, 4 cut by ASHA, 1 failed); best
     val_accuracy=0.931 (trial 3f2a); ~4m left``: a 60-trial search prints a few hundred lines,
     not one per epoch (``epoch_lines=True``, i.e. ``--verbose``, adds those).
+
+    On a terminal (``live=None``: when the stream is a TTY) the event lines scroll above a
+    live panel (rich): a progress bar of trials with the counts, elapsed time and ETA, the
+    best trial so far with its parameters, and the running trials with their epoch and metric.
+    Whether the stream is a terminal is decided when the run (or its resume) starts.
     """
 
     def __init__(self, metric: str, mode: str, stream: TextIO | None = None, pruned: dict[str, int] | None = None,
-                 *, num_samples: int | None = None, epoch_lines: bool = False, status_every_s: float = 30.0) -> None:
+                 *, num_samples: int | None = None, epoch_lines: bool = False, status_every_s: float = 30.0,
+                 live: bool | None = None) -> None:
         self.metric, self.mode = metric, mode
         self.stream = stream
         self.pruned = pruned if pruned is not None else {}
         self.num_samples = num_samples
         self.epoch_lines = epoch_lines
         self.status_every_s = status_every_s
+        self.live = live
         self.best: float | None = None
         self.best_trial: str | None = None
+        self.best_params: dict[str, Any] = {}
         self.started = time.monotonic()
         self.last_status = self.started
         self.finished = 0
         self.counts: dict[str, int] = {}
+        self.running: dict[str, tuple[Any, Any]] = {}  # trial id -> (epoch, metric value) of its last result
+        self._panel: Any = None  # the rich Live display, while it runs
 
-    def _print(self, text: str) -> None:
+    def __getstate__(self) -> dict[str, Any]:  # pickled into tuner.pkl: not the display
+        return {**self.__dict__, "_panel": None}
+
+    def _stream(self) -> TextIO:
         from search.engine.console import console
 
-        print(f"[{time.monotonic() - self.started:7.1f}s] {text}", file=self.stream or console(), flush=True)
+        return self.stream or console()
+
+    def _print(self, text: str) -> None:
+        line = f"[{time.monotonic() - self.started:7.1f}s] {text}"
+        if self._panel is not None:
+            self._panel.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(line, file=self._stream(), flush=True)
+
+    def setup(self, **info: Any) -> None:
+        stream = self._stream()
+        live = self.live if self.live is not None else bool(getattr(stream, "isatty", lambda: False)())
+        if not live:
+            return
+        try:
+            from rich.console import Console
+            from rich.live import Live
+        except ImportError:  # rich is a dependency; without it, plain lines
+            return
+        import atexit
+
+        self._panel = Live(console=Console(file=stream, force_terminal=True), auto_refresh=False,
+                           redirect_stdout=False, redirect_stderr=False, transient=False)
+        self._panel.start()
+        atexit.register(self._stop_panel)  # an interrupt skips on_experiment_end: give the cursor back anyway
+
+    def _stop_panel(self) -> None:
+        if self._panel is not None:
+            self._panel.stop()
+            self._panel = None
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        if self._panel is not None:
+            self._panel.update(self.render(trials, time.monotonic() - self.started), refresh=True)
+        self._stop_panel()
+
+    def render(self, trials: list[Any], elapsed: float) -> Any:
+        """The live panel: trials bar and counts, the best trial, the running trials."""
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        total = self.num_samples or len(trials) or 1
+        head = Table.grid(padding=(0, 1))
+        head.add_row(ProgressBar(total=total, completed=self.finished, width=30), Text(self.status(trials, elapsed)))
+        parts: list[Any] = [head]
+        if self.best_trial is not None:
+            params = _params(self.best_params)
+            parts.append(Text(f"best: trial {self.best_trial}  {self.metric}={self.best:.4g}  {params}"))
+        running = [t for t in trials if t.status == "RUNNING"]
+        if running:
+            table = Table(box=None, pad_edge=False, show_edge=False)
+            for column in ("running", "epoch", self.metric, "parameters"):
+                table.add_column(column)
+            for trial in running[:10]:
+                epoch, value = self.running.get(trial.trial_id, ("-", None))
+                shown = f"{value:.4g}" if isinstance(value, (int, float)) else "-"
+                table.add_row(trial.trial_id, str(epoch), shown, _params(trial.evaluated_params))
+            parts.append(table)
+        return Group(*parts)
 
     def _better(self, value: float) -> bool:
         return self.best is None or (value > self.best if self.mode == "max" else value < self.best)
@@ -55,7 +128,8 @@ class ProgressLines(Callback):
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
         value = result.get(self.metric)
         if isinstance(value, (int, float)) and value == value and self._better(value):
-            self.best, self.best_trial = float(value), trial.trial_id
+            self.best, self.best_trial, self.best_params = float(value), trial.trial_id, dict(trial.evaluated_params)
+        self.running[trial.trial_id] = (result.get("epoch", "?"), value)
         if not self.epoch_lines:
             return
         extra = f" selected={result['num_selected']}" if "num_selected" in result else ""
@@ -65,6 +139,7 @@ class ProgressLines(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.finished += 1
+        self.running.pop(trial.trial_id, None)
         last = trial.last_result or {}
         if trial.trial_id in self.pruned:
             how, kind = f"stopped by ASHA at epoch {self.pruned[trial.trial_id]}", "cut by ASHA"
@@ -81,11 +156,17 @@ class ProgressLines(Callback):
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.finished += 1
+        self.running.pop(trial.trial_id, None)
         self.counts["failed"] = self.counts.get("failed", 0) + 1
         self._print(f"trial {trial.trial_id} FAILED: {trial.error_file or 'see its error.txt'}")
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         now = time.monotonic()
+        if self._panel is not None:  # the panel, redrawn a few times a second, replaces the status lines
+            if now - self.last_status >= 0.25:
+                self.last_status = now
+                self._panel.update(self.render(trials, now - self.started), refresh=True)
+            return
         if now - self.last_status < self.status_every_s:
             return
         self.last_status = now

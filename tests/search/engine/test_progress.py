@@ -74,3 +74,30 @@ print("stdout again")
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == ["ours", "after"] and done.stdout == "stdout again\n"
     assert log.read_text().splitlines() == ["from python stdout", "from python stderr", "from the C side"]
+
+
+def test_on_a_terminal_a_live_panel_shows_progress_best_and_running_trials():
+    import pickle
+
+    out = io.StringIO()
+    lines = ProgressLines("val_accuracy", "max", stream=out, num_samples=3, live=True)
+    lines.setup()
+    assert lines._panel is not None
+    a, b = _trial("aaaa"), _trial("bbbb")
+    b.evaluated_params = {"lr": 0.5}
+    lines.on_trial_start(0, [a, b], a)
+    lines.on_trial_result(0, [a, b], a, {"epoch": 2, "val_accuracy": 0.75})
+    lines.on_trial_result(0, [a, b], b, {"epoch": 1, "val_accuracy": 0.9})
+    a.status, a.last_result = "TERMINATED", {"epoch": 2, "val_accuracy": 0.75}
+    lines.on_trial_complete(0, [a, b], a)
+    lines.last_status = 0  # draw now
+    lines.on_step_end(0, [a, b])
+    assert pickle.loads(pickle.dumps(lines))._panel is None  # tuner.pkl holds the counts, not the display
+    lines.on_experiment_end([a, b])
+    assert lines._panel is None
+    text = out.getvalue()
+    assert "trial aaaa started" in text and "trial aaaa completed 2 epochs" in text  # events scroll above it
+    assert "1/3 trials done (1 running: 1 completed)" in text
+    assert "best: trial bbbb  val_accuracy=0.9  lr=0.5" in text
+    assert "bbbb" in text.split("running")[-1] and "0.9" in text.split("running")[-1]  # the running trials' table
+    assert "trials done" not in "".join(line for line in text.splitlines() if line.startswith("["))  # no status lines
