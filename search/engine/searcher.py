@@ -124,7 +124,11 @@ class PruningAwareOptunaSearch(OptunaSearch):
                 self._journal_warned = True
 
     def _write_journal(self, path: Path) -> None:
-        """Append the study's trials finished since the last save (matched by Tune trial id) to the journal."""
+        """Bring the journal up to the in-memory study: new trials (running ones too), new intermediate values, ends.
+
+        Trials are matched by their Tune id (the ``trial_id`` user attribute), so a restored
+        searcher, or one whose journal is older than its pickle, writes nothing twice.
+        """
         import optuna
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
@@ -134,21 +138,34 @@ class PruningAwareOptunaSearch(OptunaSearch):
             study = optuna.create_study(storage=JournalStorage(JournalFileBackend(str(path))),
                                         study_name=self._ot_study.study_name, load_if_exists=True,
                                         directions=self._ot_study.directions)
-            written = {t.user_attrs.get("trial_id") for t in study.get_trials(deepcopy=False)}
-            cached = self._journal = (str(path), study, written)
-        _, study, written = cached
+            known = {t.user_attrs.get("trial_id"): t for t in study.get_trials(deepcopy=False)}
+            cached = self._journal = (str(path), study, known)
+        _, study, known = cached
+        storage, study_id = study._storage, study._study_id  # Optuna's storage API (BaseStorage): public
         tune_ids = {ot_trial.number: trial_id for trial_id, ot_trial in self._ot_trials.items()}
         for frozen in self._ot_study.get_trials(deepcopy=False):
+            if frozen.state is optuna.trial.TrialState.WAITING:  # enqueued (points_to_evaluate), not yet asked
+                continue
             key = tune_ids.get(frozen.number, f"earlier-{frozen.number}")  # a warm start's trial has no Tune id
-            if key in written or not frozen.state.is_finished():
+            written = known.get(key)
+            if written is not None and written.state.is_finished():
                 continue
             # A PRUNED trial's value is its last intermediate value (Optuna's tell sets it).
             valued = frozen.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-            study.add_trial(optuna.trial.create_trial(
-                state=frozen.state, values=frozen.values if valued else None, params=frozen.params,
-                distributions=frozen.distributions, intermediate_values=dict(frozen.intermediate_values),
-                user_attrs={**frozen.user_attrs, "trial_id": key}))
-            written.add(key)
+            if written is None:
+                template = optuna.trial.create_trial(
+                    state=frozen.state, values=frozen.values if valued else None, params=frozen.params,
+                    distributions=frozen.distributions, intermediate_values=dict(frozen.intermediate_values),
+                    user_attrs={**frozen.user_attrs, "trial_id": key})
+                number = storage.create_new_trial(study_id, template_trial=template)
+            else:
+                number = written._trial_id
+                for step, value in frozen.intermediate_values.items():
+                    if step not in written.intermediate_values:
+                        storage.set_trial_intermediate_value(number, step, value)
+                if frozen.state.is_finished():
+                    storage.set_trial_state_values(number, frozen.state, frozen.values if valued else None)
+            known[key] = storage.get_trial(number)
 
     def untold(self, trial_ids: Any) -> list[str]:
         """Those of ``trial_ids`` the study holds as still running."""

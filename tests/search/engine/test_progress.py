@@ -101,3 +101,44 @@ def test_on_a_terminal_a_live_panel_shows_progress_best_and_running_trials():
     assert "best: trial bbbb  val_accuracy=0.9  lr=0.5" in text
     assert "bbbb" in text.split("running")[-1] and "0.9" in text.split("running")[-1]  # the running trials' table
     assert "trials done" not in "".join(line for line in text.splitlines() if line.startswith("["))  # no status lines
+
+
+def test_the_live_panel_draws_on_a_pseudo_terminal_and_plain_lines_elsewhere(tmp_path):
+    """The same events, once with stderr on a pseudo-terminal (rich's panel), once on a pipe (lines only)."""
+    import pty
+
+    script = """
+import time
+from types import SimpleNamespace
+from search.engine.callbacks import ProgressLines
+lines = ProgressLines("score", "max", num_samples=2)
+lines.setup()
+print("panel" if lines._panel is not None else "lines", flush=True)
+t = SimpleNamespace(trial_id="abcd1234", status="RUNNING", evaluated_params={"x": 0.5}, last_result={})
+lines.on_trial_start(0, [t], t)
+lines.on_trial_result(0, [t], t, {"epoch": 3, "score": 0.875})
+lines.last_status = 0
+lines.on_step_end(0, [t])
+lines.on_experiment_end([t])
+"""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "100"}
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=secondary, stderr=secondary, env=env)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the other side closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=60) == 0
+    os.close(primary)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert "panel" in screen and "\x1b[" in screen  # rich drew, with terminal control codes
+    assert "trial abcd1234 started" in screen and "best: trial abcd1234  score=0.875  x=0.5" in screen
+    assert "abcd1234  3" in screen.replace("\x1b[0m", "")  # the running trials' table: id, epoch
+    piped = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert piped.stdout == "lines\n" and "\x1b[" not in piped.stderr and "trial abcd1234 started" in piped.stderr

@@ -194,22 +194,12 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _tensorboard_scalars(folder: Path) -> dict[str, dict[int, float]]:
-    """tag -> step -> value, read back from a folder's TensorBoard event files (TFRecord framing, tensorboardX's protos)."""
-    import struct
+    """tag -> step -> value, read back from a folder's event files by TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from tensorboardX.proto import event_pb2
-
-    scalars: dict[str, dict[int, float]] = {}
-    for file in sorted(folder.glob("events.out.tfevents.*")):
-        data, at = file.read_bytes(), 0
-        while at < len(data):
-            (length,) = struct.unpack("<Q", data[at:at + 8])
-            event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])  # after length and its CRC
-            at += 12 + length + 4
-            for value in event.summary.value:
-                if value.HasField("simple_value"):
-                    scalars.setdefault(value.tag, {})[event.step] = value.simple_value
-    return scalars
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})  # 0: keep every value
+    events.Reload()
+    return {tag: {e.step: e.value for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
 
 
 def test_cli_run_in_a_subprocess(tmp_path, tiny_spec):

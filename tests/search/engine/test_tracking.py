@@ -47,3 +47,75 @@ def test_every_trial_is_an_mlflow_run_with_its_epochs_and_best_checkpoint(ray_cl
         logged = Path(client.download_artifacts(run.info.run_id, "best_checkpoint", str(tmp_path / trial_id)))
         best = Path(table.loc[trial_id, "checkpoint"])  # the table's best checkpoint, byte for byte
         assert (logged / "checkpoint.pt").read_bytes() == (best / "checkpoint.pt").read_bytes()
+
+
+# Trial x=3 (the last, one trial at a time) waits, mid-run, until Optuna's journal in the experiment
+# folder shows the two finished trials and itself running with its first epoch, then goes on.
+WATCHING_TRAINABLE = '''
+import json, time
+from pathlib import Path
+
+
+def journal_view(folder):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = Path(folder) / "optuna.journal"
+    if not journal.exists():
+        return None
+    study = optuna.load_study(study_name="watched", storage=JournalStorage(JournalFileBackend(str(journal))))
+    return sorted((t.params["x"], t.state.name, dict(t.intermediate_values)) for t in study.trials)
+
+
+def train(config, report):
+    for epoch in (1, 2):
+        report({"epoch": epoch, "score": config["x"] * epoch})
+        if config["x"] == 3 and epoch == 1:
+            deadline, seen = time.monotonic() + 90, None
+            while time.monotonic() < deadline:
+                seen = journal_view(config["folder"])
+                if seen and [s[1] for s in seen] == ["COMPLETE", "COMPLETE", "RUNNING"] and seen[2][2]:
+                    break
+                time.sleep(0.2)
+            Path(config["seen"]).write_text(json.dumps(seen))
+'''
+
+
+def test_optunas_journal_shows_the_study_during_the_run_and_optuna_dashboard_opens_it(ray_cluster, tmp_path):
+    import io
+    from wsgiref.util import setup_testing_defaults
+
+    optuna_dashboard = pytest.importorskip("optuna_dashboard")
+    (tmp_path / "watching.py").write_text(WATCHING_TRAINABLE)
+    folder = tmp_path / "results" / "watched"
+    spec = {"name": "watched", "trainable": "watching:train", "metric": "score", "mode": "max",
+            "search": {"num_samples": 3, "max_concurrent_trials": 1, "sampler": "random",
+                       "points_to_evaluate": [{"x": 1}, {"x": 2}, {"x": 3}]},
+            "scheduler": {"type": "none"}, "space": {"x": {"type": "categorical", "choices": [1, 2, 3]}},
+            "fixed": {"epochs": 2, "folder": str(folder), "seen": str(tmp_path / "seen.json")},
+            "storage": str(tmp_path / "results"), "failure": {"max_retries": 0}}
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    run_experiment(load_spec(path), RunOptions(spec_path=path))
+    seen = json.loads((tmp_path / "seen.json").read_text())  # during the run, from the trial itself
+    assert [s[:2] for s in seen] == [[1, "COMPLETE"], [2, "COMPLETE"], [3, "RUNNING"]], seen
+    assert seen[2][2] == {"1": 3.0}  # the running trial's first epoch, already there
+    # After the run, optuna-dashboard's own app (its WSGI server) opens the file.
+    app = optuna_dashboard.wsgi(str(folder / "optuna.journal"))
+
+    def get(url: str) -> dict:
+        environ = {"PATH_INFO": url}
+        setup_testing_defaults(environ)
+        status = []
+        body = b"".join(app(environ, lambda s, h, e=None: status.append(s)))
+        assert status == ["200 OK"], (url, status, body[:300])
+        return json.load(io.BytesIO(body))
+
+    (summary,) = get("/api/studies")["study_summaries"]
+    assert summary["study_name"] == "watched"
+    trials = get(f"/api/studies/{summary['study_id']}")["trials"]
+    assert sorted((t["params"][0]["param_external_value"], t["state"]) for t in trials) == \
+        [("1", "Complete"), ("2", "Complete"), ("3", "Complete")]
+    by_x = {t["params"][0]["param_external_value"]: t for t in trials}
+    assert [v["value"] for v in by_x["3"]["intermediate_values"]] == [3.0, 6.0]

@@ -281,3 +281,16 @@ def test_an_experiment_without_saved_preprocessing_is_exit_2(run: Run, new_rows:
     assert f"has no {PREPROCESSING_FILE}" in err and "load_model()" in err and "Re-run the search" in err
     with pytest.raises(ResultsError, match=f"has no {PREPROCESSING_FILE}"):
         load_predictor(old)
+
+
+def test_the_predictor_on_the_raw_test_split_reproduces_the_trials_test_accuracy(run: Run):
+    """The held-out split, raw, through the predictor = the trial's model on the split as training scaled it."""
+    scaled, raw = load_data(run.data), load_data({**run.data, "scale": False})
+    with torch.no_grad():
+        logits = load_model(run.path)(torch.tensor(scaled.x_test, dtype=torch.float32))
+    trial_accuracy = float((logits.argmax(dim=1).numpy() == scaled.y_test).mean())
+    rows = pd.DataFrame(raw.x_test, columns=FEATURES)
+    rows[TARGET] = [CLASSES[int(k)] for k in raw.y_test]
+    accuracy_seen, labelled = load_predictor(run.path).score(rows)
+    assert labelled == len(scaled.y_test) > 0
+    assert accuracy_seen == pytest.approx(trial_accuracy, abs=1e-12)
