@@ -96,6 +96,12 @@ class FeatureSelectionTrainer(Trainer):
     ``sparsity_lambda`` times the expected number of open gates. Gradient clipping
     (``max_norm``; None disables it) covers both parameter sets.
 
+    λ's scale: the penalty is the *sum* of the gates' open probabilities, where the STG
+    paper's code (Yamada et al., 2020) takes their *mean*; so λ here ≈ λ_STG / d for d
+    features (λ_STG = 0.5 on 500 features is 0.001 here). The built-in trainable's early
+    stopping and best epoch follow ``val_task_loss`` (without the penalty), because the
+    penalty keeps falling as gates close and would keep patience from firing.
+
     Each epoch's metrics add ``train_task_loss``, ``train_penalty``, ``num_selected``
     and ``expected_open_gates`` to the base trainer's.
     """

@@ -33,7 +33,7 @@ from trainables.optim import OPTIMIZERS, unknown_name_message
 from trainables.suggest import did_you_mean
 from trainables.trainer import Trainer
 
-__all__ = ["FeatureSelectionConfig", "ConfigError", "train_feature_selection", "ReportCallback", "seed_everything",
+__all__ = ["FeatureSelectionConfig", "ConfigError", "train_feature_selection", "ReportCallback", "seed_everything", "rank_seed",
            "CHECKPOINT_FILE", "SELECTION_FILE", "PREPROCESSING_FILE"]
 
 
@@ -67,7 +67,7 @@ class FeatureSelectionConfig:
     weight_decay: float = 0.0
     optimizer: str = "adam"
     gate_sigma: float = 0.5
-    monitor: str = "val_loss"
+    monitor: str = "val_task_loss"  # the loss without λ·penalty, which keeps falling as gates close
     monitor_mode: str = "min"
     seed: int = 0
     checkpoint_every: int = 1
@@ -124,6 +124,11 @@ class FeatureSelectionConfig:
             (self.on_nonfinite in ("stop", "raise"), f"on_nonfinite must be 'stop' or 'raise', got {self.on_nonfinite!r}"),
         ]
         return [message for ok, message in checks if not ok]
+
+
+def rank_seed(seed: int, rank: int, epoch: int = 0) -> int:
+    """The seed of one DDP rank's random draws from ``epoch`` on: distinct per rank and per resume point."""
+    return (seed * 1_000_003 + rank * 7_919 + epoch * 104_729) % 2**63
 
 
 def seed_everything(seed: int) -> None:
@@ -208,7 +213,7 @@ def train_feature_selection(
     model = FeatureSelectionModel(splits.num_features, splits.num_classes, cfg.hidden_sizes, cfg.dropout, cfg.gate_sigma)
     early = EarlyStopping(cfg.monitor, cfg.monitor_mode, cfg.patience, cfg.min_delta, restore_best_weights=True)
     trainer = FeatureSelectionTrainer(
-        _maybe_ddp(model, world, cfg.device),
+        _maybe_ddp(model, world, cfg.device),  # every rank built the same model from the same seed
         lr=cfg.lr, selector_lr_ratio=cfg.selector_lr_ratio, sparsity_lambda=cfg.sparsity_lambda,
         max_norm=cfg.max_norm, optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
         feature_names=splits.feature_names, device=cfg.device, on_nonfinite=cfg.on_nonfinite,
@@ -218,6 +223,10 @@ def train_feature_selection(
     if resume_from is not None:
         path = Path(resume_from)
         trainer.load_checkpoint(path / CHECKPOINT_FILE if path.is_dir() else path)
+    if world.world_size > 1:
+        # Gate noise (and dropout) come from torch's global RNG: with one seed (or rank 0's
+        # restored RNG state) every rank would draw the same noise for its own shard.
+        torch.manual_seed(rank_seed(cfg.seed, world.rank, trainer.epoch))
     train_loader, val_loader = _loaders(splits, cfg, world)
     history = trainer.fit(train_loader, cfg.epochs, val_loader)
     test = trainer.evaluate(splits.loader("test", cfg.batch_size)) if len(splits.y_test) else {}

@@ -59,7 +59,8 @@ def _worker(rank: int, port: int, out: str, splits: DataSplits) -> None:
                 shutil.copy(Path(checkpoint_dir) / CHECKPOINT_FILE, Path(out) / f"rank{rank}-epoch{metrics['epoch']}.pt")
 
         train_feature_selection(CONFIG, report, data=splits, world=world)
-        summary = {"rank": world.rank, "world_size": world.world_size, "rows": rows}
+        # The global RNG, the source of gate noise and dropout, after the same number of draws on each rank.
+        summary = {"rank": world.rank, "world_size": world.world_size, "rows": rows, "next_noise": torch.randn(4).tolist()}
         (Path(out) / f"rank{rank}.json").write_text(json.dumps(summary))
     finally:
         _destroy_group()
@@ -88,6 +89,12 @@ def test_every_rank_sees_the_same_all_reduced_metrics(ddp_run):
     for zero, one in zip(ranks[0]["rows"], ranks[1]["rows"]):
         for key in ("val_loss", "val_accuracy", "val_task_loss", "val_penalty", "train_loss", "num_selected"):
             assert zero["metrics"][key] == one["metrics"][key], key
+
+
+def test_each_rank_draws_its_own_gate_noise(ddp_run):
+    out, _ = ddp_run
+    zero, one = (_rows(out, r)["next_noise"] for r in range(WORLD_SIZE))
+    assert zero != one  # same seed, same number of draws per rank: the streams differ only by rank
 
 
 def test_only_rank_zero_writes_checkpoints(ddp_run):
