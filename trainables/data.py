@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 # pandas and scikit-learn are imported inside the functions that use them: together they
 # add seconds to `import trainables`, which every trial worker pays.
 
-__all__ = ["BUILTIN_DATASETS", "FILE_SUFFIXES", "PARTS", "PREPROCESSING_FORMAT", "DataConfig", "DataError",
+__all__ = ["BUILTIN_DATASETS", "FILE_SUFFIXES", "PARTS", "PREPROCESSING_FORMAT", "DataConfig", "DataError", "read_frame",
            "DataSplits", "Preprocessing", "load_data", "make_madelon"]
 
 #: Built-in data set names and what they are. ``madelon`` is generated; the others are
@@ -479,7 +479,7 @@ def _load_raw(config: DataConfig) -> _Raw:
     if not path.is_file():
         raise DataError(f"data file {str(path)!r} not found (resolved to {path.resolve()}); check the path "
                         f"(relative paths start from the working directory, {Path.cwd()})")
-    return _frame_to_raw(_read_frame(path), config.target, source=f"data file {str(path)!r}")
+    return _frame_to_raw(read_frame(path), config.target, source=f"data file {str(path)!r}")
 
 
 def _load_builtin(config: DataConfig) -> _Raw:
@@ -498,7 +498,8 @@ def _load_builtin(config: DataConfig) -> _Raw:
                 tuple(str(n) for n in bunch.target_names), source)
 
 
-def _read_frame(path: Path) -> pd.DataFrame:
+def read_frame(path: Path) -> pd.DataFrame:
+    """A CSV (``.csv``) or else Parquet file as a DataFrame; DataError naming the file if it cannot be read."""
     import pandas as pd
 
     kind = "CSV" if path.suffix.lower() == ".csv" else "Parquet"
@@ -508,7 +509,7 @@ def _read_frame(path: Path) -> pd.DataFrame:
         raise DataError(f"data file {str(path)!r}: reading {kind} needs an extra package ({exc}); "
                         "install pyarrow (`pip install pyarrow`) or convert the file to CSV") from exc
     except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"data file {str(path)!r}: could not be read as {kind} ({exc}); "
+        raise DataError(f"data file {str(path)!r} could not be read as {kind} ({type(exc).__name__}: {exc}); "
                         f"check that it is a valid {kind} file with a header row") from exc
 
 

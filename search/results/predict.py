@@ -247,14 +247,12 @@ def read_table(path: str | Path) -> pd.DataFrame:
                            f"give a {', '.join(TABLE_SUFFIXES)} file")
     if not path.is_file():
         raise ResultsError(f"data file {str(path)!r} not found (resolved to {path.resolve()})")
+    from trainables.data import DataError, read_frame
+
     try:
-        return pd.read_csv(path) if kind == "CSV" else pd.read_parquet(path)
-    except ImportError as exc:
-        raise ResultsError(f"data file {str(path)!r}: reading Parquet needs pyarrow ({exc}): "
-                           "pip install pyarrow, or convert the file to CSV") from exc
-    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ResultsError(f"data file {str(path)!r} could not be read as {kind} ({type(exc).__name__}: {exc}); "
-                           f"check that it is a valid {kind} file with a header row") from exc
+        return read_frame(path)
+    except DataError as exc:
+        raise ResultsError(str(exc)) from exc
 
 
 def load_predictor(experiment: str | Path | ExperimentResults, trial_id: str | None = None, *,

@@ -123,3 +123,21 @@ def s3_server() -> Iterator[S3Server]:
         yield S3Server(endpoint, "runs", env)
     finally:
         server.stop()
+
+
+def results_cli(*argv: str) -> tuple[int, str, str]:
+    """Run a results command in-process as `python -m search` would: (exit code, stdout, stderr)."""
+    import argparse
+    import contextlib
+    import io
+
+    from search.cli.results import HANDLERS, add_parsers
+
+    parser = argparse.ArgumentParser(prog="python -m search")
+    parser.add_argument("--debug", action="store_true")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = HANDLERS[args.command](args)
+    return code, out.getvalue(), err.getvalue()

@@ -8,8 +8,6 @@ a wrong column order, a missing scaling or a wrong class order shows in the pred
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import io
 import json
 import re
@@ -23,9 +21,17 @@ import pytest
 import torch
 import yaml
 
-from search.cli.results import HANDLERS, add_parsers
-from search.results import InputDataError, Predictor, ResultsError, best_trial, load_model, load_predictor, open_results
+from search.results import (
+    InputDataError,
+    Predictor,
+    ResultsError,
+    best_trial,
+    load_model,
+    load_predictor,
+    open_results,
+)
 from search.results.predict import accuracy
+from tests.search.conftest import results_cli
 from trainables.data import Preprocessing, load_data, make_madelon
 from trainables.files import PREPROCESSING_FILE, SELECTION_FILE
 
@@ -58,16 +64,7 @@ def raw_frame(rows: int = 240, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
-def cli(*argv: str) -> tuple[int, str, str]:
-    """Run a results command in-process as `python -m search` would: (exit code, stdout, stderr)."""
-    parser = argparse.ArgumentParser(prog="python -m search")
-    parser.add_argument("--debug", action="store_true")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = HANDLERS[args.command](args)
-    return code, out.getvalue(), err.getvalue()
+cli = results_cli  # the results commands, in-process
 
 
 # ---------------------------------------------------------------- without Ray

@@ -7,8 +7,6 @@ a medium trial, a strong one, a hopeless one that ASHA cuts, and one that fails.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import io
 import json
 import math
@@ -24,7 +22,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from search.cli.results import HANDLERS, add_parsers
 from search.results import (
     DEFAULT_EXPORTS,
     Outcome,
@@ -47,6 +44,7 @@ from search.results.folder import (
     find_checkpoints,
     resolve_experiment,
 )
+from tests.search.conftest import results_cli
 
 FAIL_LR = 0.0299
 POINTS = [  # evaluated in this order, one at a time: ASHA's decisions follow from it
@@ -92,16 +90,7 @@ COLUMNS = ["trial_id", "status", "outcome", "lr", "sparsity_lambda", "best_val_a
 
 
 # ---------------------------------------------------------------- helpers
-def cli(*argv: str) -> tuple[int, str, str]:
-    """Run a results command in-process as `python -m search` would: (exit code, stdout, stderr)."""
-    parser = argparse.ArgumentParser(prog="python -m search")
-    parser.add_argument("--debug", action="store_true")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = HANDLERS[args.command](args)
-    return code, out.getvalue(), err.getvalue()
+cli = results_cli  # the results commands, in-process
 
 
 @dataclass
