@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_STORAGE", "RUN_LOG", "OPTUNA_JOURNAL", "SPEC_COPY", "SPEC_SOURCE_COPY", "TRAIN_RUNS_DIR", "CACHE_ENV", "is_uri", "storage_root",
+__all__ = ["DEFAULT_STORAGE", "HELDOUT_FILE", "RUN_LOG", "OPTUNA_JOURNAL", "SPEC_COPY", "SPEC_SOURCE_COPY", "TRAIN_RUNS_DIR", "CACHE_ENV", "is_uri", "storage_root",
            "experiment_path", "experiment_location", "filesystem", "write_files", "experiment_contents", "remove_experiment",
            "unwritable_reason", "probe_writable", "storage_warning", "EMBEDDED_RAY_RECORD", "copy_folder", "local_copy", "origin_of", "publish", "delete_remote"]
 
@@ -33,6 +33,8 @@ SPEC_COPY = "spec.yaml"
 SPEC_SOURCE_COPY = "spec.source.yaml"
 #: Sub-folder of the experiment holding each TorchTrainer trial's Train run.
 TRAIN_RUNS_DIR = "train_runs"
+#: The chosen trial's metrics on the held-out test split, measured once after the search (engine.heldout).
+HELDOUT_FILE = "heldout.json"
 #: Optuna's journal of the study (engine.searcher): ``optuna-dashboard`` and ``optuna.load_study`` open it.
 OPTUNA_JOURNAL = "optuna.journal"
 #: Ray's and Tune's own output during a quiet run (the terminal shows ours only).

@@ -33,7 +33,7 @@ from trainables.optim import OPTIMIZERS, unknown_name_message
 from trainables.suggest import did_you_mean
 from trainables.trainer import Trainer
 
-__all__ = ["FeatureSelectionConfig", "ConfigError", "train_feature_selection", "ReportCallback", "seed_everything", "rank_seed",
+__all__ = ["FeatureSelectionConfig", "ConfigError", "train_feature_selection", "ReportCallback", "seed_everything", "rank_seed", "evaluate_feature_selection",
            "CHECKPOINT_FILE", "SELECTION_FILE", "PREPROCESSING_FILE"]
 
 
@@ -246,6 +246,34 @@ train_feature_selection.metrics = (  # type: ignore[attr-defined]
     "clip_fraction", "epochs_since_improvement", "lr", "epoch_time_s", "stop_reason",
 )
 train_feature_selection.config_keys = tuple(f.name for f in dataclasses.fields(FeatureSelectionConfig))  # type: ignore[attr-defined]
+
+
+def evaluate_feature_selection(config: Mapping[str, Any], checkpoint: str | Path, data: DataSplits | None = None,
+                               part: str = "test") -> dict[str, float]:
+    """A checkpoint's model on a held-out part of the data (default the test split): its metrics.
+
+    The evaluation function of :func:`train_feature_selection` (its ``evaluate``
+    attribute): ``search`` calls it once, after the search, on the chosen trial. ``data``
+    are the splits the trial trained on (else ``config["data"]`` is loaded with the same
+    split). Returns ``accuracy``, ``task_loss`` (cross-entropy, without the penalty) and
+    ``n`` (samples); ``{}`` when the part is empty.
+    """
+    cfg = FeatureSelectionConfig.from_mapping(config)
+    splits = data if data is not None else load_data(cfg.data)
+    if not len(getattr(splits, f"y_{part}")):
+        return {}
+    model = FeatureSelectionModel(splits.num_features, splits.num_classes, cfg.hidden_sizes, cfg.dropout, cfg.gate_sigma)
+    trainer = FeatureSelectionTrainer(model, sparsity_lambda=cfg.sparsity_lambda, feature_names=splits.feature_names,
+                                      device="cpu")
+    path = Path(checkpoint)
+    trainer.load_checkpoint(path / CHECKPOINT_FILE if path.is_dir() else path, load_optimizer=False,
+                            load_callbacks=False)
+    metrics = trainer.evaluate(splits.loader(part, cfg.batch_size))
+    return {"accuracy": float(metrics["accuracy"]), "task_loss": float(metrics["task_loss"]),
+            "n": float(len(getattr(splits, f"y_{part}")))}
+
+
+train_feature_selection.evaluate = evaluate_feature_selection  # type: ignore[attr-defined]
 
 
 def _maybe_ddp(model: torch.nn.Module, world: WorldInfo, device: str | None) -> torch.nn.Module:

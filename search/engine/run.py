@@ -218,6 +218,8 @@ def run_experiment(spec: Spec, options: RunOptions | None = None, *, warm_start_
                   + (f"; {skipped} skipped (outside the new space)" if skipped else ""))
         _save_spec(spec, path, options.spec_path)  # first: an interrupted run must be resumable
         results, unfinished = _fit(tuner, spec, path)
+        if not unfinished:
+            _heldout(spec, path, setup, options)
         return ExperimentOutcome(path, results, plan, dict(scheduler.pruned) if scheduler else {}, searcher,
                                  unfinished=unfinished, spec=spec)
 
@@ -251,9 +253,30 @@ def resume_experiment(path: Path | str, options: RunOptions | None = None) -> Ex
         tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True,
                                    param_space=dict(spec.fixed))
         results, unfinished = _fit(tuner, spec, path)
+        if not unfinished:
+            _heldout(spec, path, setup, options)
         # The restored searcher and scheduler have no public accessor on the Tuner; what they
         # decided is on disk: the searcher state (the Optuna study, the trials ASHA cut).
         return ExperimentOutcome(path, results, plan, _saved_pruned(path), None, unfinished=unfinished, spec=spec)
+
+
+def _heldout(spec: Spec, path: Path | str, setup: Any, options: RunOptions) -> None:
+    """The chosen trial on the held-out test split, once (:mod:`search.engine.heldout`); a failure is one line."""
+    import ray
+
+    from search.engine.heldout import evaluate_heldout
+    from search.results import ResultsError
+
+    try:
+        data = ray.get(setup.data_ref) if setup.data_ref is not None else None
+        shown = evaluate_heldout(spec, path, data, spec_search_paths(options.spec_path))
+    except ResultsError:  # no trial to evaluate: the summary says why
+        return
+    except Exception as exc:  # noqa: BLE001 - the search's results stand without it
+        say(f"warning: no held-out test: {type(exc).__name__}: {exc}")
+        return
+    if shown:
+        say("held-out test of the best trial: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
 
 
 def _local_folder(path: Path | str) -> Path:

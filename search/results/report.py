@@ -17,6 +17,7 @@ from typing import Any
 
 from search.results.export import write_output
 from search.results.folder import ResultsError
+from search.results.summary import heldout_line
 from search.results.table import ExperimentResults, best_column, open_results
 from search.storage import publish
 
@@ -84,6 +85,9 @@ def _summary_html(results: ExperimentResults) -> str:
         row = table.loc[best.index[0]]
         lines.append(f"Best: trial {row['trial_id']}, {info.metric} = {row[best_column(info)]:.4g} "
                      f"at epoch {row['best_epoch']} ({row['status']}).")
+        if heldout := heldout_line(row):
+            lines.append(f"{heldout[0].upper()}{heldout[1:]} (measured once, after the search, on data no trial "
+                         "trained or was selected on).")
     notes = "".join(_note(n) for n in results.notes)
     return "".join(f'<p class="meta">{html.escape(line)}</p>' for line in lines) + notes
 

@@ -10,7 +10,7 @@ from search.results.folder import ResultsError
 from search.results.outcomes import Outcome, is_finite_number
 from search.results.table import ExperimentResults, best_column, best_trial, open_results, param_column
 
-__all__ = ["render_summary"]
+__all__ = ["render_summary", "heldout_line"]
 
 
 def render_summary(spec: Any, outcome: Any, top: int = 5, results: ExperimentResults | None = None) -> tuple[str, bool]:
@@ -43,9 +43,22 @@ def render_summary(spec: Any, outcome: Any, top: int = 5, results: ExperimentRes
     row = table.loc[table["trial_id"] == best.trial_id].iloc[0]
     if not pd.isna(row["num_selected"]):
         lines.append(f"  selected features: {int(row['num_selected'])}")
+    if heldout := heldout_line(row):
+        lines.append(f"  {heldout}")
     lines.append(f"  checkpoint: {best.checkpoint or '(none)'}")
     lines += ["", f"top {min(top, len(table))} trials:", _top_table(results, top)]
     return "\n".join(lines), True
+
+
+def heldout_line(row: pd.Series) -> str | None:
+    """``held-out test (120 samples): accuracy=0.87, task_loss=0.41`` for a table row, if it was tested."""
+    shown = {k.removeprefix("test_"): row[k] for k in row.index
+             if k.startswith("test_") and k != "test_n" and not pd.isna(row[k])}
+    if not shown:
+        return None
+    n = row.get("test_n")
+    size = f" ({int(n)} samples)" if n is not None and not pd.isna(n) else ""
+    return f"held-out test{size}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items())
 
 
 def _top_table(results: ExperimentResults, top: int) -> str:

@@ -29,7 +29,7 @@ from search.results.folder import (
     value_at,
 )
 from search.results.outcomes import Outcome, TrialFacts, classify, is_finite_number
-from search.storage import TRAIN_RUNS_DIR, publish
+from search.storage import HELDOUT_FILE, TRAIN_RUNS_DIR, publish
 
 __all__ = ["ExperimentResults", "open_results", "load_results", "BestTrial", "best_trial", "best_column",
            "param_column", "require_checkpoint", "write_default_exports", "DEFAULT_EXPORTS"]
@@ -83,7 +83,7 @@ def open_results(experiment: str | Path | ExperimentResults, spec: Any = None) -
         return experiment
     files = read_experiment(experiment, spec)
     rows = [_row(record, files) for record in files.trials]
-    table = _frame(rows, files)
+    table = _with_heldout(_frame(rows, files), files.path)
     for note in files.warnings:
         log.info("%s", note)
     return ExperimentResults(files, table)
@@ -177,6 +177,29 @@ def _frame(rows: list[dict[str, Any]], files: ExperimentFiles) -> pd.DataFrame:
     df.attrs = {"experiment": str(files.path), "name": info.name, "metric": info.metric, "mode": info.mode,
                 "params": list(info.params), "notes": list(files.warnings)}
     return df
+
+
+def _with_heldout(table: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """``test_<metric>`` columns from the held-out test (engine.heldout), for the trials it evaluated.
+
+    ``df.attrs["heldout"]`` says which split and how the trial was chosen. No file (a
+    trainable without an evaluation function, an interrupted run): no columns.
+    """
+    import json
+
+    file = folder / HELDOUT_FILE
+    if not file.is_file():
+        return table
+    try:
+        heldout = json.loads(file.read_text())
+        by_trial = {str(t): dict(m) for t, m in heldout["trials"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        table.attrs["notes"].append(f"{HELDOUT_FILE} unreadable ({exc}); no test columns")
+        return table
+    for column in dict.fromkeys(k for metrics in by_trial.values() for k in metrics):
+        table[column] = [float(by_trial.get(str(t), {}).get(column, math.nan)) for t in table["trial_id"]]
+    table.attrs["heldout"] = {k: v for k, v in heldout.items() if k != "trials"}
+    return table
 
 
 def _tidy_param(column: pd.Series) -> pd.Series:

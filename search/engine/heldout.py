@@ -1,0 +1,49 @@
+"""A held-out test, used once: after the search, the chosen trial's model on data no trial trained or was selected on.
+
+The trials train on the train split and are ranked (by Optuna, ASHA, the table) on the
+validation split; the test split is touched only here, by the trainable's own evaluation
+function (its ``evaluate`` attribute, ``evaluate(config, checkpoint_dir, data) -> {metric:
+number}``; the built-in one is :func:`trainables.tasks.evaluate_feature_selection`), on the
+best checkpoint of the best trial. The figures go to :data:`~search.storage.HELDOUT_FILE` in
+the experiment folder, which the results table turns into ``test_<metric>`` columns. A
+trainable without an evaluation function gets no file and no columns: nothing is faked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from search.spec.models import Spec
+from search.spec.registry import resolve_trainable
+from search.storage import HELDOUT_FILE, write_files
+
+__all__ = ["evaluate_heldout"]
+
+
+def evaluate_heldout(spec: Spec, path: Path | str, data: Any, search_paths: tuple[Path, ...] = ()) -> dict[str, float] | None:
+    """Evaluate the best trial on the held-out split and record it; its ``test_*`` metrics, or None (no evaluator).
+
+    Raises:
+        ResultsError: no trial has a value or a checkpoint to evaluate.
+    """
+    from search.results import best_trial, open_results
+    from search.results.table import require_checkpoint
+
+    evaluator = getattr(resolve_trainable(spec.trainable, search_paths), "evaluate", None)
+    if evaluator is None:
+        return None
+    results = open_results(path, spec)
+    best = best_trial(results)
+    record = results.record(best.trial_id)
+    metrics = evaluator(dict(record.config), require_checkpoint(results, record), data)
+    shown = {f"test_{k}": float(v) for k, v in (metrics or {}).items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    if not shown:
+        return None
+    record_file = {"split": "test", "chosen_by": f"best {spec.metric} ({spec.mode}) on validation",
+                   "trials": {best.trial_id: shown}}
+    write_files(path, {HELDOUT_FILE: json.dumps(record_file, indent=2) + "\n"})
+    return shown
