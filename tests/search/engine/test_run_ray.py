@@ -210,10 +210,12 @@ def test_cli_run_in_a_subprocess(tmp_path, tiny_spec):
     assert "Configuration for experiment" not in proc.stdout  # Tune's banner does not pollute results
     # The terminal holds our lines only: one per trial event, no epoch lines, nothing of Ray's.
     ours = re.compile(r"^(\[ *\d+\.\ds\] (trial [0-9a-f]+ (started|completed|stopped|diverged|FAILED)|\d+/\d+ trials done)"
-                      r"|running cli: |results table: |Ray's own output: |note: |warning: )")
+                      r"|running cli: |held-out test of the best trial: |results table: |Ray's own output: |note: |warning: )")
     lines = proc.stderr.splitlines()
     assert lines and [line for line in lines if not ours.match(line)] == [], proc.stderr
     assert sum(" started " in line for line in lines) == 2 and "epoch 2 val_accuracy=" not in proc.stderr
+    assert "held-out test of the best trial: test_accuracy=" in proc.stderr
+    assert "  held-out test (" in proc.stdout  # in the summary, under the best trial
     log = tmp_path / "results" / "cli" / "run.log"
     assert f"Ray's own output: {log}" in proc.stderr
     assert "Started a local Ray instance" in log.read_text()  # Ray's own lines, kept
