@@ -259,7 +259,9 @@ def local_copy(uri: str) -> Path:
     """Bring a URI experiment's folder up to date in the local cache and return that folder.
 
     Incremental: a file is fetched when its size or modification time differs from the copy's;
-    files gone from the URI (checkpoints retention deleted) are deleted from the copy.
+    files gone from the URI (checkpoints retention deleted) are deleted from the copy. Files of
+    this machine's runs stay: the embedded-Ray record, and ``run.log`` (a run into the URI
+    writes it here and uploads it at its end; the readers may sync the copy meanwhile).
 
     Raises:
         FileNotFoundError: nothing at the URI.
@@ -281,6 +283,8 @@ def local_copy(uri: str) -> Path:
         if info.type == pyarrow.fs.FileType.Directory:
             target.mkdir(parents=True, exist_ok=True)
             continue
+        if target == local / RUN_LOG and target.exists():  # this machine's log, maybe being written now: ours wins
+            continue
         mtime_ns = info.mtime_ns
         if target.is_file() and target.stat().st_size == info.size and (
                 mtime_ns is None or target.stat().st_mtime_ns == mtime_ns):
@@ -294,7 +298,7 @@ def local_copy(uri: str) -> Path:
         if mtime_ns is not None:
             os.utime(target, ns=(mtime_ns, mtime_ns))
     for path in sorted(local.rglob("*"), key=lambda p: len(p.parts), reverse=True):  # deepest first
-        if path in seen or path.name in (_ORIGIN_FILE, EMBEDDED_RAY_RECORD) and path.parent == local:
+        if path in seen or path.name in (_ORIGIN_FILE, EMBEDDED_RAY_RECORD, RUN_LOG) and path.parent == local:
             continue
         if path.is_dir():
             if not any(path.iterdir()):

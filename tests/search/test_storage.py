@@ -125,6 +125,14 @@ def test_a_local_copy_follows_its_uri_incrementally_and_publish_writes_back(tmp_
     assert not (copy / "trial_a" / "checkpoint_000000").exists() and not (copy / "results.csv").exists()
     assert (copy / "trial_a" / "checkpoint_000001" / "checkpoint.pt").read_bytes() == b"w1"
     assert (copy / "spec.yaml").stat().st_ino == unchanged  # not fetched again (fetching replaces the file)
+    # This machine's run.log (a run into the URI writes it here, uploads it at its end) survives a sync.
+    (remote / "run.log").write_text("an older run's log\n")
+    (copy / "run.log").write_text("this run's log, still being written\n")
+    local_copy(uri)
+    assert (copy / "run.log").read_text() == "this run's log, still being written\n"
+    (copy / "run.log").unlink()
+    local_copy(uri)  # none here (another machine resumes): the URI's is fetched, to be appended to
+    assert (copy / "run.log").read_text() == "an older run's log\n"
     (copy / "report.html").write_text("<html/>")
     assert publish(copy, ["report.html"]) == [f"{uri}/report.html"]
     assert (remote / "report.html").read_text() == "<html/>"
