@@ -102,7 +102,8 @@ class ProgressLines(Callback):
 
         total = self.num_samples or len(trials) or 1
         head = Table.grid(padding=(0, 1))
-        head.add_row(ProgressBar(total=total, completed=self.finished, width=30), Text(self.status(trials, elapsed)))
+        head.add_row(ProgressBar(total=total, completed=self.finished, width=30),
+                     Text(f"{_duration(elapsed)} elapsed · {self.status(trials, elapsed)}"))
         parts: list[Any] = [head]
         if self.best_trial is not None:
             params = _params(self.best_params)

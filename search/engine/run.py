@@ -215,7 +215,7 @@ def run_experiment(spec: Spec, options: RunOptions | None = None, *, warm_start_
 
             added, skipped = warm_start(searcher, earlier, DefineByRun(spec.space).distributions())
             say(f"warm start: told the searcher {added} earlier trial(s) of {warm_start_from}"
-                  + (f"; {skipped} skipped (outside the new space)" if skipped else ""))
+                + (f"; {skipped} skipped (outside the new space)" if skipped else ""))
         _save_spec(spec, path, options.spec_path)  # first: an interrupted run must be resumable
         results, unfinished = _fit(tuner, spec, path)
         if not unfinished:

@@ -97,7 +97,7 @@ def test_on_a_terminal_a_live_panel_shows_progress_best_and_running_trials():
     assert lines._panel is None
     text = out.getvalue()
     assert "trial aaaa started" in text and "trial aaaa completed 2 epochs" in text  # events scroll above it
-    assert "1/3 trials done (1 running: 1 completed)" in text
+    assert "0s elapsed · 1/3 trials done" in text and "(1 running: 1 completed)" in " ".join(text.split())
     assert "best: trial bbbb  val_accuracy=0.9  lr=0.5" in text
     assert "bbbb" in text.split("running")[-1] and "0.9" in text.split("running")[-1]  # the running trials' table
     assert "trials done" not in "".join(line for line in text.splitlines() if line.startswith("["))  # no status lines
