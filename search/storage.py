@@ -23,7 +23,7 @@ from typing import Any
 
 __all__ = ["DEFAULT_STORAGE", "HELDOUT_FILE", "RUN_LOG", "OPTUNA_JOURNAL", "SPEC_COPY", "SPEC_SOURCE_COPY", "TRAIN_RUNS_DIR", "CACHE_ENV", "is_uri", "storage_root",
            "experiment_path", "experiment_location", "filesystem", "write_files", "experiment_contents", "remove_experiment",
-           "unwritable_reason", "probe_writable", "storage_warning", "EMBEDDED_RAY_RECORD", "copy_folder", "local_copy", "origin_of", "publish", "delete_remote"]
+           "unwritable_reason", "probe_writable", "storage_warning", "EMBEDDED_RAY_RECORD", "copy_folder", "local_folder", "local_copy", "origin_of", "publish", "delete_remote"]
 
 #: Where a bare experiment name is looked up (the spec's ``storage`` default, relative to CWD).
 DEFAULT_STORAGE = Path("results")
@@ -253,6 +253,11 @@ def copy_folder(uri: str) -> Path:
 
     parts = urlsplit(_split_query(uri)[0])
     return _cache_root() / "experiments" / parts.scheme / (parts.netloc or "_") / parts.path.strip("/")
+
+
+def local_folder(experiment: Path | str) -> Path:
+    """The experiment's folder on this machine: itself, or where its URI's local copy is kept (not synced here)."""
+    return copy_folder(str(experiment)) if is_uri(str(experiment)) else Path(experiment)
 
 
 def local_copy(uri: str) -> Path:

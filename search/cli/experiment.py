@@ -133,9 +133,9 @@ def _finish(spec: Any, outcome: Any, top: int) -> int:
 
 def _run_log(path: Path | str) -> Path | None:
     """The run's log of Ray's output, if it wrote one (a URI experiment's: in its local copy, uploaded too)."""
-    from search.storage import RUN_LOG, copy_folder, is_uri
+    from search.storage import RUN_LOG, local_folder
 
-    log = (copy_folder(str(path)) if is_uri(str(path)) else Path(path)) / RUN_LOG
+    log = local_folder(path) / RUN_LOG
     return log if log.is_file() else None
 
 

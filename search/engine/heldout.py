@@ -23,8 +23,11 @@ from search.storage import HELDOUT_FILE, write_files
 __all__ = ["evaluate_heldout"]
 
 
-def evaluate_heldout(spec: Spec, path: Path | str, data: Any, search_paths: tuple[Path, ...] = ()) -> dict[str, float] | None:
+def evaluate_heldout(spec: Spec, path: Path | str, data: Any, search_paths: tuple[Path, ...] = (), *,
+                     results: Any = None) -> dict[str, float] | None:
     """Evaluate the best trial on the held-out split and record it; its ``test_*`` metrics, or None (no evaluator).
+
+    ``results``: the experiment's results already read (else they are read here).
 
     Raises:
         ResultsError: no trial has a value or a checkpoint to evaluate.
@@ -35,7 +38,7 @@ def evaluate_heldout(spec: Spec, path: Path | str, data: Any, search_paths: tupl
     evaluator = getattr(resolve_trainable(spec.trainable, search_paths), "evaluate", None)
     if evaluator is None:
         return None
-    results = open_results(path, spec)
+    results = results if results is not None else open_results(path, spec)
     best = best_trial(results)
     record = results.record(best.trial_id)
     metrics = evaluator(dict(record.config), require_checkpoint(results, record), data)

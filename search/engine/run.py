@@ -27,13 +27,13 @@ from search.storage import (
     RUN_LOG,
     SPEC_COPY,
     SPEC_SOURCE_COPY,
-    copy_folder,
     delete_remote,
     experiment_contents,
     experiment_path,
     filesystem,
     is_uri,
     local_copy,
+    local_folder,
     probe_writable,
     publish,
     remove_experiment,
@@ -150,7 +150,7 @@ def _prepared(spec: Spec, options: RunOptions, path: Path | str) -> Iterator[tup
     """
     search_paths = spec_search_paths(options.spec_path)
     data = load_data_once(spec, options.spec_path)  # before Ray: a bad file fails fast and cheaply
-    local = copy_folder(str(path)) if is_uri(str(path)) else Path(path)
+    local = local_folder(path)
     try:
         with quiet_terminal(local / RUN_LOG if options.quiet else None), \
                 ray_session(options.address, num_cpus=options.num_cpus, include_dashboard=options.include_dashboard,
@@ -239,7 +239,7 @@ def resume_experiment(path: Path | str, options: RunOptions | None = None) -> Ex
     if not tune.Tuner.can_restore(str(path)):
         raise ExperimentError(f"{path} is not a resumable experiment (no tuner.pkl): pass the experiment folder, "
                               "<storage>/<name>, of a run that started")
-    local = _local_folder(path)
+    local = _synced_folder(path)
     spec = load_spec(local / SPEC_COPY)
     if stopped := stop_leftovers(local):
         print(f"note: stopped {len(stopped)} process(es) the killed run's embedded Ray left running "
@@ -253,14 +253,16 @@ def resume_experiment(path: Path | str, options: RunOptions | None = None) -> Ex
         tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True,
                                    param_space=dict(spec.fixed))
         results, unfinished = _fit(tuner, spec, path)
-        if not unfinished:
-            _heldout(spec, path, setup, options)
         # The restored searcher and scheduler have no public accessor on the Tuner; what they
-        # decided is on disk: the searcher state (the Optuna study, the trials ASHA cut).
-        return ExperimentOutcome(path, results, plan, _saved_pruned(path), None, unfinished=unfinished, spec=spec)
+        # decided is on disk: the searcher state (the Optuna study, the trials ASHA cut). Read
+        # once, for the cuts and the held-out test.
+        saved = _open_saved(path, spec)
+        if not unfinished:
+            _heldout(spec, path, setup, options, saved)
+        return ExperimentOutcome(path, results, plan, _pruned_in(saved), None, unfinished=unfinished, spec=spec)
 
 
-def _heldout(spec: Spec, path: Path | str, setup: Any, options: RunOptions) -> None:
+def _heldout(spec: Spec, path: Path | str, setup: Any, options: RunOptions, saved: Any = None) -> None:
     """The chosen trial on the held-out test split, once (:mod:`search.engine.heldout`); a failure is one line."""
     import ray
 
@@ -269,7 +271,7 @@ def _heldout(spec: Spec, path: Path | str, setup: Any, options: RunOptions) -> N
 
     try:
         data = ray.get(setup.data_ref) if setup.data_ref is not None else None
-        shown = evaluate_heldout(spec, path, data, spec_search_paths(options.spec_path))
+        shown = evaluate_heldout(spec, path, data, spec_search_paths(options.spec_path), results=saved)
     except ResultsError:  # no trial to evaluate: the summary says why
         return
     except Exception as exc:  # noqa: BLE001 - the search's results stand without it
@@ -279,7 +281,7 @@ def _heldout(spec: Spec, path: Path | str, setup: Any, options: RunOptions) -> N
         say("held-out test of the best trial: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
 
 
-def _local_folder(path: Path | str) -> Path:
+def _synced_folder(path: Path | str) -> Path:
     """The experiment's folder on this machine: itself, or a URI's up-to-date local copy."""
     if not is_uri(str(path)):
         return Path(path)
@@ -319,14 +321,21 @@ def _refuse_existing(path: Path | str, overwrite: bool) -> None:
         f"(`--name NEW`), or replace it with `--overwrite` (deletes it)")
 
 
-def _saved_pruned(path: Path) -> dict[str, int]:
-    """Trial id -> epochs it ran, for the trials ASHA cut, from the saved searcher state and results."""
+def _open_saved(path: Path | str, spec: Spec) -> Any:
+    """The experiment's results as saved (searcher state, trials), or None when they cannot be read."""
     from search.results import ResultsError, open_results
 
     try:
-        table = open_results(path).table
+        return open_results(path, spec)
     except ResultsError:
+        return None
+
+
+def _pruned_in(saved: Any) -> dict[str, int]:
+    """Trial id -> epochs it ran, for the trials ASHA cut, from the saved searcher state and results."""
+    if saved is None:
         return {}
+    table = saved.table
     cut = table[table["outcome"] == "pruned"]
     return {str(t): int(e) for t, e in zip(cut["trial_id"], cut["epochs_run"]) if e == e}
 
@@ -335,7 +344,7 @@ def _earlier_study(spec: Spec, folder: Path | str) -> Any:
     from search.results.searcher_state import load_journal_study
 
     try:
-        study = load_journal_study(_local_folder(folder))
+        study = load_journal_study(_synced_folder(folder))
     except (FileNotFoundError, ValueError) as exc:
         raise ExperimentError(f"--warm-start: {exc}") from None
     direction = "MAXIMIZE" if spec.mode == "max" else "MINIMIZE"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from search.spec.models import Spec
@@ -43,11 +42,10 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, *, epoch_lines: bool = 
         callbacks.append(TellBudgetStops(searcher, spec.search.time_budget_s))
     if spec.tracking.mlflow is not None:
         from search.engine.tracking import MLflowTracking
-        from search.storage import copy_folder, is_uri
+        from search.storage import local_folder
 
-        where = setup.experiment_path  # a URI's default MLflow store: its local copy, on this machine
-        callbacks.append(MLflowTracking(spec.tracking.mlflow, copy_folder(where) if is_uri(where) else Path(where),
-                                        spec.name))
+        # A URI experiment's default MLflow store: its local copy, on this machine.
+        callbacks.append(MLflowTracking(spec.tracking.mlflow, local_folder(setup.experiment_path), spec.name))
     tuner = tune.Tuner(
         trainable,
         param_space=dict(spec.fixed),
