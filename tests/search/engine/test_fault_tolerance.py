@@ -42,13 +42,14 @@ def train(config, report, resume_from=None):
             time.sleep(60)  # wait here to be killed
         diverged = config.get("nan_at") == epoch
         score = float("nan") if diverged else config["x"] * epoch
+        # Logged before its report: an interrupt between this line and the checkpoint may
+        # legitimately run the epoch again, but an epoch that ran is never missing from the log
+        # (logged after report, a SIGINT landing between the two left a checkpointed epoch out).
+        with open(log / "epochs.log", "a") as fh:
+            fh.write(f"{config['x']} {epoch} {os.getpid()}\\n")
         folder = tempfile.mkdtemp()
         (Path(folder) / "state.json").write_text(json.dumps({"epoch": epoch}))
         report({"epoch": epoch, "score": score, "stop_reason": "diverged" if diverged else ""}, folder)
-        # Logged once report returned, i.e. once the checkpoint is on disk: a kill before
-        # this line may legitimately rerun the epoch.
-        with open(log / "epochs.log", "a") as fh:
-            fh.write(f"{config['x']} {epoch} {os.getpid()}\\n")
         if diverged:
             return
 '''
@@ -120,7 +121,9 @@ def _assert_all_finished_once(tmp_path: Path, path: Path, before: Counter, finis
     assert len(xs) == 4, runs  # num_samples trials, no more
     for x in xs:
         assert {e for (xx, e) in runs if xx == x} == {1, 2, 3, 4}, (x, runs)
-        if before[(x, 1)]:  # it had checkpointed before the interrupt: continued, not restarted
+        # It had started epoch 2 before the interrupt, so epoch 1's report had returned with its
+        # checkpoint on storage: the trial continued, it did not restart.
+        if before[(x, 2)]:
             assert runs[(x, 1)] == 1, (x, runs)
     for x in finished_before:  # a trial finished before the interrupt never ran again
         assert all(runs[(x, e)] == before[(x, e)] for e in range(1, 5)), (x, before, runs)
