@@ -29,8 +29,14 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", help="csv (default), parquet, json, md or html; default: from -o's suffix")
     p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
 
-    p = subparsers.add_parser("best", help="the best trial's parameters as YAML, ready for `fixed:`")
+    p = subparsers.add_parser("best", help="the best trial's parameters as YAML, ready for `fixed:`",
+                              description="Several objectives: prints the Pareto front (as YAML comments) and the "
+                              "trial picked from it, by the spec's `select` or by --tolerance/--limit.")
     p.add_argument("experiment", help=_EXPERIMENT_HELP)
+    p.add_argument("--tolerance", type=float, help="several objectives: among trials within this much of the best first "
+                   "objective, the one best on the next (e.g. 0.01: the fewest features within 0.01 accuracy)")
+    p.add_argument("--limit", action="append", default=[], metavar="METRIC=BOUND",
+                   help="several objectives: keep trials with METRIC at most (min) / at least (max) BOUND; repeatable")
 
     p = subparsers.add_parser("features", help="feature gates of the best trial and their stability over the top K")
     p.add_argument("experiment", help=_EXPERIMENT_HELP)
@@ -85,13 +91,34 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _limits(items: list[str]) -> dict[str, float]:
+    from search.results.folder import ResultsError
+
+    limits = {}
+    for item in items:
+        metric, sep, bound = item.partition("=")
+        try:
+            limits[metric.strip()] = float(bound)
+        except ValueError:
+            sep = ""
+        if not sep or not metric.strip():
+            raise ResultsError(f"--limit {item!r}: write METRIC=BOUND, e.g. --limit num_selected=25")
+    return limits
+
+
 @_guarded
 def _cmd_best(args: argparse.Namespace) -> int:
     from search.results import best_trial, open_results
+    from search.results.folder import ResultsError
 
+    limits = _limits(args.limit)
     results = open_results(args.experiment)
     _print_notes(results.notes)
-    best = best_trial(results)
+    if (args.tolerance is not None or limits) and not results.info.multi_objective:
+        raise ResultsError(f"--tolerance and --limit pick from a Pareto front; {results.path} has one objective "
+                           f"({results.info.metric}): drop them")
+    rule = {"tolerance": args.tolerance, "limits": limits} if args.tolerance is not None or limits else {}
+    best = best_trial(results, **rule)
     if best.checkpoint is None:
         print(f"warning: trial {best.trial_id} has no checkpoint on disk; its parameters are still below",
               file=sys.stderr)

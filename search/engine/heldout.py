@@ -5,7 +5,9 @@ validation split; the test split is touched only here, by the trainable's own ev
 function (its ``evaluate`` attribute, ``evaluate(config, checkpoint_dir, data) -> {metric:
 number}``; the built-in one is :func:`trainables.tasks.evaluate_feature_selection`), on the
 best checkpoint of the best trial. The figures go to :data:`~search.storage.HELDOUT_FILE` in
-the experiment folder, which the results table turns into ``test_<metric>`` columns. A
+the experiment folder, which the results table turns into ``test_<metric>`` columns. With
+several objectives, every trial of the Pareto front is evaluated (the picked one first), so
+the front can be compared on the test split too; the pick itself never looks at it. A
 trainable without an evaluation function gets no file and no columns: nothing is faked.
 """
 
@@ -40,13 +42,21 @@ def evaluate_heldout(spec: Spec, path: Path | str, data: Any, search_paths: tupl
         return None
     results = results if results is not None else open_results(path, spec)
     best = best_trial(results)
-    record = results.record(best.trial_id)
-    metrics = evaluator(dict(record.config), require_checkpoint(results, record), data)
-    shown = {f"test_{k}": float(v) for k, v in (metrics or {}).items()
-             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
-    if not shown:
+    chosen = [best.trial_id]
+    if best.front is not None:  # several objectives: every trial of the front, the picked one first
+        chosen += [t for t in best.front["trial_id"] if t != best.trial_id]
+    tested: dict[str, dict[str, float]] = {}
+    for trial_id in chosen:
+        record = results.record(trial_id)
+        metrics = evaluator(dict(record.config), require_checkpoint(results, record), data)
+        shown = {f"test_{k}": float(v) for k, v in (metrics or {}).items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        if shown:
+            tested[trial_id] = shown
+    if best.trial_id not in tested:
         return None
-    record_file = {"split": "test", "chosen_by": f"best {spec.metric} ({spec.mode}) on validation",
-                   "trials": {best.trial_id: shown}}
+    chosen_by = (f"picked from the Pareto front on validation: {best.rule}" if best.rule
+                 else f"best {spec.primary_metric} ({spec.primary_mode}) on validation")
+    record_file = {"split": "test", "chosen_by": chosen_by, "chosen": best.trial_id, "trials": tested}
     write_files(path, {HELDOUT_FILE: json.dumps(record_file, indent=2) + "\n"})
-    return shown
+    return tested[best.trial_id]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from search.results.pareto import describe_rule
 from search.spec.models import Spec
 from search.spec.space import describe
 from search.trials.resources import ResourcePlanError, TrialPlan, local_resources, plan_trials
@@ -16,7 +17,9 @@ def asha_rungs(spec: Spec) -> list[int]:
 
 def render_plan(spec: Spec) -> tuple[str, TrialPlan | None]:
     lines = [f"experiment  {spec.name}", f"trainable   {spec.trainable}",
-             f"objective   {spec.mode} {spec.metric}",
+             "objective   " + ", ".join(f"{mode} {metric}" for metric, mode in spec.objectives)
+             + (f" (Pareto front; pick: {describe_rule(spec.objectives, spec.select.tolerance, spec.select.limits)})"
+                if spec.multi_objective else ""),
              f"search      {spec.search.sampler.value}, {spec.search.num_samples} trials, seed {spec.search.seed}"
              + (f", time budget {spec.search.time_budget_s:g}s" if spec.search.time_budget_s else "")]
     if spec.data:
@@ -28,7 +31,7 @@ def render_plan(spec: Spec) -> tuple[str, TrialPlan | None]:
         lines += [f"  {k:<20} {v!r}" for k, v in spec.fixed.items()]
     if spec.scheduler.type == "asha":
         rungs = asha_rungs(spec)
-        lines.append(f"scheduler   ASHA on epoch, max_t {spec.max_epochs}, reduction factor {spec.scheduler.reduction_factor:g}; "
+        lines.append(f"scheduler   ASHA on epoch and {spec.scheduler_mode} {spec.scheduler_metric}, max_t {spec.max_epochs}, reduction factor {spec.scheduler.reduction_factor:g}; "
                      f"trials can be cut at epochs {', '.join(map(str, rungs)) or '(none)'}")
     else:
         lines.append("scheduler   none (every trial runs to its end)")

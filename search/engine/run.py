@@ -183,8 +183,8 @@ def _trial_setup(spec: Spec, path: Path | str, search_paths: tuple[Path, ...], d
         checkpoint_num_to_keep=spec.checkpoint.num_to_keep,
         checkpoint_score=spec.checkpoint_score,
         checkpoint_mode=spec.checkpoint_mode,
-        required_metrics=tuple(dict.fromkeys([spec.metric, spec.checkpoint_score]
-                                             + (["epoch"] if spec.scheduler.type == "asha" else []))),
+        required_metrics=tuple(dict.fromkeys([*(m for m, _ in spec.objectives), spec.checkpoint_score]
+                                             + ([spec.scheduler_metric, "epoch"] if spec.scheduler.type == "asha" else []))),
     )
 
 
@@ -347,10 +347,12 @@ def _earlier_study(spec: Spec, folder: Path | str) -> Any:
         study = load_journal_study(_synced_folder(folder))
     except (FileNotFoundError, ValueError) as exc:
         raise ExperimentError(f"--warm-start: {exc}") from None
-    direction = "MAXIMIZE" if spec.mode == "max" else "MINIMIZE"
-    if study.direction.name != direction:
-        raise ExperimentError(f"--warm-start: {folder} optimised in direction {study.direction.name.lower()}, "
-                              f"this spec wants {spec.mode} {spec.metric}")
+    wanted = ["MAXIMIZE" if mode == "max" else "MINIMIZE" for _, mode in spec.objectives]
+    found = [d.name for d in study.directions]
+    if found != wanted:
+        objectives = ", ".join(f"{mode} {metric}" for metric, mode in spec.objectives)
+        raise ExperimentError(f"--warm-start: {folder} optimised in direction(s) {', '.join(f.lower() for f in found)}, "
+                              f"this spec wants {objectives}")
     return study
 
 

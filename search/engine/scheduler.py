@@ -25,6 +25,8 @@ class PruningASHA(AsyncHyperBandScheduler):
     def __init__(self, searcher: PruningAwareOptunaSearch | None = None, **kwargs: Any) -> None:
         super().__init__(time_attr=EPOCH, **kwargs)
         self.searcher = searcher
+        if searcher is not None and kwargs.get("metric"):
+            searcher.record_rung_metric(kwargs["metric"])  # what rebuild_rungs reads after a resume
         self.pruned: dict[str, int] = {}  # trial id -> epoch at which it was cut
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -34,17 +36,18 @@ class PruningASHA(AsyncHyperBandScheduler):
         self._rungs_to_rebuild = True
 
     def rebuild_rungs(self) -> int:
-        """Refill the rungs from the study's intermediate values (by epoch): what ASHA recorded before a resume.
+        """Refill the rungs from the searcher's record of ASHA's metric by epoch: what ASHA recorded before a resume.
 
         ASHA records a trial's value at the first report whose epoch is >= a milestone; the
-        study holds every trial's value at each epoch, so the same value is recorded. Returns
-        how many values were recorded.
+        searcher keeps every trial's value of ASHA's metric at each epoch (its saved state is
+        what ``resume`` restores), so the same value is recorded. Returns how many values
+        were recorded.
         """
         self._rungs_to_rebuild = False
         if self.searcher is None or not self._metric_op:
             return 0
         count = 0
-        for trial_id, values in self.searcher.intermediate_values().items():
+        for trial_id, values in self.searcher.rung_values().items():
             epochs = sorted(values)
             for bracket in self._brackets[:1]:  # trials of one bracket (the default); more are assigned at random
                 for milestone, recorded in bracket._rungs:

@@ -14,6 +14,16 @@ definition of a trial's value, the same as the results table's ``best_<metric>``
 - an error is FAIL, told once retries are used up (a retried trial is told its final outcome);
 - an interrupted trial is told nothing: ``resume`` continues it under the same Optuna trial.
 
+Several objectives (``metric: [val_accuracy, num_selected]``): a trial's values all come from
+one epoch, its best epoch by the first objective (among tied epochs the latest, the one Ray's
+checkpoint manager keeps), the table's ``best_epoch``. Optuna's multi-objective studies take
+no intermediate values (``Trial.report`` refuses), so a trial cut by ASHA is told PRUNED
+without values; the values it had at the cut are kept in its ``values_at_cut`` user
+attribute (and its epoch in ``epoch_at_cut``). Optuna's samplers learn only from COMPLETE
+trials' values: its TPE ranks every pruned trial after every completed one, NSGA-II ignores
+them; the Pareto front is made of completed trials. ASHA's own record of each trial's value
+at each epoch (to rebuild its rungs after a resume) is kept by the searcher in every case.
+
 The study lives in memory (Tune pickles it into ``searcher-state-*.pkl`` with the rest of
 the searcher, which is what ``resume`` restores). Each time Tune saves the searcher, the
 trials finished since are appended to Optuna's journal file beside it
@@ -47,11 +57,29 @@ EPOCH = "epoch"
 class PruningAwareOptunaSearch(OptunaSearch):
     """OptunaSearch that records intermediate values by epoch and tells pruned trials as PRUNED."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, rung_metric: str | None = None, **kwargs: Any) -> None:
+        """OptunaSearch's arguments (``metric``/``mode`` may be lists); ``rung_metric``: the metric ASHA cuts on."""
         super().__init__(*args, **kwargs)
         self._pruned: set[str] = set()
         self._reported_steps: dict[str, set[int]] = {}
-        self._best: dict[str, float] = {}  # trial id -> best finite value of the metric so far
+        self._best: dict[str, float] = {}  # trial id -> best finite value of the first objective so far
+        self._at_best: dict[str, dict[str, Any]] = {}  # trial id -> the objectives at that epoch (several objectives)
+        self._rung_metric = rung_metric
+        self._rung_values: dict[str, dict[int, float]] = {}  # trial id -> epoch -> rung_metric's value
+
+    @property
+    def objectives(self) -> tuple[tuple[str, str], ...]:
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        modes = self._mode if isinstance(self._mode, list) else [self._mode]
+        return tuple(zip(metrics, modes))
+
+    @property
+    def multi_objective(self) -> bool:
+        return isinstance(self.metric, list) and len(self.metric) > 1
+
+    def record_rung_metric(self, metric: str) -> None:
+        """Keep every trial's ``metric`` by epoch (ASHA's scheduler calls this with the metric it cuts on)."""
+        self._rung_metric = metric
 
     def mark_pruned(self, trial_id: str) -> None:
         self._pruned.add(trial_id)
@@ -62,12 +90,21 @@ class PruningAwareOptunaSearch(OptunaSearch):
     def _report(self, trial_id: str, result: dict[str, Any] | None) -> None:
         if not result or trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
-        value, step = result.get(self.metric), result.get(EPOCH, result.get("training_iteration"))
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        (first, mode), *_ = self.objectives
+        value, step = result.get(first), result.get(EPOCH, result.get("training_iteration"))
+        if _finite(value):
             best = self.__dict__.setdefault("_best", {})  # absent from searcher states saved before it existed
-            if trial_id not in best or (value > best[trial_id] if self._mode == "max" else value < best[trial_id]):
+            known = best.get(trial_id)
+            if known is None or (value > known if mode == "max" else value < known) or (
+                    value == known and self.multi_objective):  # a tie: the later epoch, whose checkpoint Ray keeps
                 best[trial_id] = float(value)
-        if isinstance(value, (int, float)) and math.isfinite(value) and step is not None:
+                if self.multi_objective:
+                    self.__dict__.setdefault("_at_best", {})[trial_id] = {m: result.get(m) for m, _ in self.objectives}
+        rung_metric = self.__dict__.get("_rung_metric")
+        if rung_metric and step is not None and _finite(result.get(rung_metric)):
+            self.__dict__.setdefault("_rung_values", {}).setdefault(trial_id, {}).setdefault(
+                int(step), float(result[rung_metric]))
+        if not self.multi_objective and _finite(value) and step is not None:
             steps = self._reported_steps.setdefault(trial_id, set())
             if int(step) not in steps:  # Optuna rejects a second value for a step
                 steps.add(int(step))
@@ -79,27 +116,47 @@ class PruningAwareOptunaSearch(OptunaSearch):
         # The scheduler's STOP skips on_trial_result for the last result: record it now.
         self._report(trial_id, result)
         if trial_id in self._pruned and not error:
-            import optuna
-
-            self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
-            self._completed_trials.add(trial_id)
+            if self.multi_objective:  # no intermediate values in the study: keep what it had at the cut
+                ot_trial = self._ot_trials[trial_id]
+                ot_trial.set_user_attr("values_at_cut", {m: _number(result, m) for m, _ in self.objectives})
+                if (result or {}).get(EPOCH) is not None:
+                    ot_trial.set_user_attr("epoch_at_cut", int(result[EPOCH]))
+            self._tell_pruned(trial_id)
             return
-        value = (result or {}).get(self.metric)
-        diverged = (result or {}).get("stop_reason") == "diverged" or (
-            isinstance(value, float) and not math.isfinite(value))
+        values = [(result or {}).get(m) for m, _ in self.objectives]
+        diverged = (result or {}).get("stop_reason") == "diverged" or any(
+            isinstance(v, float) and not math.isfinite(v) for v in values)
         if diverged and not error:
             # Optuna refuses NaN values, and a FAIL is ignored by TPE: the sampler would
             # never learn that this region blows up. PRUNED trials are ranked below every
             # completed one, so TPE steers away from the region.
-            import optuna
-
-            self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
-            self._completed_trials.add(trial_id)
+            self._tell_pruned(trial_id)
             return
-        best = self.__dict__.get("_best", {}).get(trial_id)
-        if result is not None and best is not None and not error:
-            result = {**result, self.metric: best}  # the trial's value is its best epoch's, as in the table
+        if result is not None and not error:  # the trial's values are its best epoch's, as in the table
+            if self.multi_objective:
+                at_best = self.__dict__.get("_at_best", {}).get(trial_id)
+                result = {**result, **at_best} if at_best else result
+                if not all(_finite(result.get(m)) for m, _ in self.objectives):
+                    missing = [m for m, _ in self.objectives if not _finite(result.get(m))]
+                    log.warning("trial %s reported no %s: told FAIL (a multi-objective trial needs every objective)",
+                                trial_id, ", ".join(missing))
+                    return super().on_trial_complete(trial_id, None, True)
+            elif (best := self.__dict__.get("_best", {}).get(trial_id)) is not None:
+                result = {**result, self.metric: best}
         super().on_trial_complete(trial_id, result, error)
+
+    def _tell_pruned(self, trial_id: str) -> None:
+        import optuna
+
+        self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+        self._completed_trials.add(trial_id)
+
+    def rung_values(self) -> dict[str, dict[int, float]]:
+        """Tune trial id -> ASHA's metric by epoch, as reported: what ASHA's rungs recorded."""
+        recorded = self.__dict__.get("_rung_values")
+        if recorded is None or not self.__dict__.get("_rung_metric"):
+            return self.intermediate_values()  # saved before the searcher kept them, or no ASHA: the study's values
+        return {trial_id: dict(values) for trial_id, values in recorded.items()}
 
     def intermediate_values(self) -> dict[str, dict[int, float]]:
         """Tune trial id -> the study's intermediate values of that trial, by epoch."""
@@ -173,12 +230,18 @@ class PruningAwareOptunaSearch(OptunaSearch):
 
     def tell_stopped(self, trial_id: str) -> None:
         """A trial Tune stopped without telling the searcher (the time budget ran out): PRUNED."""
-        import optuna
-
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
-        self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
-        self._completed_trials.add(trial_id)
+        self._tell_pruned(trial_id)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number(result: dict[str, Any] | None, key: str) -> float | None:
+    value = (result or {}).get(key)
+    return float(value) if _finite(value) else None
 
 
 def warm_start(searcher: PruningAwareOptunaSearch, earlier: Any, distributions: dict[str, Any]) -> tuple[int, int]:
@@ -197,7 +260,7 @@ def warm_start(searcher: PruningAwareOptunaSearch, earlier: Any, distributions: 
             skipped += 1
             continue
         searcher._ot_study.add_trial(optuna.trial.create_trial(
-            state=trial.state, value=trial.value if trial.state is optuna.trial.TrialState.COMPLETE else None,
+            state=trial.state, values=trial.values if trial.state is optuna.trial.TrialState.COMPLETE else None,
             params=params, distributions={k: distributions[k] for k in params},
             intermediate_values=dict(trial.intermediate_values)))
         added += 1

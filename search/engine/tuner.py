@@ -23,20 +23,20 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, *, epoch_lines: bool = 
 
     searcher = PruningAwareOptunaSearch(
         space=DefineByRun(spec.space),
-        metric=spec.metric,
-        mode=spec.mode,
+        metric=[m for m, _ in spec.objectives] if spec.multi_objective else spec.primary_metric,
+        mode=[m for _, m in spec.objectives] if spec.multi_objective else spec.primary_mode,
         points_to_evaluate=[dict(p) for p in spec.search.points_to_evaluate] or None,
         sampler=build_sampler(spec.search.sampler.value, spec.search.seed, spec.search.sampler_options),
         study_name=spec.name,
     )
     scheduler = None
     if spec.scheduler.type == "asha":
-        scheduler = PruningASHA(searcher, metric=spec.metric, mode=spec.mode, max_t=spec.max_epochs,
+        scheduler = PruningASHA(searcher, metric=spec.scheduler_metric, mode=spec.scheduler_mode, max_t=spec.max_epochs,
                                 grace_period=spec.scheduler.grace_period,
                                 reduction_factor=spec.scheduler.reduction_factor, brackets=spec.scheduler.brackets)
     trainable = trial_trainable(plan, setup)
     pruned = scheduler.pruned if scheduler else {}
-    callbacks = [ProgressLines(spec.metric, spec.mode, pruned=pruned, num_samples=spec.search.num_samples,
+    callbacks = [ProgressLines(spec.primary_metric, spec.primary_mode, pruned=pruned, num_samples=spec.search.num_samples,
                                epoch_lines=epoch_lines), PrunedCheckpointCleanup(pruned)]
     if spec.search.time_budget_s:
         callbacks.append(TellBudgetStops(searcher, spec.search.time_budget_s))

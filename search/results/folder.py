@@ -57,6 +57,15 @@ class ExperimentInfo:
     checkpoint_mode: str | None = None
     rungs: tuple[int, ...] = ()
     spec: Any = None  # search.spec.Spec when spec.yaml was readable
+    objectives: tuple[tuple[str, str], ...] = ()  # ((metric, mode), ...); () reads as ((metric, mode),)
+
+    @property
+    def all_objectives(self) -> tuple[tuple[str, str], ...]:
+        return self.objectives or ((self.metric, self.mode),)
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.all_objectives) > 1
 
     @property
     def score(self) -> str:
@@ -202,11 +211,16 @@ def _load_searcher_state(path: Path, notes: list[str]) -> dict[str, Any] | None:
 def _experiment_info(path: Path, searcher: dict[str, Any] | None, notes: list[str], spec: Any = None) -> ExperimentInfo:
     spec = spec if spec is not None else _load_spec(path, notes)
     if spec is not None:
-        return ExperimentInfo(spec.name, spec.metric, spec.mode, tuple(spec.space), spec.max_epochs,
-                              spec.checkpoint_score, spec.checkpoint_mode, spec.scheduler.rungs(spec.max_epochs), spec)
-    if searcher and isinstance(searcher.get("_metric"), str) and searcher.get("_mode") in ("min", "max"):
+        return ExperimentInfo(spec.name, spec.primary_metric, spec.primary_mode, tuple(spec.space), spec.max_epochs,
+                              spec.checkpoint_score, spec.checkpoint_mode, spec.scheduler.rungs(spec.max_epochs), spec,
+                              spec.objectives)
+    metric, mode = (searcher or {}).get("_metric"), (searcher or {}).get("_mode")
+    metrics, modes = ([metric], [mode]) if isinstance(metric, str) else (metric, mode)
+    if (isinstance(metrics, list) and isinstance(modes, list) and metrics and len(metrics) == len(modes)
+            and all(isinstance(m, str) for m in metrics) and all(m in ("min", "max") for m in modes)):
         space = getattr(searcher.get("_space"), "params", None) or {}
-        return ExperimentInfo(path.name, searcher["_metric"], searcher["_mode"], tuple(space))
+        objectives = tuple(zip(metrics, modes))
+        return ExperimentInfo(path.name, metrics[0], modes[0], tuple(space), objectives=objectives)
     raise ResultsError(f"cannot tell which metric {path} optimised: spec.yaml and searcher-state-*.pkl are both "
                        "missing or unreadable (they are written by `python -m search run`)")
 
@@ -403,5 +417,7 @@ def best_checkpoint_row(record: TrialRecord, info: ExperimentInfo) -> tuple[Any,
               if (name := _checkpoint_name(history, i)) in record.checkpoints and math.isfinite(scores[i])]
     if not scored:
         return None, record.checkpoints[sorted(record.checkpoints)[-1]]  # unscored: the newest
-    _, index, path = (max if info.score_mode == "max" else min)(scored, key=lambda item: item[0])
+    # Among tied scores the latest epoch, as Ray's checkpoint manager ranks them (later is better on a tie).
+    sign = 1.0 if info.score_mode == "max" else -1.0
+    _, index, path = max(enumerate(scored), key=lambda item: (sign * item[1][0], item[0]))[1]
     return index, path

@@ -81,7 +81,24 @@ def _summary_html(results: ExperimentResults) -> str:
     lines = [f"{len(table)} trials: {', '.join(parts) or 'none'}.",
              f"Metric: {info.metric} ({info.mode}). Folder: {results.path}."]
     best = table[best_column(info)].dropna()
-    if not best.empty:
+    if info.multi_objective:
+        lines[-1] = (f"Objectives: {', '.join(f'{m} ({mode})' for m, mode in info.all_objectives)}: a Pareto front. "
+                     f"Folder: {results.path}.")
+        from search.results.table import best_trial
+
+        try:
+            picked = best_trial(results)
+        except ResultsError as exc:
+            lines.append(f"No trial picked: {exc}")
+        else:
+            shown = ", ".join(f"{k} = {v:.4g}" for k, v in picked.values.items())
+            lines.append(f"Pareto front: {len(picked.front)} trial(s). Picked ({picked.rule}): trial {picked.trial_id}, "
+                         f"{shown} at epoch {picked.epoch} ({picked.status}).")
+            row = table.loc[table["trial_id"] == picked.trial_id].iloc[0]
+            if heldout := heldout_line(row):
+                lines.append(f"{heldout[0].upper()}{heldout[1:]} (measured once, after the search, on data no trial "
+                             "trained or was selected on).")
+    elif not best.empty:
         row = table.loc[best.index[0]]
         lines.append(f"Best: trial {row['trial_id']}, {info.metric} = {row[best_column(info)]:.4g} "
                      f"at epoch {row['best_epoch']} ({row['status']}).")

@@ -112,7 +112,7 @@ def _study(results: ExperimentResults) -> Any:
     study = optuna.create_study(direction="maximize" if info.mode == "max" else "minimize")
     done = {Outcome.COMPLETED.value, Outcome.EARLY_STOPPED.value, Outcome.THRESHOLD.value}
     for row in results.table.to_dict("records"):
-        value = row[f"last_{info.metric}"]
+        value = row[best_column(info)]  # the searcher's definition of a trial's value (its best epoch)
         params = {p: results.record(row["trial_id"]).config.get(p) for p in info.params}
         if row["outcome"] not in done or not is_finite_number(value) or None in params.values():
             continue
@@ -153,8 +153,9 @@ def importance(results: ExperimentResults) -> go.Figure:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            target = (lambda t: t.values[0]) if len(study.directions) > 1 else None  # several: the first objective
             scores = optuna.importance.get_param_importances(
-                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), target=target)
     except (RuntimeError, ValueError) as exc:
         raise NoPlot(f"Optuna could not compute importances: {exc}") from exc
     if not scores:
@@ -183,8 +184,51 @@ def _accuracy_points(results: ExperimentResults) -> tuple[str, str, list[dict[st
     return metric, mode, points
 
 
+def _objective_front(results: ExperimentResults) -> go.Figure:
+    """Several objectives: the first against the second, every trial at its best epoch; the study's front, the pick."""
+    from search.results.pareto import FRONT_OUTCOMES, PARETO_COLUMN
+    from search.results.table import best_trial
+
+    info, table = results.info, results.table
+    (first, _), (second, second_mode) = info.all_objectives[:2]
+    x, y = f"best_{second}", f"best_{first}"
+    shown = table[table[x].map(is_finite_number) & table[y].map(is_finite_number)]
+    if shown.empty:
+        raise NoPlot(f"no trial reported both {first} and {second} yet")
+    try:
+        picked = best_trial(results)
+    except ResultsError:
+        picked = None
+    fig = go.Figure()
+    groups = (("finished, dominated", ~shown[PARETO_COLUMN] & shown["outcome"].isin(FRONT_OUTCOMES),
+               {"size": 9, "color": "#9ecae1"}, "markers"),
+              ("cut by ASHA, stopped or failed (not on the front)", ~shown["outcome"].isin(FRONT_OUTCOMES),
+               {"size": 8, "color": "#bbbbbb", "symbol": "x"}, "markers"),
+              ("Pareto front", shown[PARETO_COLUMN], {"size": 12, "color": "#d62728", "symbol": "diamond"},
+               "lines+markers"))
+    for name, mask, style, mode in groups:
+        rows = shown[mask.astype(bool)].sort_values(x, ascending=second_mode == "min")
+        fig.add_trace(go.Scatter(
+            x=rows[x], y=rows[y], name=name, marker=style, mode=mode, line={"shape": "hv", "color": "#d62728"},
+            text=[f"trial {t} ({s})" for t, s in zip(rows["trial_id"], rows["status"])],
+            hovertemplate=f"%{{text}}<br>{second} %{{x:.4g}}<br>{first} %{{y:.4g}}<extra></extra>"))
+    if picked is not None:
+        fig.add_trace(go.Scatter(x=[picked.values[second]], y=[picked.values[first]], name=f"picked: {picked.rule}",
+                                 mode="markers", marker={"size": 20, "color": "#f0b400", "symbol": "star",
+                                                         "line": {"width": 1, "color": "#333"}},
+                                 hovertemplate=f"trial {picked.trial_id} (picked)<extra></extra>"))
+    more = f" (of {len(info.all_objectives)} objectives)" if len(info.all_objectives) > 2 else ""
+    return _layout(fig, f"{first} against {second}{more}: the front the study found, at each trial's best epoch", 480,
+                   xaxis_title=second, yaxis_title=first)
+
+
 def pareto(results: ExperimentResults) -> go.Figure:
-    """Accuracy against the number of selected features, at each trial's best epoch; the front marked."""
+    """Accuracy against the number of selected features, at each trial's best epoch; the front marked.
+
+    Several objectives: the first two objectives instead, with the table's front and the picked trial.
+    """
+    if results.info.multi_objective:
+        return _objective_front(results)
     metric, mode, points = _accuracy_points(results)
     if not points:
         raise NoPlot("no trial reported num_selected with its metric: the trainable does not select features")

@@ -8,7 +8,7 @@ import pandas as pd
 
 from search.results.folder import ResultsError
 from search.results.outcomes import Outcome, is_finite_number
-from search.results.table import ExperimentResults, best_column, best_trial, open_results, param_column
+from search.results.table import ExperimentResults, best_column, best_trial, front_text, open_results, param_column
 
 __all__ = ["render_summary", "heldout_line"]
 
@@ -36,9 +36,19 @@ def render_summary(spec: Any, outcome: Any, top: int = 5, results: ExperimentRes
         lines += [f"  {_error_line(err)}" for err in outcome.results.errors[:5]] if failed.empty else []
         lines.append(f"full tracebacks: error.txt in each trial folder under {outcome.path}")
         return "\n".join(lines), False
-    best = best_trial(results)
+    try:
+        best = best_trial(results)
+    except ResultsError as exc:  # several objectives: the spec's select left no trial of the front
+        lines += ["", f"no trial picked: {exc}"]
+        return "\n".join(lines), True
     at = f" at epoch {best.epoch}" if best.epoch is not None else ""
-    lines += ["", f"best trial {best.trial_id}: {info.metric} = {best.value:.4g}{at}"]
+    if best.front is not None:
+        lines += ["", f"Pareto front: {len(best.front)} trial(s) (* picked: {best.rule})",
+                  front_text(best.front, list(best.values), best.trial_id)]
+        shown = ", ".join(f"{k} = {v:.4g}" for k, v in best.values.items())
+        lines += ["", f"picked trial {best.trial_id}: {shown}{at}"]
+    else:
+        lines += ["", f"best trial {best.trial_id}: {info.metric} = {best.value:.4g}{at}"]
     lines += [f"  {key}: {value}" for key, value in best.params.items()]
     row = table.loc[table["trial_id"] == best.trial_id].iloc[0]
     if not pd.isna(row["num_selected"]):
@@ -63,7 +73,8 @@ def heldout_line(row: pd.Series) -> str | None:
 
 def _top_table(results: ExperimentResults, top: int) -> str:
     table, info = results.table, results.info
-    columns = ["trial_id", best_column(info), "best_epoch", "status"]
+    columns = ["trial_id", best_column(info), *(f"best_{m}" for m, _ in info.all_objectives[1:]),
+               *(["pareto"] if info.multi_objective else []), "best_epoch", "status"]
     columns += [c for c in ("num_selected",) if table[c].notna().any()]
     columns += [param_column(p) for p in info.params]
     shown = table[columns].head(top).rename(columns={best_column(info): info.metric})
@@ -74,11 +85,11 @@ def _from_tune(spec: Any, outcome: Any, why: Exception) -> tuple[str, bool]:
     """Counts from Tune's ResultGrid, for a folder that cannot be read here."""
     grid = outcome.results
     df = grid.get_dataframe() if len(grid) else None
-    ok = df is not None and spec.metric in df and df[spec.metric].notna().any()
+    ok = df is not None and spec.primary_metric in df and df[spec.primary_metric].notna().any()
     lines = [f"experiment {spec.name}: {len(grid)} trials, {len(grid.errors)} failed -> {outcome.path}",
              f"(no results table here: {why})"]
     if not ok:
-        lines.append(f"no trial reported {spec.metric!r}: the run failed")
+        lines.append(f"no trial reported {spec.primary_metric!r}: the run failed")
         lines += [f"  {_error_line(err)}" for err in grid.errors[:5]]
     return "\n".join(lines), bool(ok)
 

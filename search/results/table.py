@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from search.results.outcomes import Outcome, TrialFacts, classify, is_finite_num
 from search.storage import HELDOUT_FILE, TRAIN_RUNS_DIR, publish
 
 __all__ = ["ExperimentResults", "open_results", "load_results", "BestTrial", "best_trial", "best_column",
-           "param_column", "require_checkpoint", "write_default_exports", "DEFAULT_EXPORTS"]
+           "param_column", "require_checkpoint", "write_default_exports", "DEFAULT_EXPORTS", "front_text"]
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,8 @@ def load_results(experiment: str | Path) -> pd.DataFrame:
 
 
 def _best_index(values: pd.Series, mode: str) -> Any:
-    finite = values[values.map(math.isfinite)]
+    """The best epoch's index; among tied epochs the latest (the one Ray's checkpoint manager keeps)."""
+    finite = values[values.map(math.isfinite)][::-1]
     if finite.empty:
         return None
     return finite.idxmax() if mode == "max" else finite.idxmin()
@@ -137,6 +138,8 @@ def _row(record: TrialRecord, files: ExperimentFiles) -> dict[str, Any]:
     row.update({param_column(name): record.config.get(name) for name in info.params})
     row.update({
         best_column(info): None if best is None else float(values[best]),
+        # Several objectives: each at the same (best) epoch, as the searcher was told them.
+        **{f"best_{metric}": _float_at(history, metric, best) for metric, _ in info.all_objectives[1:]},
         f"last_{info.metric}": None if last is None else float(values[last]),
         "best_epoch": value_at(history, "epoch", best),
         "epochs_run": epochs,
@@ -147,7 +150,13 @@ def _row(record: TrialRecord, files: ExperimentFiles) -> dict[str, Any]:
     return row
 
 
-_FIXED_COLUMNS = {"trial_id", "status", "outcome", "best_epoch", "epochs_run", "num_selected", "train_time_s", "checkpoint"}
+def _float_at(history: pd.DataFrame, column: str, index: Any) -> float | None:
+    value = pd.to_numeric(pd.Series([value_at(history, column, index)]), errors="coerce").iloc[0]
+    return None if pd.isna(value) else float(value)
+
+
+_FIXED_COLUMNS = {"trial_id", "status", "outcome", "pareto", "best_epoch", "epochs_run", "num_selected", "train_time_s",
+                  "checkpoint"}
 
 
 def param_column(name: str) -> str:
@@ -163,19 +172,25 @@ def _planned_epochs(record: TrialRecord, info: ExperimentInfo) -> int | None:
 
 def _frame(rows: list[dict[str, Any]], files: ExperimentFiles) -> pd.DataFrame:
     info = files.info
-    columns = ["trial_id", "status", "outcome", *(param_column(p) for p in info.params), best_column(info),
+    others = [f"best_{metric}" for metric, _ in info.all_objectives[1:]]
+    columns = ["trial_id", "status", "outcome", *(param_column(p) for p in info.params), best_column(info), *others,
                f"last_{info.metric}", "best_epoch", "epochs_run", "num_selected", "train_time_s", "checkpoint"]
     df = pd.DataFrame(rows, columns=columns)
     for col in ("best_epoch", "epochs_run", "num_selected"):
         df[col] = df[col].astype("Int64")
-    for col in (best_column(info), f"last_{info.metric}", "train_time_s"):
+    for col in (best_column(info), *others, f"last_{info.metric}", "train_time_s"):
         df[col] = df[col].astype(float)
+    if info.multi_objective:
+        from search.results.pareto import PARETO_COLUMN, pareto_mask
+
+        df.insert(3, PARETO_COLUMN, pareto_mask(df, info.all_objectives))
     for name in info.params:
         df[param_column(name)] = _tidy_param(df[param_column(name)])
     df = df.sort_values(best_column(info), ascending=info.mode == "min", na_position="last", kind="stable")
     df = df.reset_index(drop=True)
     df.attrs = {"experiment": str(files.path), "name": info.name, "metric": info.metric, "mode": info.mode,
-                "params": list(info.params), "notes": list(files.warnings)}
+                "objectives": [list(o) for o in info.all_objectives], "params": list(info.params),
+                "notes": list(files.warnings)}
     return df
 
 
@@ -225,7 +240,7 @@ def require_checkpoint(results: ExperimentResults, record: TrialRecord) -> Path:
 # ---------------------------------------------------------------- the best trial
 @dataclass(frozen=True)
 class BestTrial:
-    """The best trial: its parameters, metric and checkpoint."""
+    """The best trial (several objectives: the one picked from the Pareto front): parameters, values, checkpoint."""
 
     experiment: Path
     trial_id: str
@@ -237,36 +252,74 @@ class BestTrial:
     params: dict[str, Any]  # the searched parameters, ready for a spec's `fixed:`
     config: dict[str, Any]  # the trial's whole config
     checkpoint: Path | None
+    values: dict[str, float] = field(default_factory=dict)  # every objective at that epoch
+    rule: str | None = None  # several objectives: how it was picked from the front
+    front: pd.DataFrame | None = None  # several objectives: the front's rows (the table's columns)
 
     def to_yaml(self) -> str:
-        """The parameters as YAML, with the metric and checkpoint as comments."""
+        """The parameters as YAML; the values, checkpoint and (several objectives) the front as comments."""
         at = f" at epoch {self.epoch}" if self.epoch is not None else ""
-        lines = [f"# best trial {self.trial_id} of {self.experiment}",
-                 f"# {self.metric} = {self.value:.6g} ({self.mode}){at}; {self.status}",
-                 f"# checkpoint: {self.checkpoint or '(missing)'}",
-                 "# paste under `fixed:` in a spec:"]
+        shown = ", ".join(f"{k} = {v:.6g}" for k, v in self.values.items()) or f"{self.metric} = {self.value:.6g} ({self.mode})"
+        lines = []
+        if self.front is not None:
+            lines += [f"# Pareto front of {self.experiment}: {len(self.front)} trial(s)"]
+            lines += [f"#   {line}" for line in front_text(self.front, list(self.values), self.trial_id).splitlines()]
+            lines += [f"# picked: {self.rule}"]
+        lines += [f"# {'picked' if self.front is not None else 'best'} trial {self.trial_id} of {self.experiment}",
+                  f"# {shown}{at}; {self.status}",
+                  f"# checkpoint: {self.checkpoint or '(missing)'}",
+                  "# paste under `fixed:` in a spec:"]
         return "\n".join(lines) + "\n" + yaml.safe_dump(self.params, sort_keys=False, default_flow_style=False)
 
 
-def best_trial(experiment: str | Path | ExperimentResults) -> BestTrial:
+def front_text(front: pd.DataFrame, metrics: list[str], chosen: str | None = None) -> str:
+    """The front as a small text table (trial, each objective, test metrics), the picked trial marked ``*``."""
+    columns = ["trial_id", *(f"best_{m}" for m in metrics), "best_epoch",
+               *(c for c in front.columns if c.startswith("test_") and c != "test_n")]
+    shown = front[[c for c in columns if c in front]].rename(columns={f"best_{m}": m for m in metrics}).copy()
+    shown.insert(0, " ", ["*" if t == chosen else "" for t in shown["trial_id"]])
+    return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-")
+
+
+def best_trial(experiment: str | Path | ExperimentResults, *, tolerance: float | None = None,
+               limits: dict[str, float] | None = None) -> BestTrial:
     """The trial with the best metric (over its epochs), preferring trials that did not fail.
 
+    Several objectives: the trial picked from the Pareto front by ``tolerance``/``limits``
+    (see :mod:`search.results.pareto`), or when neither is given by the spec's ``select``.
+
     Raises:
-        ResultsError: no trial reported the metric yet.
+        ResultsError: no trial reported the metric yet; no trial of the front meets the rule.
     """
     results = open_results(experiment)
     table, info = results.table, results.info
     finite = table[table[best_column(info)].map(is_finite_number)]
     if finite.empty:
         raise ResultsError(f"no trial of {results.path} reported {info.metric!r} yet: nothing to pick from")
-    healthy = finite[finite["outcome"] != Outcome.FAILED.value]
-    row = (healthy if not healthy.empty else finite).iloc[0]
+    front = rule = None
+    if info.multi_objective:
+        from search.results.pareto import PARETO_COLUMN, PickError, describe_rule, pick
+
+        select = getattr(info.spec, "select", None)
+        if tolerance is None and limits is None and select is not None:
+            tolerance, limits = select.tolerance, dict(select.limits)
+        front = table[table[PARETO_COLUMN]]
+        try:
+            row = front.loc[pick(front, info.all_objectives, tolerance, limits)]
+        except PickError as exc:
+            raise ResultsError(f"{results.path}: {exc}") from None
+        rule = describe_rule(info.all_objectives, tolerance, limits or {})
+    else:
+        healthy = finite[finite["outcome"] != Outcome.FAILED.value]
+        row = (healthy if not healthy.empty else finite).iloc[0]
     record = results.record(row["trial_id"])
     params = {name: record.config[name] for name in info.params if name in record.config}
     checkpoint = row["checkpoint"]
+    values = {m: float(row[f"best_{m}"]) for m, _ in info.all_objectives} if info.multi_objective else {}
     return BestTrial(results.path, record.trial_id, info.metric, info.mode, float(row[best_column(info)]),
                      None if pd.isna(row["best_epoch"]) else int(row["best_epoch"]), row["status"], params,
-                     dict(record.config), Path(checkpoint) if isinstance(checkpoint, str) else None)
+                     dict(record.config), Path(checkpoint) if isinstance(checkpoint, str) else None,
+                     values, rule, front)
 
 
 # ---------------------------------------------------------------- after `run`

@@ -22,6 +22,7 @@ from search.spec.models import (
     Param,
     ResourcesSpec,
     SamplerName,
+    SelectSpec,
     SchedulerSpec,
     SearchSpec,
     Spec,
@@ -29,6 +30,6 @@ from search.spec.models import (
 
 __all__ = [
     "Spec", "SearchSpec", "SchedulerSpec", "ResourcesSpec", "CheckpointSpec", "FailureSpec",
-    "FloatParam", "IntParam", "CategoricalParam", "Param", "Executor", "SamplerName",
+    "FloatParam", "IntParam", "CategoricalParam", "Param", "Executor", "SamplerName", "SelectSpec",
     "load_spec", "parse_spec", "Problem", "SpecError",
 ]

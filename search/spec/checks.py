@@ -75,10 +75,15 @@ def _check_metric(raw: dict[str, Any], lines: LineIndex, fn: Any) -> Iterator[Pr
     reported = getattr(fn, "metrics", None)
     if not reported:
         return  # a user's trainable that does not declare its metrics: checked at run time
-    for path, value in (("metric", raw.get("metric", "val_loss")), ("checkpoint.score", _section(raw, "checkpoint").get("score"))):
+    metric = raw.get("metric", "val_loss")
+    named = [("metric", metric)] if not isinstance(metric, list) else [(f"metric[{i}]", m) for i, m in enumerate(metric)]
+    named += [("checkpoint.score", _section(raw, "checkpoint").get("score")),
+              ("scheduler.metric", _section(raw, "scheduler").get("metric"))]
+    for path, value in named:
         if isinstance(value, str) and value not in reported:
+            where = ["metric"] if path.startswith("metric[") else path.split(".")
             yield Problem(path, f"metric {value!r} is never reported by trainable {raw.get('trainable', 'feature_selection')!r}"
-                          f"{did_you_mean(value, reported)}; it reports: {', '.join(reported)}", lines.line_of(path.split(".")))
+                          f"{did_you_mean(value, reported)}; it reports: {', '.join(reported)}", lines.line_of(where))
 
 
 def _check_config_keys(raw: dict[str, Any], lines: LineIndex, fn: Any) -> Iterator[Problem]:

@@ -8,6 +8,8 @@ rules that need context live in :mod:`search.spec.checks`.
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,9 @@ def _problem_from_pydantic(err: dict[str, Any], raw: dict[str, Any], lines: Line
             message += f" (got {tag!r}{did_you_mean(tag, ['float', 'int', 'categorical'])})"
     elif "input" in err and kind not in ("missing",) and not isinstance(err["input"], (dict, list)):
         message += f" (got {err['input']!r})"
+    if not loc and (named := re.match(r"([a-z_]+(?:\.[A-Za-z0-9_]+)*): ", message)):
+        loc = named.group(1).split(".")  # a rule across sections (Spec's own validator) names its key first
+        message = message[named.end():]
     return Problem(".".join(loc), message, lines.line_of(loc))
 
 

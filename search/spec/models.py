@@ -17,7 +17,7 @@ from search.spec.errors import did_you_mean
 
 __all__ = [
     "Spec", "SearchSpec", "SchedulerSpec", "ResourcesSpec", "CheckpointSpec", "FailureSpec", "TrackingSpec",
-    "MLflowSpec", "FloatParam", "IntParam", "CategoricalParam", "Param", "Executor", "SamplerName",
+    "MLflowSpec", "FloatParam", "IntParam", "CategoricalParam", "Param", "Executor", "SamplerName", "SelectSpec",
 ]
 
 Scalar = str | int | float | bool | None
@@ -95,6 +95,11 @@ class SamplerName(str, enum.Enum):
     CMAES = "cmaes"
     GP = "gp"
     QMC = "qmc"
+    NSGA2 = "nsga2"
+
+
+#: Samplers that optimise one objective only (Optuna's CmaEsSampler refuses a multi-objective study).
+SINGLE_OBJECTIVE_SAMPLERS = frozenset({SamplerName.CMAES})
 
 
 class SearchSpec(_Model):
@@ -117,6 +122,10 @@ class SearchSpec(_Model):
 
 class SchedulerSpec(_Model):
     type: Literal["asha", "none"] = "asha"
+    metric: str | None = Field(default=None, description="The metric ASHA compares trials on; default: the (first) "
+                                                          "objective. Another metric needs its mode.")
+    mode: Literal["min", "max"] | None = Field(default=None, description="Order of scheduler.metric; default: its "
+                                                                         "objective's mode.")
     max_t: int | None = Field(default=None, ge=1, description="Epochs a trial may run; defaults to fixed.epochs.")
     grace_period: int = Field(default=1, ge=1)
     reduction_factor: float = Field(default=3, gt=1)
@@ -197,6 +206,22 @@ class TrackingSpec(_Model):
     mlflow: MLflowSpec | None = Field(default=None, description="Log every trial to MLflow (pip install 'hpsearch[mlflow]').")
 
 
+class SelectSpec(_Model):
+    """How one trial is picked from a multi-objective search's Pareto front (``best``, the held-out test).
+
+    ``limits`` keep only trials within bounds (an objective to minimise: at most the bound; one
+    to maximise: at least). Then ``tolerance``: among the trials within ``tolerance`` of the
+    best value of the first objective, the one best on the second objective (then the third,
+    ...). Without a tolerance: the one best on the first objective. Ties go to the earlier
+    objectives, then the lower trial id.
+    """
+
+    tolerance: float | None = Field(default=None, ge=0, description="Accept this much worse a first objective for "
+                                                                     "better later ones (absolute, in its units).")
+    limits: dict[str, float] = Field(default_factory=dict, description="Bounds per objective: at most (min) or at "
+                                                                       "least (max) this value.")
+
+
 class FailureSpec(_Model):
     max_retries: int = Field(default=1, ge=0, description="Retries per trial, each from its last checkpoint.")
 
@@ -205,8 +230,12 @@ class Spec(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     trainable: str = "feature_selection"
     data: dict[str, Any] | None = None
-    metric: str = "val_loss"
-    mode: Literal["min", "max"] = "min"
+    metric: str | list[str] = Field(default="val_loss", description="The metric to optimise, or a list of them "
+                                                                   "(a multi-objective search: a Pareto front).")
+    mode: Literal["min", "max"] | list[Literal["min", "max"]] = Field(
+        default="min", description="min or max, one per metric when metric is a list.")
+    select: SelectSpec = Field(default_factory=SelectSpec, description="Multi-objective: how one trial of the front "
+                                                                       "is picked.")
     search: SearchSpec = Field(default_factory=SearchSpec)
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     space: dict[str, Param] = Field(default_factory=dict)
@@ -217,13 +246,75 @@ class Spec(_Model):
     failure: FailureSpec = Field(default_factory=FailureSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
 
+    @model_validator(mode="after")
+    def _objectives(self) -> Spec:
+        metrics = [self.metric] if isinstance(self.metric, str) else list(self.metric)
+        modes = [self.mode] if isinstance(self.mode, str) else list(self.mode)
+        if not metrics:
+            raise ValueError("metric: an empty list; name at least one metric")
+        if len(modes) != len(metrics):
+            raise ValueError(f"mode: {len(modes)} mode(s) ({', '.join(modes)}) for {len(metrics)} metric(s) "
+                             f"({', '.join(metrics)}): give one mode (min or max) per metric, in the same order")
+        repeated = sorted({m for m in metrics if metrics.count(m) > 1})
+        if repeated:
+            raise ValueError(f"metric: {', '.join(repeated)} named twice; each objective once")
+        names = dict(zip(metrics, modes))
+        for key, bound in self.select.limits.items():
+            if key not in names:
+                raise ValueError(f"select.limits.{key}: not an objective of this spec (objectives: {', '.join(metrics)})")
+            if not math.isfinite(bound):
+                raise ValueError(f"select.limits.{key}: {bound} is not a finite number")
+        multi = len(metrics) > 1
+        if not multi and (self.select.tolerance is not None or self.select.limits):
+            raise ValueError("select: picks a trial from a multi-objective search's Pareto front; this spec has "
+                             f"one objective ({metrics[0]}), whose best trial needs no rule: remove select")
+        if multi and self.search.sampler in SINGLE_OBJECTIVE_SAMPLERS:
+            raise ValueError(f"search.sampler: {self.search.sampler.value} optimises one objective; this spec has "
+                             f"{len(metrics)} ({', '.join(metrics)}): use tpe, nsga2, random, qmc or gp")
+        sched = self.scheduler
+        if sched.metric is not None and sched.metric in names and sched.mode not in (None, names[sched.metric]):
+            raise ValueError(f"scheduler.mode: {sched.mode}, but objective {sched.metric} is to {names[sched.metric]}imise; "
+                             "remove scheduler.mode (it defaults to the objective's)")
+        if sched.type == "asha" and sched.metric is not None and sched.metric not in names and sched.mode is None:
+            raise ValueError(f"scheduler.metric: {sched.metric} is not an objective, so ASHA cannot tell its order: "
+                             "add scheduler.mode: min or max")
+        return self
+
+    @property
+    def objectives(self) -> tuple[tuple[str, str], ...]:
+        """``((metric, mode), ...)``: one for a single-objective spec, in the spec's order."""
+        metrics = [self.metric] if isinstance(self.metric, str) else list(self.metric)
+        modes = [self.mode] if isinstance(self.mode, str) else list(self.mode)
+        return tuple(zip(metrics, modes))
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def primary_metric(self) -> str:
+        """The (first) objective: the progress lines, the trial's best epoch and, by default, ASHA and checkpoints."""
+        return self.objectives[0][0]
+
+    @property
+    def primary_mode(self) -> str:
+        return self.objectives[0][1]
+
+    @property
+    def scheduler_metric(self) -> str:
+        return self.scheduler.metric or self.primary_metric
+
+    @property
+    def scheduler_mode(self) -> str:
+        return self.scheduler.mode or dict(self.objectives).get(self.scheduler_metric) or self.primary_mode
+
     @property
     def checkpoint_score(self) -> str:
-        return self.checkpoint.score or self.metric
+        return self.checkpoint.score or self.primary_metric
 
     @property
     def checkpoint_mode(self) -> str:
-        return self.checkpoint.mode or self.mode
+        return self.checkpoint.mode or self.primary_mode
 
     @property
     def max_epochs(self) -> int | None:

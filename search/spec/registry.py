@@ -25,6 +25,7 @@ SAMPLERS: dict[str, tuple[str, str, str | None]] = {
     "cmaes": ("optuna.samplers", "CmaEsSampler", "cmaes"),
     "gp": ("optuna.samplers", "GPSampler", "scipy"),
     "qmc": ("optuna.samplers", "QMCSampler", "scipy"),
+    "nsga2": ("optuna.samplers", "NSGAIISampler", None),  # multi-objective (TPE handles several objectives too)
 }
 
 

@@ -83,3 +83,66 @@ def test_a_users_evaluation_function_is_used_and_without_one_there_are_no_test_c
     folder = _run(tmp_path / "without", {**raw, "trainable": "mine_without:train"})
     table = open_results(folder).table
     assert not (folder / "heldout.json").exists() and not [c for c in table if c.startswith("test_")]
+
+
+@pytest.mark.ray
+def test_a_two_objective_search_end_to_end_front_pick_cuts_test_and_report(ray_cluster, tmp_path, tiny_spec):
+    """metric: [val_accuracy, num_selected]: the study, the table's front, `best` with a rule, the test, the report."""
+    import optuna
+
+    from search.results import open_results
+    from search.results.report import render_report
+    from search.results.summary import render_summary
+    from search.results.searcher_state import load_study
+    from tests.search.conftest import results_cli
+
+    raw = yaml.safe_load(tiny_spec)
+    raw.update(name="two", metric=["val_accuracy", "num_selected"], mode=["max", "min"], select={"tolerance": 0.05},
+               search={"num_samples": 5, "seed": 0, "sampler": "tpe", "sampler_options": {"n_startup_trials": 2}},
+               scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2, "metric": "val_task_loss",
+                          "mode": "min"}, fixed={"epochs": 4, "batch_size": 32})
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({**raw, "storage": str(tmp_path / "results")}))
+    outcome = run_experiment(load_spec(path), RunOptions(spec_path=path))
+    folder = Path(outcome.path)
+    results = open_results(folder)
+    table = results.table.set_index("trial_id")
+    study = load_study(folder)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    by_trial = {tid: study.trials[ot.number] for tid, ot in outcome.searcher._ot_trials.items()}
+    for trial_id, row in table.iterrows():
+        frozen = by_trial[trial_id]
+        if row["outcome"] == "pruned":  # ASHA's cut: PRUNED, no values, what it had at the cut kept aside
+            assert frozen.state is optuna.trial.TrialState.PRUNED and frozen.values is None
+            assert set(frozen.user_attrs["values_at_cut"]) == {"val_accuracy", "num_selected"}
+        else:  # both values from one epoch, the table's best_epoch
+            history = results.record(trial_id).history.set_index("epoch")
+            assert frozen.values == [row["best_val_accuracy"], row["best_num_selected"]]
+            assert list(history.loc[row["best_epoch"], ["val_accuracy", "num_selected"]]) == frozen.values
+        # ASHA recorded val_task_loss by epoch (the metric named in scheduler.metric), not the objectives.
+        history = results.record(trial_id).history
+        assert outcome.searcher.rung_values()[trial_id] == pytest.approx(dict(zip(history["epoch"], history["val_task_loss"])))
+    front = set(table.index[table["pareto"]])
+    assert front == {tid for tid, t in by_trial.items() if t.number in {b.number for b in study.best_trials}}
+
+    # `best`: the front as comments, the pick by the spec's rule, YAML ready for `fixed:`.
+    code, out, _ = results_cli("best", str(folder))
+    picked = json.loads((folder / "heldout.json").read_text())["chosen"]
+    assert code == 0 and f"# picked trial {picked}" in out and "within 0.05 of the best val_accuracy" in out
+    assert yaml.safe_load(out) == {k: results.record(picked).config[k] for k in ("lr", "sparsity_lambda")}
+    assert all(f"{tid}" in out for tid in front)
+    fewest = table.loc[list(front), "best_num_selected"].min()
+    code, out, _ = results_cli("best", str(folder), "--limit", f"num_selected={fewest:g}")
+    assert code == 0 and "# picked: num_selected <= " in out
+    assert table.loc[out.split("# picked trial ")[1].split()[0], "best_num_selected"] == fewest
+    code, _, err = results_cli("best", str(folder), "--limit", "num_selected=-1")
+    assert code == 2 and "no trial of the front has num_selected <= -1" in err
+
+    # The held-out test ran on every trial of the front, the picked one first; nothing else.
+    record = json.loads((folder / "heldout.json").read_text())
+    assert set(record["trials"]) == front and next(iter(record["trials"])) == record["chosen"]
+    assert table["test_accuracy"].notna().to_dict() == {tid: tid in front for tid in table.index}
+    text, ok = render_summary(outcome.spec or load_spec(path), outcome, results=results)
+    assert ok and f"Pareto front: {len(front)} trial(s)" in text and f"picked trial {record['chosen']}" in text
+    html_text = render_report(results)
+    assert "the front the study found" in html_text and "Pareto front:" in html_text

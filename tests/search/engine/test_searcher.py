@@ -164,3 +164,57 @@ def test_asha_rungs_survive_a_restore_from_the_pickled_tuner(searcher):
     assert restored.pruned == {"c": 1}
     rungs = {milestone: dict(recorded) for milestone, recorded in restored._brackets[0]._rungs}
     assert rungs[1.0] == {"a": 0.8, "b": 0.9, "c": 0.1} and rungs[2.0] == {"a": 0.8, "b": 0.9}
+
+
+# ------------------------------------------------------------ several objectives
+@pytest.fixture
+def two_objectives() -> PruningAwareOptunaSearch:
+    return PruningAwareOptunaSearch(space=DefineByRun({"lr": FloatParam(type="float", low=0.1, high=0.2)}),
+                                    metric=["acc", "features"], mode=["max", "min"],
+                                    sampler=optuna.samplers.RandomSampler(seed=0))
+
+
+def test_two_objectives_are_told_from_the_same_epoch_the_latest_of_tied_best(two_objectives):
+    s = two_objectives
+    s.record_rung_metric("loss")  # as PruningASHA(metric="loss") does
+    s.suggest("a")
+    # acc peaks at epochs 2 and 3 (a tie): the values told are epoch 3's, the checkpoint Ray keeps.
+    for epoch, acc, features in ((1, 0.6, 20), (2, 0.8, 9), (3, 0.8, 6), (4, 0.7, 3)):
+        s.on_trial_result("a", {"acc": acc, "features": features, "loss": 1.0 / epoch, "epoch": epoch})
+    s.on_trial_complete("a", {"acc": 0.7, "features": 3, "epoch": 4})
+    (trial,) = s._ot_study.get_trials(deepcopy=False)
+    assert trial.state is optuna.trial.TrialState.COMPLETE and trial.values == [0.8, 6]
+    assert trial.intermediate_values == {}  # a multi-objective study takes none (Trial.report refuses)
+    assert s.rung_values() == {"a": {1: 1.0, 2: 0.5, 3: pytest.approx(1 / 3), 4: 0.25}}  # ASHA's metric, by epoch
+
+
+def test_a_trial_cut_by_asha_enters_a_two_objective_study_pruned_with_its_values_kept(two_objectives):
+    s = two_objectives
+    sched = PruningASHA(s, metric="loss", mode="min", max_t=8, grace_period=1, reduction_factor=2)
+    assert sched._metric == "loss"  # ASHA cuts on the metric the spec names, not on the objectives
+    for tid in ("good", "bad"):
+        s.suggest(tid)
+    s.on_trial_result("good", {"acc": 0.9, "features": 5, "loss": 0.1, "epoch": 1})
+    s.on_trial_complete("good", {"acc": 0.9, "features": 5, "loss": 0.1, "epoch": 1})
+    s.on_trial_result("bad", {"acc": 0.5, "features": 30, "loss": 0.9, "epoch": 1})
+    s.mark_pruned("bad")
+    s.on_trial_complete("bad", {"acc": 0.55, "features": 28, "loss": 0.8, "epoch": 2})
+    good, bad = s._ot_study.get_trials(deepcopy=False)
+    assert good.state is optuna.trial.TrialState.COMPLETE and good.values == [0.9, 5]
+    assert bad.state is optuna.trial.TrialState.PRUNED and bad.values is None
+    assert bad.user_attrs == {"values_at_cut": {"acc": 0.55, "features": 28.0}, "epoch_at_cut": 2}
+    assert [t.number for t in s._ot_study.best_trials] == [0]  # the front holds completed trials only
+    # After a resume, ASHA's rungs are rebuilt from what the searcher kept of its metric.
+    fresh = PruningASHA(s, metric="loss", mode="min", max_t=8, grace_period=1, reduction_factor=2)
+    assert fresh.rebuild_rungs() >= 2
+    recorded = dict(fresh._brackets[0]._rungs)[1]
+    assert recorded == {"good": -0.1, "bad": -0.9}  # ASHA stores metric_op * value (min: negated)
+
+
+def test_a_trial_missing_an_objective_is_told_fail_not_left_running(two_objectives):
+    s = two_objectives
+    s.suggest("x")
+    s.on_trial_result("x", {"acc": 0.7, "epoch": 1})
+    s.on_trial_complete("x", {"acc": 0.7, "epoch": 1})
+    (trial,) = s._ot_study.get_trials(deepcopy=False)
+    assert trial.state is optuna.trial.TrialState.FAIL

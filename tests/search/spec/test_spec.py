@@ -168,3 +168,41 @@ def test_param_models_directly():
     assert CategoricalParam(type="categorical", choices=[1, "a", None]).choices == [1, "a", None]
     with pytest.raises(ValueError, match="log=true needs step=1"):
         IntParam(type="int", low=1, high=8, log=True, step=2)
+
+
+# ------------------------------------------------------------ several objectives
+def test_a_two_objective_spec_validates_and_names_its_objectives(write_spec):
+    from search.spec import load_spec
+
+    spec = load_spec(write_spec("""
+        name: mo
+        metric: [val_accuracy, num_selected]
+        mode: [max, min]
+        select: {tolerance: 0.01}
+        scheduler: {metric: val_task_loss, mode: min}
+        fixed: {epochs: 5}
+    """))
+    assert spec.objectives == (("val_accuracy", "max"), ("num_selected", "min")) and spec.multi_objective
+    assert (spec.scheduler_metric, spec.scheduler_mode) == ("val_task_loss", "min")
+    assert (spec.checkpoint_score, spec.checkpoint_mode) == ("val_accuracy", "max")  # the first objective
+
+
+@pytest.mark.parametrize(("lines", "line", "message"), [
+    ("metric: [val_accuracy, num_selected]\nmode: max\n", 3, "mode: 1 mode(s) (max) for 2 metric(s)"),
+    ("metric: [val_accuracy, num_selected]\nmode: [max, min]\nsearch: {sampler: cmaes}\n", 4,
+     "cmaes optimises one objective; this spec has 2"),
+    ("metric: val_accuracy\nmode: max\nselect: {tolerance: 0.1}\n", 4, "this spec has one objective"),
+    ("metric: [val_accuracy, num_selected]\nmode: [max, min]\nselect: {limits: {num_features: 3}}\n", 4,
+     "select.limits.num_features: not an objective"),
+    ("metric: [val_accuracy, num_selected]\nmode: [max, min]\nscheduler: {metric: val_task_loss}\n", 4,
+     "add scheduler.mode: min or max"),
+    ("metric: [val_accuracy, num_selectd]\nmode: [max, min]\n", 2, "metric 'num_selectd' is never reported"),
+])
+def test_bad_objectives_are_refused_where_they_are_written(write_spec, lines, line, message):
+    from search.spec import SpecError, load_spec
+
+    path = write_spec("name: mo\n" + lines + "fixed: {epochs: 5}\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    text = str(caught.value)
+    assert message in text and f"{path}:{line}:" in text, text
