@@ -1,4 +1,4 @@
-"""Tabular classification data: built-in sets, a synthetic Madelon-style set and user files.
+"""Tabular classification data: built-in sets, synthetic Madelon sets and user files.
 
 :func:`load_data` turns a :class:`DataConfig` (or a mapping, or a name) into :class:`DataSplits`:
 stratified, seeded train / val / test numpy arrays, standardized with train statistics only.
@@ -28,16 +28,18 @@ if TYPE_CHECKING:
 # pandas and scikit-learn are imported inside the functions that use them: together they
 # add seconds to `import trainables`, which every trial worker pays.
 
-__all__ = ["BUILTIN_DATASETS", "FILE_SUFFIXES", "PARTS", "PREPROCESSING_FORMAT", "DataConfig", "DataError", "read_frame",
-           "DataSplits", "Preprocessing", "load_data", "make_madelon"]
+__all__ = ["BUILTIN_DATASETS", "FILE_SUFFIXES", "PARTS", "PREPROCESSING_FORMAT", "DataConfig", "DataError",
+           "DataSplits", "Preprocessing", "load_data", "make_guyon_madelon", "make_madelon", "read_frame"]
 
-#: Built-in data set names and what they are. ``madelon`` is generated; the others are
-#: bundled with scikit-learn (no network needed).
+#: Built-in data set names and what they are. ``madelon`` and ``madelon_guyon`` are generated;
+#: the others are bundled with scikit-learn (no network needed).
 BUILTIN_DATASETS: dict[str, str] = {
     "breast_cancer": "Wisconsin breast cancer: 569 samples, 30 features, 2 classes (scikit-learn).",
     "digits": "8x8 handwritten digits: 1797 samples, 64 pixel features, 10 classes (scikit-learn).",
     "wine": "Wine cultivars: 178 samples, 13 features, 3 classes (scikit-learn).",
     "madelon": "Madelon-style synthetic set: a few informative features hidden among noise.",
+    "madelon_guyon": "Guyon's NIPS 2003 Madelon recipe: 5 informative + 15 redundant features among 480 "
+                     "noise probes, XOR-like (no single feature separates the classes).",
 }
 _SKLEARN_LOADERS = {"breast_cancer": "load_breast_cancer", "digits": "load_digits", "wine": "load_wine"}
 
@@ -62,14 +64,29 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-_INTEGER_FIELDS = ("seed", "n_samples", "n_features", "n_informative", "n_classes")
-_NUMBER_FIELDS = ("val_fraction", "test_fraction", "class_sep")
+_INTEGER_FIELDS = ("seed", "n_samples", "n_features", "n_informative", "n_classes", "n_redundant", "n_probes",
+                   "n_clusters")
+_NUMBER_FIELDS = ("val_fraction", "test_fraction", "class_sep", "flip_y")
+
+#: The settings of each synthetic set and their defaults; a DataConfig field left at None takes
+#: the default of its set, and a field set for a data set that has no such setting is an error.
+_SYNTHETIC_SETTINGS: dict[str, dict[str, Any]] = {
+    "madelon": {"n_samples": 1000, "n_features": 50, "n_informative": 5, "n_classes": 2, "class_sep": 1.0},
+    "madelon_guyon": {"n_samples": 2000, "n_informative": 5, "n_redundant": 15, "n_probes": 480,
+                      "n_clusters": 32, "class_sep": 2.0, "flip_y": 0.01},
+}
+_SYNTHETIC_FIELDS = tuple(dict.fromkeys(key for table in _SYNTHETIC_SETTINGS.values() for key in table))
 
 
-def _type_problems(values: Mapping[str, Any]) -> list[str]:
-    """A ``name=value: must be ...`` line per numeric setting of the wrong type (bools included)."""
+def _type_problems(values: Mapping[str, Any], *, defaults_allowed: bool = False) -> list[str]:
+    """A ``name=value: must be ...`` line per numeric setting of the wrong type (bools included).
+
+    With ``defaults_allowed`` (a DataConfig), None is fine for a synthetic setting: its set's default.
+    """
     problems = []
     for key, value in values.items():
+        if value is None and defaults_allowed and key in _SYNTHETIC_FIELDS:
+            continue
         if key in _INTEGER_FIELDS and not _is_int(value):
             problems.append(f"{key}={value!r}: must be an integer")
         elif key in _NUMBER_FIELDS and not _is_real(value):
@@ -89,14 +106,28 @@ class DataConfig:
         test_fraction: Fraction of the *whole* set held out for testing, in [0, 1).
         seed: Seed of the split (and of the synthetic set).
         scale: Standardize features with statistics of the train part only.
-        n_samples: Synthetic ``madelon`` only: number of samples.
-        n_features: Synthetic ``madelon`` only: number of features.
-        n_informative: Synthetic ``madelon`` only: how many features carry signal.
-        n_classes: Synthetic ``madelon`` only: number of classes.
-        class_sep: Synthetic ``madelon`` only: distance between class clusters.
+        n_samples: Synthetic sets: number of samples (``madelon`` 1000, ``madelon_guyon`` 2000).
+        n_features: ``madelon`` only: number of features, informative and noise (50).
+        n_informative: Synthetic sets: how many features carry signal on their own (5); for
+            ``madelon_guyon`` the dimensions of the hypercube the clusters sit on.
+        n_classes: ``madelon`` only: number of classes (2; ``madelon_guyon`` has 2).
+        class_sep: Synthetic sets: half the side of the hypercube the class clusters sit on,
+            in units of the clusters' own spread (``madelon`` 1.0, ``madelon_guyon`` 2.0).
+        n_redundant: ``madelon_guyon`` only: features that are random linear combinations of
+            the informative ones (15).
+        n_probes: ``madelon_guyon`` only: pure-noise features (480); the set has
+            ``n_informative + n_redundant + n_probes`` columns.
+        n_clusters: ``madelon_guyon`` only: Gaussian clusters, half per class, on distinct
+            hypercube vertices (32, at most ``2 ** n_informative``).
+        flip_y: ``madelon_guyon`` only: fraction of labels exchanged between the classes, as
+            label noise (0.01).
+
+        A synthetic setting left at None takes its set's default (in brackets above);
+        :func:`make_madelon` and :func:`make_guyon_madelon` describe the sets.
 
     Raises:
-        DataError: listing every invalid field.
+        DataError: listing every invalid field, including a synthetic setting given for a data
+            set without it.
     """
 
     name: str
@@ -105,11 +136,15 @@ class DataConfig:
     test_fraction: float = 0.2
     seed: int = 0
     scale: bool = True
-    n_samples: int = 1000
-    n_features: int = 50
-    n_informative: int = 5
-    n_classes: int = 2
-    class_sep: float = 1.0
+    n_samples: int | None = None
+    n_features: int | None = None
+    n_informative: int | None = None
+    n_classes: int | None = None
+    class_sep: float | None = None
+    n_redundant: int | None = None
+    n_probes: int | None = None
+    n_clusters: int | None = None
+    flip_y: float | None = None
 
     def __post_init__(self) -> None:
         problems = _config_problems(self)
@@ -133,10 +168,16 @@ class DataConfig:
                             f"({', '.join(BUILTIN_DATASETS)}) or a path to a .csv/.parquet file")
         return cls(**mapping)
 
+    def synthetic_settings(self) -> dict[str, Any]:
+        """The generator's settings of a synthetic set, defaults filled in; empty for other sets."""
+        defaults = _SYNTHETIC_SETTINGS.get(self.name, {})
+        return {key: default if getattr(self, key) is None else getattr(self, key)
+                for key, default in defaults.items()}
+
 
 def _config_problems(config: DataConfig) -> list[str]:
     """Every type and range problem of ``config``, as ``field=value: rule`` strings."""
-    problems = _type_problems({f.name: getattr(config, f.name) for f in fields(config)})
+    problems = _type_problems({f.name: getattr(config, f.name) for f in fields(config)}, defaults_allowed=True)
     if not isinstance(config.name, str) or not config.name:
         problems.append(f"name={config.name!r}: must be a non-empty string (a built-in name or a file path)")
     if config.target is not None and not isinstance(config.target, str):
@@ -153,7 +194,26 @@ def _config_problems(config: DataConfig) -> list[str]:
     if _is_real(val) and _is_real(test) and val + test >= 1:
         problems.append(f"val_fraction + test_fraction = {val + test:g}: must be below 1 "
                         "to leave training data")
-    return problems
+    return problems + _synthetic_problems(config, checked=not problems)
+
+
+def _synthetic_problems(config: DataConfig, checked: bool) -> list[str]:
+    """Synthetic settings given for a data set without them, and, if the types and the rest were
+    ``checked`` fine, the generator's range checks, so that validating a spec catches them before a run."""
+    own = _SYNTHETIC_SETTINGS.get(config.name) if isinstance(config.name, str) else None
+    problems = []
+    for key in _SYNTHETIC_FIELDS:
+        value = getattr(config, key)
+        if value is None or key in (own or {}):
+            continue
+        problems.append(f"{key}={value!r}: not a setting of {config.name!r}; its settings are {', '.join(own)}"
+                        if own is not None else f"{key}={value!r}: only for the synthetic sets "
+                        f"({', '.join(_SYNTHETIC_SETTINGS)}), not {config.name!r}; remove it")
+    if own is None or not checked:
+        return problems
+    if config.name == "madelon":
+        return problems + _madelon_range_problems(**config.synthetic_settings())
+    return problems + _guyon_range_problems(**config.synthetic_settings(), seed=config.seed)
 
 
 def make_madelon(n_samples: int = 1000, n_features: int = 50, n_informative: int = 5, n_classes: int = 2,
@@ -208,6 +268,113 @@ def _madelon_range_problems(n_samples: int, n_features: int, n_informative: int,
                         f"(one hypercube vertex per class), got {n_informative}")
     if class_sep < 0:
         problems.append(f"class_sep={class_sep}: must be >= 0")
+    return problems
+
+
+def make_guyon_madelon(n_samples: int = 2000, n_informative: int = 5, n_redundant: int = 15, n_probes: int = 480,
+                       n_clusters: int = 32, class_sep: float = 2.0, flip_y: float = 0.01,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Madelon as Guyon built it for the NIPS 2003 feature selection challenge: two classes, XOR-like.
+
+    ``n_clusters`` Gaussian clusters (unit standard deviation) sit on distinct vertices of a
+    hypercube with side ``2 * class_sep`` in the ``n_informative`` dimensions, half of them
+    labelled 0 and half 1 at random. Of up to 4096 random labellings the one that splits each
+    hypercube face most evenly between the classes is kept, so that neither an informative
+    feature alone nor any linear combination of them separates the classes: only their
+    interplay does. ``n_redundant`` features are random linear combinations of the
+    informative ones; all these relevant features are then standardized, and ``n_probes``
+    standard normal features with no signal are added. Classes are balanced (their sizes
+    differ by at most one); ``flip_y`` exchanges that fraction of labels between the classes
+    as label noise. Columns and rows are permuted with a seeded RNG.
+
+    Defaults are Madelon's sizes (5 + 15 relevant features among 500) except ``n_samples``
+    (Madelon has 4400). ``class_sep=2`` lets an RBF SVM on the relevant features reach
+    about 90% test accuracy with 2000 samples, while on all features it stays near chance.
+
+    Returns:
+        ``(x, y, relevant)``: features ``(n_samples, n_informative + n_redundant + n_probes)``,
+        class indices 0 / 1, and the sorted column indices of the relevant (informative and
+        redundant) features.
+
+    Raises:
+        DataError: listing every invalid argument.
+    """
+    settings = {"n_samples": n_samples, "n_informative": n_informative, "n_redundant": n_redundant,
+                "n_probes": n_probes, "n_clusters": n_clusters, "class_sep": class_sep, "flip_y": flip_y,
+                "seed": seed}
+    problems = _type_problems(settings) or _guyon_range_problems(**settings)
+    if problems:
+        raise DataError("madelon_guyon: " + "; ".join(problems))
+    rng = np.random.default_rng(seed)
+    vertices = rng.choice(2**n_informative, size=n_clusters, replace=False)
+    signs = 2.0 * ((vertices[:, None] >> np.arange(n_informative)) & 1) - 1  # (n_clusters, n_informative)
+    cluster_class = _balanced_cluster_classes(signs, rng)
+    y = np.repeat([0, 1], [n_samples // 2, n_samples - n_samples // 2])
+    cluster = np.empty(n_samples, dtype=np.int64)
+    for label in (0, 1):  # each class's samples spread evenly over its clusters
+        rows, own = np.flatnonzero(y == label), np.flatnonzero(cluster_class == label)
+        cluster[rows] = own[np.arange(len(rows)) % len(own)]
+    informative = class_sep * signs[cluster] + rng.standard_normal((n_samples, n_informative))
+    redundant = informative @ rng.uniform(-1.0, 1.0, size=(n_informative, n_redundant))
+    relevant = np.hstack([informative, redundant])
+    # Standardizing the relevant columns gives the probes below the same marginal scale; it is
+    # linear per column, so the redundant columns stay exact combinations of the informative ones.
+    relevant = (relevant - relevant.mean(axis=0)) / relevant.std(axis=0)
+    x = np.hstack([relevant, rng.standard_normal((n_samples, n_probes))])
+    # Exchanging one label of each class at a time keeps the classes balanced; the draw does not
+    # depend on flip_y, so the same seed gives the same features whatever the label noise.
+    pairs = round(flip_y * n_samples / 2)
+    flipped = np.concatenate([rng.permutation(np.flatnonzero(y == label))[:pairs] for label in (0, 1)])
+    y[flipped] = 1 - y[flipped]
+    width = x.shape[1]
+    columns = rng.permutation(width)  # new column j holds old column columns[j]
+    rows = rng.permutation(n_samples)  # unshuffled, rows come sorted by class
+    relevant_columns = tuple(int(j) for j in np.flatnonzero(columns < n_informative + n_redundant))
+    return x[rows][:, columns], y[rows], relevant_columns
+
+
+def _balanced_cluster_classes(signs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Class 0 / 1 of each cluster: half each, the random draw that best balances every hypercube face.
+
+    A purely random labelling of 32 vertices often puts, say, 11 of the 16 vertices on one
+    side of an axis in one class, and that feature alone then predicts the class at about
+    65%; the set is meant to need several features together. Zero imbalance on every axis
+    means equal class means on every informative feature (up to sampling noise), so a linear
+    model sees no signal either.
+    """
+    n_clusters = len(signs)
+    tries = max(64, min(4096, 2**22 // n_clusters))  # bounds the (tries, n_clusters) draw matrix
+    halves = np.repeat([-1.0, 1.0], [n_clusters // 2, n_clusters - n_clusters // 2])
+    draws = rng.permuted(np.tile(halves, (tries, 1)), axis=1)
+    imbalance = np.abs(draws @ signs).max(axis=1)  # per draw, the worst axis
+    return (draws[np.argmin(imbalance)] > 0).astype(np.int64)
+
+
+def _guyon_range_problems(n_samples: int, n_informative: int, n_redundant: int, n_probes: int, n_clusters: int,
+                          class_sep: float, flip_y: float, seed: int) -> list[str]:
+    problems = []
+    if not 1 <= n_informative <= 62:
+        problems.append(f"n_informative={n_informative}: must be between 1 and 62 "
+                        "(hypercube vertices are numbered by 64-bit integers)")
+    if n_redundant < 0:
+        problems.append(f"n_redundant={n_redundant}: must be >= 0")
+    if n_probes < 0:
+        problems.append(f"n_probes={n_probes}: must be >= 0")
+    if n_clusters < 2 or n_clusters % 2:
+        problems.append(f"n_clusters={n_clusters}: must be an even number >= 2 (half the clusters per class)")
+    elif 1 <= n_informative <= 62 and n_clusters > 2**n_informative:
+        problems.append(f"n_clusters={n_clusters}: must be at most 2 ** n_informative = {2**n_informative} "
+                        "(one hypercube vertex per cluster); raise n_informative or lower n_clusters")
+    clusters_valid = n_clusters >= 2 and n_clusters % 2 == 0
+    if n_samples < (n_clusters if clusters_valid else 2):
+        least = f"n_clusters={n_clusters} (a sample per cluster)" if clusters_valid else "2 (one per class)"
+        problems.append(f"n_samples={n_samples}: must be at least {least}")
+    if class_sep < 0:
+        problems.append(f"class_sep={class_sep}: must be >= 0")
+    if not 0 <= flip_y <= 0.5:
+        problems.append(f"flip_y={flip_y}: must be in [0, 0.5] (0.5 already makes the labels pure noise)")
+    if seed < 0:
+        problems.append(f"seed={seed}: must be >= 0 (numpy rejects negative seeds)")
     return problems
 
 
@@ -316,7 +483,8 @@ class DataSplits:
         feature_names: One name per feature column.
         class_names: The label of each class index.
         name: The data set name or file path it came from.
-        informative: Indices of the known informative features (synthetic set only).
+        informative: Indices of the features known to carry signal (synthetic sets only:
+            ``madelon``'s informative ones, ``madelon_guyon``'s informative and redundant ones).
         preprocessing: How raw rows became these arrays (set by :func:`load_data`); None for
             splits built by hand, whose preparation only their author knows.
     """
@@ -484,12 +652,13 @@ def _load_raw(config: DataConfig) -> _Raw:
 
 def _load_builtin(config: DataConfig) -> _Raw:
     source = f"data set {config.name!r}"
-    if config.name == "madelon":
-        x, y, informative = make_madelon(config.n_samples, config.n_features, config.n_informative,
-                                         config.n_classes, config.class_sep, config.seed)
-        width = len(str(config.n_features - 1))
-        names = tuple(f"f{j:0{width}d}" for j in range(config.n_features))
-        classes = tuple(str(c) for c in range(config.n_classes))
+    if config.name in _SYNTHETIC_SETTINGS:
+        make = make_madelon if config.name == "madelon" else make_guyon_madelon
+        settings = config.synthetic_settings()
+        x, y, informative = make(**settings, seed=config.seed)
+        width = len(str(x.shape[1] - 1))
+        names = tuple(f"f{j:0{width}d}" for j in range(x.shape[1]))
+        classes = tuple(str(c) for c in range(settings.get("n_classes", 2)))
         return _Raw(x, y, names, classes, source, informative)
     from sklearn import datasets
 

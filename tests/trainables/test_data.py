@@ -18,6 +18,7 @@ from trainables.data import (
     DataSplits,
     Preprocessing,
     load_data,
+    make_guyon_madelon,
     make_madelon,
 )
 
@@ -55,7 +56,7 @@ def test_builtin_shapes_names_and_fractions(name: str) -> None:
 
 
 def test_builtin_registry_lists_every_set_with_a_description() -> None:
-    assert set(BUILTIN_DATASETS) == {"breast_cancer", "digits", "wine", "madelon"}
+    assert set(BUILTIN_DATASETS) == {"breast_cancer", "digits", "wine", "madelon", "madelon_guyon"}
     assert all(isinstance(text, str) and text for text in BUILTIN_DATASETS.values())
 
 
@@ -200,6 +201,122 @@ def test_make_madelon_is_seeded_and_names_are_padded() -> None:
 def test_madelon_rejects_bad_options(kwargs: dict, match: str) -> None:
     with pytest.raises(DataError, match=match):
         load_data({"name": "madelon", **kwargs})
+
+
+# --- Guyon's madelon ----------------------------------------------------------------------
+
+
+def test_guyon_madelon_loads_with_madelon_sizes_and_records_the_relevant_columns() -> None:
+    data = load_data({"name": "madelon_guyon", "seed": 1})
+    assert data.summary() == {"name": "madelon_guyon", "train_size": 1200, "val_size": 400, "test_size": 400,
+                              "num_features": 500, "num_classes": 2}
+    assert data.feature_names[0] == "f000" and data.feature_names[-1] == "f499" and data.class_names == ("0", "1")
+    _, _, relevant = make_guyon_madelon(seed=1)
+    assert data.informative == relevant and len(relevant) == 20 and list(relevant) == sorted(relevant)
+    assert list(relevant) != list(range(20))  # the columns were permuted
+    small = load_data({"name": "madelon_guyon", "n_samples": 300, "n_informative": 4, "n_redundant": 6,
+                       "n_probes": 90, "n_clusters": 8, "class_sep": 3.0, "flip_y": 0.0})
+    assert small.num_features == 100 and len(small.informative or ()) == 10
+    assert sum(len(y) for _, y in _parts(small).values()) == 300
+
+
+def test_guyon_madelon_relevant_columns_are_the_informative_ones_and_their_combinations() -> None:
+    x, _, relevant = make_guyon_madelon(n_samples=400, seed=3)
+    probes = [j for j in range(x.shape[1]) if j not in relevant]
+    assert x.shape == (400, 500) and len(probes) == 480
+    # 20 relevant columns span only the 5 informative dimensions: the 15 redundant ones are
+    # exact linear combinations; any probe adds a dimension.
+    assert np.linalg.matrix_rank(x[:, relevant]) == 5
+    assert np.linalg.matrix_rank(x[:, [*relevant, probes[0]]]) == 6
+    assert np.linalg.matrix_rank(x[:, probes[:50]]) == 50
+    # Relevant columns are standardized; probes have the same marginal scale.
+    np.testing.assert_allclose(x[:, relevant].mean(axis=0), 0.0, atol=1e-9)
+    np.testing.assert_allclose(x[:, relevant].std(axis=0), 1.0, rtol=1e-9)
+    assert np.abs(x[:, probes].std(axis=0) - 1.0).max() < 0.2
+
+
+def test_guyon_madelon_is_seeded_balanced_and_flip_y_changes_only_labels() -> None:
+    x1, y1, rel1 = make_guyon_madelon(n_samples=600, seed=5)
+    x2, y2, rel2 = make_guyon_madelon(n_samples=600, seed=5)
+    np.testing.assert_array_equal(x1, x2)
+    np.testing.assert_array_equal(y1, y2)
+    assert rel1 == rel2
+    x3, _, rel3 = make_guyon_madelon(n_samples=600, seed=6)
+    assert rel3 != rel1 and not np.array_equal(x3, x1)
+    assert np.bincount(y1).tolist() == [300, 300]
+    assert np.bincount(make_guyon_madelon(n_samples=101, seed=0)[1]).tolist() == [50, 51]
+    # The same features whatever the label noise; flip_y=0.1 exchanges 30 labels of each class.
+    clean_x, clean_y, _ = make_guyon_madelon(n_samples=600, flip_y=0.0, seed=5)
+    noisy_x, noisy_y, _ = make_guyon_madelon(n_samples=600, flip_y=0.1, seed=5)
+    np.testing.assert_array_equal(clean_x, noisy_x)
+    assert int((clean_y != noisy_y).sum()) == 60 and np.bincount(noisy_y).tolist() == [300, 300]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_guyon_madelon_needs_the_relevant_features_together(seed: int) -> None:
+    from sklearn.svm import SVC
+    from sklearn.tree import DecisionTreeClassifier
+
+    data = load_data({"name": "madelon_guyon", "seed": seed})
+    relevant = list(data.informative or ())
+
+    def accuracy(model, columns: list[int]) -> float:
+        model.fit(data.x_train[:, columns], data.y_train)
+        return model.score(data.x_test[:, columns], data.y_test)
+
+    # Measured over seeds 0-9: relevant 0.84-0.93, all 0.46-0.51, best stump 0.56-0.59.
+    on_relevant, on_all = accuracy(SVC(), relevant), accuracy(SVC(), list(range(data.num_features)))
+    assert on_relevant >= 0.8 and on_all <= on_relevant - 0.2, (on_relevant, on_all)
+    best_stump = max(accuracy(DecisionTreeClassifier(max_depth=1), [j]) for j in range(data.num_features))
+    assert best_stump < 0.65
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_clusters": 7}, r"n_clusters=7: must be an even number >= 2 \(half the clusters per class\)"),
+        ({"n_clusters": 64}, r"n_clusters=64: must be at most 2 \*\* n_informative = 32"),
+        ({"n_samples": 10}, r"n_samples=10: must be at least n_clusters=32 \(a sample per cluster\)"),
+        ({"n_informative": 0}, r"n_informative=0: must be between 1 and 62"),
+        ({"n_redundant": -1}, r"n_redundant=-1: must be >= 0"),
+        ({"n_probes": -5}, r"n_probes=-5: must be >= 0"),
+        ({"class_sep": -1.0}, r"class_sep=-1.0: must be >= 0"),
+        ({"flip_y": 0.6}, r"flip_y=0.6: must be in \[0, 0.5\]"),
+        ({"seed": -1}, r"seed=-1: must be >= 0"),
+        ({"n_probes": 2.5}, r"n_probes=2.5: must be an integer"),
+        ({"n_redundant": True}, r"n_redundant=True: must be an integer"),
+        ({"flip_y": "1%"}, r"flip_y='1%': must be a number"),
+    ],
+)
+def test_guyon_madelon_rejects_bad_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(DataError, match="madelon_guyon: " + match):
+        make_guyon_madelon(**kwargs)
+    with pytest.raises(DataError, match="data config: .*" + match):  # caught when the spec is validated
+        DataConfig.from_mapping({"name": "madelon_guyon", **kwargs})
+
+
+def test_guyon_madelon_reports_every_bad_argument_at_once() -> None:
+    with pytest.raises(DataError) as info:
+        make_guyon_madelon(n_samples=3, n_clusters=9, flip_y=1.0, n_probes=-1)
+    message = str(info.value)
+    assert "n_clusters=9" in message and "flip_y=1.0" in message and "n_probes=-1" in message
+    assert "n_samples" not in message  # with n_clusters invalid, 3 samples are checked against 2 classes only
+
+
+@pytest.mark.parametrize(
+    ("mapping", "match"),
+    [
+        ({"name": "madelon_guyon", "n_features": 100},
+         (r"n_features=100: not a setting of 'madelon_guyon'; its settings are n_samples, n_informative, "
+          r"n_redundant, n_probes, n_clusters, class_sep, flip_y")),
+        ({"name": "madelon", "n_probes": 10}, r"n_probes=10: not a setting of 'madelon'"),
+        ({"name": "wine", "flip_y": 0.1},
+         r"flip_y=0.1: only for the synthetic sets \(madelon, madelon_guyon\), not 'wine'; remove it"),
+    ],
+)
+def test_synthetic_settings_are_rejected_for_sets_without_them(mapping: dict, match: str) -> None:
+    with pytest.raises(DataError, match=match):
+        DataConfig.from_mapping(mapping)
 
 
 # --- files --------------------------------------------------------------------------------
