@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from search.spec import (
@@ -13,6 +15,8 @@ from search.spec import (
     load_spec,
 )
 from search.spec.errors import SpecError
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def problems_of(write_spec, text: str) -> list[str]:
@@ -206,3 +210,12 @@ def test_bad_objectives_are_refused_where_they_are_written(write_spec, lines, li
         load_spec(path)
     text = str(caught.value)
     assert message in text and f"{path}:{line}:" in text, text
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO_ROOT)) for p in
+                                        [*REPO_ROOT.glob("spaces/*.yaml"), *REPO_ROOT.glob("examples/*/space.yaml")]))
+def test_every_shipped_spec_validates(path):
+    from search.spec import load_spec
+
+    spec = load_spec(REPO_ROOT / path)
+    assert spec.name and spec.space
