@@ -9,11 +9,13 @@ Run from anywhere (the repository root is put on ``sys.path``)::
 Each repetition trains copies of one initial model on the same seeded batches (64) twice:
 with the minimal loop a user would write for the same outputs, and with ``trainables``;
 the order alternates, so drift in machine speed hits both alike, and one warm-up run of
-each is discarded. The figure is the median of per-repetition ratios ours / baseline
-(target <= 1.05); both sides must end with the same train loss and val accuracy, proof
-that they did the same work. ``tiny`` (per-step Python cost dominates) is a worst case,
-not held to the target. CPU, one thread by default. Exit 0 when all targets pass, else 1.
-On a shared machine the load average (recorded with the figures) makes ratios scatter.
+each is discarded. The figure is the median of per-repetition ratios ours / baseline;
+both sides must end with the same train loss and val accuracy, proof that they did the
+same work (neither measures training accuracy: the trainer's ``train_accuracy`` is off
+by default). Targets: ``mlp`` <= 1.05, ``fs`` <= 1.03, and ``tiny`` (logistic regression,
+where per-step Python cost weighs most: the worst case) <= 1.05. CPU, one thread by
+default. Exit 0 when all targets pass, else 1. On a shared machine the load average
+(recorded with the figures) makes ratios scatter.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from benchmarks._readme import cpu_name, write_table  # noqa: E402
 from trainables import FeatureSelectionModel, FeatureSelectionTrainer, Trainer  # noqa: E402
 
-TARGET = 1.05
+TARGET = 1.05  # the default; a scenario may set its own
 SEED, BATCH_SIZE, LR = 0, 64, 1e-3
 SPARSITY_LAMBDA, MAX_NORM, SELECTOR_LR_RATIO = 0.01, 5.0, 10.0
 NUM_FEATURES, NUM_CLASSES, HIDDEN = 50, 10, (256, 256)
@@ -129,7 +131,7 @@ class Scenario:
     build_model: Callable[[], nn.Module]
     baseline: FitFn
     ours: FitFn
-    worst_case: bool = False  # reported, not held to the target
+    target: float = TARGET  # the largest median ratio ours / baseline that passes
 
 
 SCENARIOS = (
@@ -137,9 +139,9 @@ SCENARIOS = (
         nn.Linear(NUM_FEATURES, HIDDEN[0]), nn.ReLU(), nn.Linear(HIDDEN[0], HIDDEN[1]), nn.ReLU(),
         nn.Linear(HIDDEN[1], NUM_CLASSES)), baseline_fit, ours_fit),
     Scenario("fs: FeatureSelectionTrainer, same MLP", lambda: FeatureSelectionModel(NUM_FEATURES, NUM_CLASSES, HIDDEN),
-             baseline_fs_fit, ours_fs_fit),
+             baseline_fs_fit, ours_fs_fit, target=1.03),
     Scenario("tiny: Trainer, logistic regression (worst case)", lambda: nn.Linear(NUM_FEATURES, NUM_CLASSES),
-             baseline_fit, ours_fit, worst_case=True),
+             baseline_fit, ours_fit),
 )
 
 
@@ -179,13 +181,13 @@ class Result:
 
     @property
     def passed(self) -> bool:
-        return self.same_outputs and (self.scenario.worst_case or self.ratio <= TARGET)
+        return self.same_outputs and self.ratio <= self.scenario.target
 
     @property
     def verdict(self) -> str:
         if not self.same_outputs:
             return "FAIL (outputs differ)"
-        return "worst case, no target" if self.scenario.worst_case else "PASS" if self.passed else "FAIL"
+        return "PASS" if self.passed else "FAIL"
 
 
 def run_scenario(scenario: Scenario, data: Data, epochs: int, repeats: int) -> Result:
@@ -226,9 +228,8 @@ def table(results: Sequence[Result], machine: str) -> str:
     rows = ["| scenario | baseline median s | ours median s | median ratio | target | verdict |",
             "|---|---:|---:|---:|---:|---|"]
     for r in results:
-        target = "—" if r.scenario.worst_case else f"≤ {TARGET:.2f}"
         rows.append(f"| {r.scenario.name} | {statistics.median(r.baseline_s):.3f} | {statistics.median(r.ours_s):.3f} "
-                    f"| {r.ratio:.3f} | {target} | {r.verdict} |")
+                    f"| {r.ratio:.3f} | ≤ {r.scenario.target:.2f} | {r.verdict} |")
     return "\n".join(rows) + f"\n\n{machine}\n"
 
 

@@ -103,7 +103,8 @@ class FeatureSelectionTrainer(Trainer):
     penalty keeps falling as gates close and would keep patience from firing.
 
     Each epoch's metrics add ``train_task_loss``, ``train_penalty``, ``num_selected``
-    and ``expected_open_gates`` to the base trainer's.
+    and ``expected_open_gates`` to the base trainer's. Other keyword arguments go to
+    :class:`~trainables.trainer.Trainer` (``device``, ``train_accuracy``, ``on_nonfinite``, ...).
     """
 
     def __init__(

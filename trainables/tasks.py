@@ -217,6 +217,7 @@ def train_feature_selection(
         lr=cfg.lr, selector_lr_ratio=cfg.selector_lr_ratio, sparsity_lambda=cfg.sparsity_lambda,
         max_norm=cfg.max_norm, optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
         feature_names=splits.feature_names, device=cfg.device, on_nonfinite=cfg.on_nonfinite,
+        train_accuracy=True,  # ``train_accuracy`` is one of the metrics declared below (a spec may name it)
         callbacks=[early, ReportCallback(report, cfg.checkpoint_every, splits.preprocessing)],
         config=dataclasses.asdict(cfg),
     )

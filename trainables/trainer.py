@@ -73,6 +73,12 @@ class Trainer:
         callbacks: :class:`Callback` objects or plain functions ``f(trainer, epoch, metrics)``.
         config: anything JSON-like describing the run; stored in every checkpoint.
         on_nonfinite: ``"stop"`` ends the fit with status ``diverged``; ``"raise"`` raises.
+        train_accuracy: also measure each training batch's accuracy (for 2-d logits and
+            integer targets), so that ``train_step`` returns ``accuracy``, callbacks'
+            ``on_train_batch_end`` sees it and each epoch's metrics hold ``train_accuracy``.
+            Off by default: an argmax, a comparison and a host sync every step cost about
+            20 µs on a CPU, 5-10% of a small model's step. Evaluation always measures
+            accuracy (``val_accuracy``), once per batch as it must anyway read the loss.
     """
 
     def __init__(
@@ -89,6 +95,7 @@ class Trainer:
         callbacks: Iterable[Callback | Callable[..., Any]] | None = None,
         config: Mapping[str, Any] | None = None,
         on_nonfinite: str | NonFinitePolicy = NonFinitePolicy.STOP,
+        train_accuracy: bool = False,
     ) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device)
@@ -97,6 +104,7 @@ class Trainer:
         self.schedulers = self._build_schedulers(scheduler)
         self.scheduler_interval = StepInterval(scheduler_interval)
         self.on_nonfinite = NonFinitePolicy(on_nonfinite)
+        self.train_accuracy = train_accuracy
         self.config = dict(config or {})
         self.history = History()
         self.callbacks: list[Callback] = []
@@ -169,14 +177,14 @@ class Trainer:
         stays in the inputs so models that compute their own loss see it), and a
         bare tensor (no targets).
         """
-        if isinstance(batch, Mapping):
-            inputs = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-            return inputs, inputs.get("labels")
         if isinstance(batch, (list, tuple)):
             if len(batch) != 2:
                 raise ShapeError(f"expected batches of (inputs, targets), got a sequence of {len(batch)} items; "
                                  "override _prepare_batch for other layouts")
             return batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)
+        if isinstance(batch, Mapping):
+            inputs = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            return inputs, inputs.get("labels")
         return batch.to(self.device, non_blocking=True), None
 
     def _forward(self, inputs: Any, model: nn.Module | None = None) -> Any:
@@ -205,19 +213,26 @@ class Trainer:
             raise ShapeError(f"loss {type(self.loss_fn).__name__} failed on outputs of shape {_shape(outputs)} "
                              f"and targets of shape {_shape(targets)}: {exc}") from exc
 
-    def _step_metrics(self, outputs: Any, targets: Any, loss: torch.Tensor, parts: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    def _step_metrics(self, outputs: Any, targets: Any, loss: torch.Tensor, parts: Mapping[str, torch.Tensor],
+                      accuracy: bool = True) -> dict[str, float]:
+        """A batch's ``loss``, loss parts and size ``n``, plus ``accuracy`` when asked and defined."""
         n = _batch_size(targets, outputs)
         metrics = {"loss": loss.item(), "n": n}
         for name, value in parts.items():
             metrics[name] = float(value)
-        logits = getattr(outputs, "logits", outputs)
-        if torch.is_tensor(targets) and torch.is_tensor(logits) and logits.dim() == 2 and targets.dim() == 1 \
-                and not targets.is_floating_point():
-            metrics["accuracy"] = (logits.argmax(dim=1) == targets).sum().item() / n
+        if accuracy:
+            logits = getattr(outputs, "logits", outputs)
+            if torch.is_tensor(targets) and torch.is_tensor(logits) and logits.dim() == 2 and targets.dim() == 1 \
+                    and not targets.is_floating_point():
+                metrics["accuracy"] = (logits.argmax(dim=1) == targets).sum().item() / n
         return metrics
 
     def train_step(self, batch: Any) -> dict[str, float]:
-        """One optimisation step on ``batch``; returns the batch's loss (and accuracy) and size ``n``."""
+        """One optimisation step on ``batch``; returns the batch's loss and size ``n``.
+
+        Also its ``accuracy`` with ``train_accuracy=True``, and the loss's parts when
+        ``_compute_loss`` returns ``(loss, parts)``.
+        """
         inputs, targets = self._prepare_batch(batch)
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
@@ -231,7 +246,9 @@ class Trainer:
             for sched in self.schedulers:
                 sched.step()
         self.global_step += 1
-        return self._step_metrics(outputs.detach() if torch.is_tensor(outputs) else outputs, targets, loss.detach(), parts)
+        if self.train_accuracy and torch.is_tensor(outputs):
+            outputs = outputs.detach()
+        return self._step_metrics(outputs, targets, loss.detach(), parts, accuracy=self.train_accuracy)
 
     @torch.no_grad()
     def eval_step(self, batch: Any) -> dict[str, float]:

@@ -163,7 +163,7 @@ def test_a_misspelled_monitor_lists_the_metrics_and_suggests_one(toy_loaders, ma
     message = str(info.value)
     assert "EarlyStopping: monitored metric 'val_acuracy' is not produced" in message
     assert "Did you mean 'val_accuracy'?" in message
-    assert "Available: epoch, epoch_time_s, lr, train_accuracy, train_loss, val_accuracy, val_loss" in message
+    assert "Available: epoch, epoch_time_s, lr, train_loss, val_accuracy, val_loss" in message
     assert trainer.epoch == 1
 
 

@@ -16,22 +16,33 @@ from trainables import Callback, NonFiniteLossError, ShapeError, Trainer
 
 
 # ----------------------------------------------------------------- steps
-def test_train_step_returns_batch_loss_accuracy_and_size_and_updates_weights(toy_xy, make_model):
+def test_train_step_returns_batch_loss_and_size_and_updates_weights(toy_xy, make_model):
     x, y = toy_xy[0][:16], toy_xy[1][:16]
     model = make_model()
     with torch.no_grad():
-        logits = model(x)
-    expected_loss = F.cross_entropy(logits, y).item()
-    expected_acc = (logits.argmax(1) == y).float().mean().item()
+        expected_loss = F.cross_entropy(model(x), y).item()
     before = [p.detach().clone() for p in model.parameters()]
 
     step = Trainer(model, lr=0.01).train_step((x, y))
 
-    assert set(step) == {"loss", "accuracy", "n"}
+    assert set(step) == {"loss", "n"}  # training accuracy is opt-in: train_accuracy=True
     assert step["n"] == 16
     assert step["loss"] == pytest.approx(expected_loss, rel=1e-6)
-    assert step["accuracy"] == pytest.approx(expected_acc)
     assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+
+
+def test_train_step_with_train_accuracy_also_returns_the_batch_accuracy(toy_xy, make_model):
+    x, y = toy_xy[0][:16], toy_xy[1][:16]
+    model = make_model()
+    with torch.no_grad():
+        logits = model(x)
+
+    step = Trainer(model, lr=0.01, train_accuracy=True).train_step((x, y))
+
+    assert set(step) == {"loss", "accuracy", "n"}
+    assert step["loss"] == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
+    # The accuracy of the outputs the step trained on, i.e. before its update.
+    assert step["accuracy"] == pytest.approx((logits.argmax(1) == y).float().mean().item())
 
 
 def test_eval_step_reports_the_same_metrics_without_updating(toy_xy, make_model):
@@ -91,7 +102,8 @@ def test_evaluate_restores_training_mode(toy_loaders, make_model):
     assert trainer.model.training
 
 
-def test_train_epoch_returns_sample_weighted_train_metrics(toy_loaders, make_model):
+@pytest.mark.parametrize("train_accuracy", [False, True])
+def test_train_epoch_returns_sample_weighted_train_metrics(toy_loaders, make_model, train_accuracy):
     train, _ = toy_loaders
     steps = []
 
@@ -99,19 +111,20 @@ def test_train_epoch_returns_sample_weighted_train_metrics(toy_loaders, make_mod
         def on_train_batch_end(self, trainer, batch_idx, metrics):
             steps.append(dict(metrics))
 
-    trainer = Trainer(make_model(), lr=0.01, callbacks=[Steps()])
+    trainer = Trainer(make_model(), lr=0.01, callbacks=[Steps()], train_accuracy=train_accuracy)
     metrics = trainer.train_epoch(train, epoch=1)
 
-    assert set(metrics) == {"train_loss", "train_accuracy"}
+    assert set(metrics) == ({"train_loss", "train_accuracy"} if train_accuracy else {"train_loss"})
     assert [s["n"] for s in steps] == [16, 16, 16, 6]
-    expected = sum(s["loss"] * s["n"] for s in steps) / 54
-    assert metrics["train_loss"] == pytest.approx(expected, rel=1e-9)
+    for key in metrics:
+        expected = sum(s[key.removeprefix("train_")] * s["n"] for s in steps) / 54
+        assert metrics[key] == pytest.approx(expected, rel=1e-9), key
     assert trainer.global_step == 4
 
 
 def test_fit_records_per_epoch_metrics_and_the_loss_goes_down(toy_loaders, make_model):
     train, val = toy_loaders
-    trainer = Trainer(make_model(), lr=0.05)
+    trainer = Trainer(make_model(), lr=0.05, train_accuracy=True)
 
     history = trainer.fit(train, 12, val)
 
@@ -125,6 +138,11 @@ def test_fit_records_per_epoch_metrics_and_the_loss_goes_down(toy_loaders, make_
     assert history["train_loss"][-1] < 0.5 * history["train_loss"][0]
     assert history["val_loss"][-1] < history["val_loss"][0]
     assert history["train_accuracy"][-1] > 0.8
+
+
+def test_fit_without_train_accuracy_records_the_other_metrics(toy_loaders, make_model):
+    history = Trainer(make_model(), lr=0.05).fit(toy_loaders[0], 2, toy_loaders[1])
+    assert set(history.keys()) == {"epoch", "train_loss", "val_loss", "val_accuracy", "lr", "epoch_time_s"}
 
 
 def test_fit_rejects_zero_epochs(toy_loaders, make_model):
@@ -317,7 +335,8 @@ def test_loss_fn_none_accepts_a_namespace_output():
             logits = self.inner(x)
             return SimpleNamespace(loss=F.cross_entropy(logits, labels), logits=logits)
 
-    step = Trainer(Wrapped(), loss_fn=None).train_step({"x": torch.ones(3, 2), "labels": torch.tensor([0, 1, 1])})
+    trainer = Trainer(Wrapped(), loss_fn=None, train_accuracy=True)
+    step = trainer.train_step({"x": torch.ones(3, 2), "labels": torch.tensor([0, 1, 1])})
     assert step["n"] == 3 and math.isfinite(step["loss"]) and "accuracy" in step
 
 

@@ -122,6 +122,11 @@ def test_a_two_objective_search_end_to_end_front_pick_cuts_test_and_report(ray_c
         # ASHA recorded val_task_loss by epoch (the metric named in scheduler.metric), not the objectives.
         history = results.record(trial_id).history
         assert outcome.searcher.rung_values()[trial_id] == pytest.approx(dict(zip(history["epoch"], history["val_task_loss"])))
+    # Optuna's journal (for optuna-dashboard) holds the same trials, states and values.
+    from search.results.searcher_state import load_journal_study
+
+    journal = load_journal_study(folder)
+    assert [(t.state, t.values) for t in journal.trials] == [(t.state, t.values) for t in study.trials]
     front = set(table.index[table["pareto"]])
     assert front == {tid for tid, t in by_trial.items() if t.number in {b.number for b in study.best_trials}}
 

@@ -218,3 +218,17 @@ def test_a_trial_missing_an_objective_is_told_fail_not_left_running(two_objectiv
     s.on_trial_complete("x", {"acc": 0.7, "epoch": 1})
     (trial,) = s._ot_study.get_trials(deepcopy=False)
     assert trial.state is optuna.trial.TrialState.FAIL
+
+
+def test_a_two_objective_warm_start_tells_both_values(two_objectives):
+    from search.engine.searcher import warm_start
+
+    distributions = {"lr": optuna.distributions.FloatDistribution(0.1, 0.2)}
+    earlier = optuna.create_study(directions=["maximize", "minimize"])
+    earlier.add_trial(optuna.trial.create_trial(params={"lr": 0.15}, distributions=distributions, values=[0.9, 4]))
+    earlier.add_trial(optuna.trial.create_trial(params={"lr": 0.12}, distributions=distributions,
+                                                state=optuna.trial.TrialState.PRUNED))
+    two_objectives.suggest("warm-up")  # the study exists once the searcher has been asked
+    assert warm_start(two_objectives, earlier, distributions) == (2, 0)
+    told = [t for t in two_objectives._ot_study.get_trials(deepcopy=False) if t.state.is_finished()]
+    assert [(t.state.name, t.values) for t in told] == [("COMPLETE", [0.9, 4.0]), ("PRUNED", None)]
