@@ -408,7 +408,10 @@ class Trainer:
             CheckpointError: the file is missing, damaged, or not one of ours.
             CheckpointMismatchError: its weights belong to a different model.
         """
-        data = read_checkpoint(path, map_location=self.device)
+        # Read onto the CPU whatever the device: RNG states must stay CPU byte tensors (a CUDA
+        # one is refused by set_state), and load_state_dict copies weights and optimizer state
+        # to their parameters' device anyway.
+        data = read_checkpoint(path)
         model = unwrap_model(self.model)
         check_compatible(model, data["model"], path)
         model.load_state_dict(data["model"])

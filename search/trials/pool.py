@@ -288,7 +288,7 @@ class _Pool:
     """A running ``TorchTrainer`` whose workers serve :class:`Mailbox` jobs, in this trial process."""
 
     def __init__(self, setup: TrialSetup) -> None:
-        from ray.train.torch import TorchTrainer
+        from ray.train.torch import TorchConfig, TorchTrainer
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         plan = setup.plan
@@ -303,6 +303,7 @@ class _Pool:
             train_loop_config={"mailbox": self.mailbox},
             scaling_config=ray.train.ScalingConfig(
                 num_workers=plan.num_workers, use_gpu=plan.use_gpu, resources_per_worker=plan.worker_resources),
+            torch_config=TorchConfig(backend=plan.ddp_backend),
             run_config=ray.train.RunConfig(
                 name=f"pool_{ray.get_runtime_context().get_actor_id() or 'driver'}_{id(self):x}",
                 storage_path=f"{setup.experiment_path}/{TRAIN_RUNS_DIR}",

@@ -47,6 +47,18 @@ class TrialPlan:
             res["GPU"] = self.gpus_per_worker
         return res
 
+    @property
+    def ddp_backend(self) -> str:
+        """The process group's backend for this trial's Train workers.
+
+        NCCL on GPUs, except when a trial's workers hold fractions of a GPU: Ray may then place
+        two ranks on one device, which NCCL refuses ("Duplicate GPU detected"); gloo reduces
+        CUDA tensors too, through the host. gloo on CPUs.
+        """
+        if self.use_gpu and (self.num_workers == 1 or self.gpus_per_worker >= 1):
+            return "nccl"
+        return "gloo"
+
     def demand(self) -> dict[str, float]:
         """Cluster resources one running trial holds, driver and workers together."""
         total = dict(self.trial_resources)

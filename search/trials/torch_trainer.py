@@ -48,7 +48,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
 
 def run_torch_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """Drive a TorchTrainer for this trial; its workers report to Tune via rank 0."""
-    from ray.train.torch import TorchTrainer
+    from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
     plan = setup.plan
@@ -59,6 +59,7 @@ def run_torch_trial(config: dict[str, Any], setup: TrialSetup) -> None:
         scaling_config=ray.train.ScalingConfig(
             num_workers=plan.num_workers, use_gpu=plan.use_gpu, resources_per_worker=plan.worker_resources
         ),
+        torch_config=TorchConfig(backend=plan.ddp_backend),
         run_config=ray.train.RunConfig(
             # A stable name per trial: a retried trial resumes from its own latest checkpoint.
             name=trial_id,

@@ -1,4 +1,9 @@
-"""Fixtures for the trainables tests: tiny seeded data and models, no Ray anywhere."""
+"""Fixtures for the trainables tests: tiny seeded data and models, no Ray anywhere.
+
+On a GPU machine the trainers here train on the GPU (device auto-detection); the unit tests
+that compare a trainer's tensors with ones they built on the CPU pass ``device="cpu"``, and
+``test_gpu.py`` holds the GPU's own checks.
+"""
 
 from __future__ import annotations
 

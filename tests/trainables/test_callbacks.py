@@ -229,7 +229,7 @@ def test_clipping_happens_after_backward_and_before_the_step(toy_xy, make_model)
     before = [p.detach().clone() for p in model.parameters()]
     clip = GradientClipping(max_norm=0.5)
     trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), loss_fn=_huge_loss,
-                      callbacks=[AfterClip(), clip])
+                      callbacks=[AfterClip(), clip], device="cpu")
     trainer.train_step((x, y))
 
     assert seen["norm"] <= 0.5 * (1 + 1e-5)

@@ -97,7 +97,7 @@ def test_loss_is_task_loss_plus_lambda_times_penalty(small_madelon):
 def test_one_batch_loss_matches_a_direct_computation(small_madelon):
     splits = small_madelon
     model = _model(splits)
-    trainer = FeatureSelectionTrainer(model, sparsity_lambda=0.25)
+    trainer = FeatureSelectionTrainer(model, sparsity_lambda=0.25, device="cpu")
     x, y = splits.tensors("val")
     model.eval()
     with torch.no_grad():
@@ -111,7 +111,7 @@ def test_one_batch_loss_matches_a_direct_computation(small_madelon):
 def test_selection_is_reported_by_feature_name(small_madelon):
     splits = small_madelon
     model = _model(splits)
-    trainer = FeatureSelectionTrainer(model, feature_names=splits.feature_names)
+    trainer = FeatureSelectionTrainer(model, feature_names=splits.feature_names, device="cpu")
     mu = torch.full((splits.num_features,), -2.0)
     mu[[1, 4]] = 1.0
     with torch.no_grad():

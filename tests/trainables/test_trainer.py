@@ -23,7 +23,7 @@ def test_train_step_returns_batch_loss_and_size_and_updates_weights(toy_xy, make
         expected_loss = F.cross_entropy(model(x), y).item()
     before = [p.detach().clone() for p in model.parameters()]
 
-    step = Trainer(model, lr=0.01).train_step((x, y))
+    step = Trainer(model, lr=0.01, device="cpu").train_step((x, y))
 
     assert set(step) == {"loss", "n"}  # training accuracy is opt-in: train_accuracy=True
     assert step["n"] == 16
@@ -49,7 +49,7 @@ def test_eval_step_reports_the_same_metrics_without_updating(toy_xy, make_model)
     x, y = toy_xy[0][:10], toy_xy[1][:10]
     model = make_model()
     before = [p.detach().clone() for p in model.parameters()]
-    trainer = Trainer(model)
+    trainer = Trainer(model, device="cpu")
 
     step = trainer.eval_step((x, y))
 
@@ -81,7 +81,7 @@ def test_evaluate_is_exact_over_the_whole_set_with_an_unequal_last_batch(toy_xy,
     model = make_model()
     loader = DataLoader(TensorDataset(x, y), batch_size=5)  # 5, 5, 5, 1
 
-    metrics = Trainer(model).evaluate(loader)
+    metrics = Trainer(model, device="cpu").evaluate(loader)
 
     with torch.no_grad():
         logits = model(x)
@@ -169,7 +169,7 @@ def test_weight_decay_is_applied_by_the_step(make_model):
     model = make_model()
     before = [p.detach().clone() for p in model.parameters()]
     # A zero loss leaves only the decay term: w <- w - lr * wd * w on the first SGD step.
-    trainer = Trainer(model, "sgd", loss_fn=lambda out, y: 0.0 * out.sum(), lr=0.1, weight_decay=0.5)
+    trainer = Trainer(model, "sgd", loss_fn=lambda out, y: 0.0 * out.sum(), lr=0.1, weight_decay=0.5, device="cpu")
     trainer.train_step((torch.randn(4, 6), torch.zeros(4)))
     for b, p in zip(before, model.parameters()):
         torch.testing.assert_close(p.detach(), b * (1 - 0.1 * 0.5))
@@ -200,7 +200,7 @@ def test_unknown_names_suggest_the_closest_choice(kwargs, message, make_model):
 
 
 def test_loss_by_name():
-    trainer = Trainer(nn.Linear(3, 1), loss_fn="l1")
+    trainer = Trainer(nn.Linear(3, 1), loss_fn="l1", device="cpu")
     x, y = torch.ones(4, 3), torch.zeros(4, 1)
     with torch.no_grad():
         expected = trainer.model(x).abs().mean().item()
@@ -306,7 +306,7 @@ def test_loss_fn_none_uses_the_loss_the_model_returns(toy_xy):
     x, y = toy_xy
     batches = [{"features": x[i:i + 16], "labels": y[i:i + 16]} for i in range(0, 70, 16)]
     model = SelfLossModel()
-    trainer = Trainer(model, loss_fn=None, lr=0.05)
+    trainer = Trainer(model, loss_fn=None, lr=0.05, device="cpu")
 
     with torch.no_grad():
         out = model(x[:16], y[:16])

@@ -56,6 +56,19 @@ def test_fractional_gpus_let_trials_share_a_gpu():
     assert plan.max_concurrent == 2
 
 
+@pytest.mark.parametrize(("resources", "backend"), [
+    ({"num_workers": 2, "use_gpu": False}, "gloo"),  # CPUs
+    ({"num_workers": 2, "use_gpu": True}, "nccl"),  # a whole GPU per rank
+    ({"num_workers": 1, "use_gpu": True, "gpus_per_worker": 0.25}, "nccl"),  # one rank: nothing to share
+    # Two ranks on fractions may land on one device, which NCCL refuses: gloo reduces CUDA tensors too.
+    ({"num_workers": 2, "use_gpu": True, "gpus_per_worker": 0.5}, "gloo"),
+])
+def test_ddp_backend_follows_the_devices(resources, backend):
+    cluster = {"CPU": 8.0, "GPU": 2.0, DRIVER_RESOURCE: 100.0}
+    plan = plan_trials(make_spec(executor="torch_trainer", **resources), cluster, [cluster], driver_resource=True)
+    assert plan.ddp_backend == backend
+
+
 @pytest.mark.parametrize(("resources", "cluster", "match"), [
     ({"use_gpu": True}, {"CPU": 4.0}, "the cluster has no GPU"),
     ({"num_workers": 2, "gpus_per_worker": 1}, {"CPU": 8.0, "GPU": 1.0}, r"2 workers x 1 GPU = 2 GPU, but the cluster has 1"),
