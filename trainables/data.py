@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 # pandas and scikit-learn are imported inside the functions that use them: together they
 # add seconds to `import trainables`, which every trial worker pays.
 
-__all__ = ["BUILTIN_DATASETS", "FILE_SUFFIXES", "PARTS", "PREPROCESSING_FORMAT", "DataConfig", "DataError",
+__all__ = ["BUILTIN_DATASETS", "BUILTIN_TARGET", "FILE_SUFFIXES", "PARTS", "PREPROCESSING_FORMAT", "DataConfig", "DataError",
            "DataSplits", "Preprocessing", "load_data", "make_guyon_madelon", "make_madelon", "read_frame"]
 
 #: Built-in data set names and what they are. ``madelon`` and ``madelon_guyon`` are generated;
@@ -41,6 +41,8 @@ BUILTIN_DATASETS: dict[str, str] = {
     "madelon_guyon": "Guyon's NIPS 2003 Madelon recipe: 5 informative + 15 redundant features among 480 "
                      "noise probes, XOR-like (no single feature separates the classes).",
 }
+#: The label column of a built-in set's rows in a file (what ``python -m search predict`` ignores and scores against).
+BUILTIN_TARGET = "target"
 _SKLEARN_LOADERS = {"breast_cancer": "load_breast_cancer", "digits": "load_digits", "wine": "load_wine"}
 
 #: File name endings read as data files (case-insensitive).
@@ -388,7 +390,8 @@ class Preprocessing:
     Attributes:
         feature_names: The input columns, in the model's order.
         class_names: The label of each output unit, in order (labels as text, sorted).
-        target: The label column of the source file; None for a built-in set.
+        target: The label column of the source file; ``"target"`` for a built-in set
+            (:data:`BUILTIN_TARGET`, scikit-learn's name for it), so a file of its rows can carry it.
         mean: Per-feature mean of the train part; inputs are ``(x - mean) / scale``.
         scale: Per-feature standard deviation of the train part (1 for a constant feature).
             ``mean`` and ``scale`` are both None when the features were not scaled.
@@ -618,7 +621,9 @@ def load_data(config: DataConfig | Mapping[str, Any] | str | os.PathLike[str]) -
     _check_classes(raw, parts=3 if config.test_fraction > 0 else 2)
     train, val, test = _split_indices(raw, config)
     mean, scale = _fit_standardization(raw.x[train]) if config.scale else (None, None)
-    preprocessing = Preprocessing(raw.feature_names, raw.class_names, target=config.target, mean=mean,
+    # Files name their label column; a built-in set's rows written to a file carry theirs as "target".
+    preprocessing = Preprocessing(raw.feature_names, raw.class_names, target=config.target or BUILTIN_TARGET,
+                                  mean=mean,
                                   scale=scale, source=config.name)
     features = [preprocessing.transform(raw.x[rows]) for rows in (train, val, test)]
     labels = [np.ascontiguousarray(raw.y[rows], dtype=np.int64) for rows in (train, val, test)]

@@ -23,7 +23,9 @@ class ProgressLines(Callback):
     ``[  12.3s] trial 3f2a started  lr=0.01 ...``, ``... trial 3f2a stopped by ASHA at epoch 4``,
     ``[  60.0s] 12/60 trials done (3 running: 7 completed, 4 cut by ASHA, 1 failed); best
     val_accuracy=0.931 (trial 3f2a); ~4m left``: a 60-trial search prints a few hundred lines,
-    not one per epoch (``epoch_lines=True``, i.e. ``--verbose``, adds those).
+    not one per epoch (``epoch_lines=True``, i.e. ``--verbose``, adds those). Status lines come
+    every ``status_every_s`` at first, then ever further apart (at most a tenth of the time run
+    so far), so a run of hours adds tens of them, not hundreds.
 
     On a terminal (``live=None``: when the stream is a TTY) the event lines scroll above a
     live panel (rich): a progress bar of trials with the counts, elapsed time and ETA, the
@@ -47,6 +49,7 @@ class ProgressLines(Callback):
         self.started = time.monotonic()
         self.last_status = self.started
         self.finished = 0
+        self.finished_before = 0  # trials a resumed run had finished before it started again (for the ETA)
         self.counts: dict[str, int] = {}
         self.running: dict[str, tuple[Any, Any]] = {}  # trial id -> (epoch, metric value) of its last result
         self._panel: Any = None  # the rich Live display, while it runs
@@ -67,6 +70,12 @@ class ProgressLines(Callback):
             print(line, file=self._stream(), flush=True)
 
     def setup(self, **info: Any) -> None:
+        # A resumed run brings this object back from tuner.pkl: its clock (another process's
+        # monotonic time) means nothing now. Times count from this start; the ETA follows the
+        # pace of the trials finished since.
+        self.started = self.last_status = time.monotonic()
+        self.finished_before = self.finished
+        self.running.clear()
         stream = self._stream()
         live = self.live if self.live is not None else bool(getattr(stream, "isatty", lambda: False)())
         if not live:
@@ -168,7 +177,7 @@ class ProgressLines(Callback):
                 self.last_status = now
                 self._panel.update(self.render(trials, now - self.started), refresh=True)
             return
-        if now - self.last_status < self.status_every_s:
+        if now - self.last_status < max(self.status_every_s, (now - self.started) / 10):
             return
         self.last_status = now
         self._print(self.status(trials, now - self.started))
@@ -181,8 +190,9 @@ class ProgressLines(Callback):
         line = f"{self.finished}/{total} trials done ({running} running" + (f": {kinds})" if kinds else ")")
         if self.best is not None:
             line += f"; best {self.metric}={self.best:.4g} (trial {self.best_trial})"
-        if 0 < self.finished < total:
-            line += f"; ~{_duration(elapsed / self.finished * (total - self.finished))} left"
+        done_here = self.finished - self.finished_before
+        if done_here > 0 and self.finished < total:
+            line += f"; ~{_duration(elapsed / done_here * (total - self.finished))} left"
         return line
 
 

@@ -89,7 +89,8 @@ class Predictor:
 
     @property
     def target(self) -> str | None:
-        """The training file's label column (ignored in input frames); None for a built-in set."""
+        """The label column (ignored in input frames, scored against when present): the training
+        file's, ``"target"`` for a built-in set; None in checkpoints saved before built-ins had one."""
         return self.preprocessing.target
 
     def inputs(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:

@@ -48,8 +48,9 @@ def load_study(experiment: str | Path) -> Any:
 def load_journal_study(experiment: str | Path) -> Any:
     """The study in the experiment's Optuna journal (``optuna.journal``), else the one its searcher saved.
 
-    The journal holds the finished trials (what a warm start uses); the searcher state also
-    the trials still running when it was saved.
+    The journal holds every trial the searcher had told Optuna at its last save, running ones
+    too, with their intermediate values (a warm start uses the finished ones); an experiment
+    from before the journal has only its searcher state.
     """
     from search.storage import OPTUNA_JOURNAL
 

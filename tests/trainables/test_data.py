@@ -110,7 +110,7 @@ def test_the_fitted_scaling_is_kept_and_reproduces_every_part() -> None:
     np.testing.assert_allclose(prep.mean, raw.x_train.astype(np.float64).mean(axis=0), rtol=1e-6)
     np.testing.assert_allclose(prep.scale, raw.x_train.astype(np.float64).std(axis=0), rtol=1e-6)
     assert (prep.feature_names, prep.class_names) == (scaled.feature_names, scaled.class_names)
-    assert (prep.target, prep.source) == (None, "wine")
+    assert (prep.target, prep.source) == ("target", "wine")  # a built-in set's rows in a file label "target"
     # Applying them to the raw rows gives the arrays the model trained on (raw here is float32
     # already, so compare with a float32 tolerance).
     np.testing.assert_allclose(prep.transform(raw.x_val), scaled.x_val, atol=1e-5)

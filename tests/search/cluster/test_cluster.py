@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -369,6 +370,12 @@ def test_run_with_address_spreads_trials_over_both_nodes(cluster, tmp_path):
     assert ran_on == {n["node_id"] for n in cluster.alive_nodes()}, results
 
 
+#: One of our event lines (search.engine.callbacks.ProgressLines), and what Ray's and Tune's own output looks like.
+TRIAL_EVENT = re.compile(r"^\[ *\d+\.\ds\] trial [0-9a-f]+ (started|completed|stopped|diverged|FAILED)")
+RAY_NOISE = ("Connecting to existing Ray cluster", "INFO worker.py", "Configuration for experiment",
+             "Trial status:", "[repeated", "Checkpoint successfully created")
+
+
 def test_submit_wait_runs_the_experiment_as_a_job_then_jobs_and_export(cluster, tmp_path):
     work, spec_path = _experiment(tmp_path, "submit")
     for package in ("search", "trainables"):  # submitted from a project folder: the project travels too
@@ -385,6 +392,7 @@ def test_submit_wait_runs_the_experiment_as_a_job_then_jobs_and_export(cluster, 
     job_id = proc.stdout.strip()
     assert job_id.startswith("raysubmit_"), proc.stdout
     assert "best trial" in proc.stderr and f"job {job_id} SUCCEEDED" in proc.stderr  # the streamed log
+    streamed = proc.stderr
     experiment = storage / "cluster"
     results = _last_results(experiment)
     assert len(results) == 2 and all(r["epoch"] == 2 for r in results.values())
@@ -400,6 +408,13 @@ def test_submit_wait_runs_the_experiment_as_a_job_then_jobs_and_export(cluster, 
     assert proc.returncode == 0 and proc.stdout.startswith(f"{job_id} SUCCEEDED cluster")
     proc = _cli("jobs", "logs", job_id, "--address", cluster.dashboard, cwd=work, env=cluster.env)
     assert proc.returncode == 0 and "best trial" in proc.stdout
+    # The job's log is not a terminal: one line per trial event, Ray's own lines kept in run.log, the same
+    # lines whether streamed by `submit --wait` or read back by `jobs logs`.
+    events = [line for line in proc.stdout.splitlines() if TRIAL_EVENT.match(line)]
+    assert sum(" started " in line for line in events) == 2 and sum("completed 2 epochs" in line for line in events) == 2
+    assert not any(noise in proc.stdout for noise in RAY_NOISE), proc.stdout[-3000:]
+    assert "epoch 1 " not in proc.stdout  # no line per epoch
+    assert [line for line in streamed.splitlines() if TRIAL_EVENT.match(line)] == events
     proc = _cli("jobs", "status", "raysubmit_nosuchjob", "--address", cluster.dashboard, cwd=work, env=cluster.env)
     assert proc.returncode == 2 and "no job 'raysubmit_nosuchjob'" in proc.stderr
 

@@ -544,6 +544,14 @@ def _check_placed_resume(tmp_path: Path, path: Path | str, fault: str, leftovers
     assert len(table) == 3 and set(table["outcome"]) == {"completed"}, table[["trial_id", "status"]]
     assert table["epochs_run"].tolist() == [6, 6, 6]
     assert sorted(t.value for t in study.trials) == sorted(table["best_score"])  # the study and the table agree
+    # Optuna's journal (what optuna-dashboard opens), rewritten by the resumed run, holds each trial once, finished.
+    from search.results.searcher_state import load_journal_study
+    from search.storage import OPTUNA_JOURNAL
+
+    assert (Path(resolve_experiment(path)) / OPTUNA_JOURNAL).is_file()
+    journal = load_journal_study(resolve_experiment(path))
+    assert sorted(t.user_attrs["trial_id"] for t in journal.trials) == sorted(table["trial_id"].astype(str))
+    assert sorted((t.state, t.value) for t in journal.trials) == sorted((t.state, t.value) for t in study.trials)
     runs = epochs_run(tmp_path)
     assert {e for (x, e) in runs} == set(range(1, 7)) and len({x for x, _ in runs}) == 3
     for (x, e), count in runs.items():  # an epoch runs twice only if its checkpoint was not yet on disk

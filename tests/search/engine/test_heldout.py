@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import yaml
 
 from search.engine.run import RunOptions, run_experiment
 from search.spec import load_spec
+from tests.search.conftest import results_cli
 
 USER_TRAINABLE = '''
 import json, tempfile
@@ -62,6 +65,16 @@ def test_the_best_trial_is_tested_once_on_the_test_split_and_the_table_shows_it(
     assert best["test_n"] == len(splits.y_test) > 0 and math.isfinite(best["test_task_loss"])
     line = heldout_line(best)
     assert line.startswith(f"held-out test ({len(splits.y_test)} samples): accuracy=")
+
+    # `predict` on the raw test rows of the built-in set, labels in its "target" column: the same accuracy again.
+    raw_rows = load_data({**raw["data"], "scale": False})
+    frame = pd.DataFrame(raw_rows.x_test, columns=list(raw_rows.feature_names))
+    frame["target"] = [raw_rows.class_names[k] for k in raw_rows.y_test]
+    (tmp_path / "test.csv").write_text(frame.to_csv(index=False))
+    code, out, err = results_cli("predict", str(folder), str(tmp_path / "test.csv"))
+    assert code == 0, err
+    assert f"accuracy {best['test_accuracy']:.4f} on {len(splits.y_test)} labelled rows (target column 'target')" in err
+    assert len(pd.read_csv(io.StringIO(out))) == len(splits.y_test)
 
 
 def test_a_users_evaluation_function_is_used_and_without_one_there_are_no_test_columns(ray_cluster, tmp_path):

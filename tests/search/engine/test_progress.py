@@ -53,6 +53,66 @@ def test_epoch_lines_when_asked_and_status_only_after_its_interval():
     assert "trials done" not in out.getvalue()
 
 
+def test_status_lines_thin_out_as_a_long_run_goes_on(monkeypatch):
+    """A 4-hour search polled every second: a status line every 30 s at first, then further apart."""
+    clock = [1000.0]
+    monkeypatch.setattr("search.engine.callbacks.time.monotonic", lambda: clock[0])
+    out = io.StringIO()
+    lines = ProgressLines("val_accuracy", "max", stream=out, num_samples=60)
+    lines.setup()
+    stamps = []
+    for second in range(1, 4 * 3600 + 1):
+        clock[0] = 1000.0 + second
+        before = len(out.getvalue())
+        lines.on_step_end(0, [])
+        if len(out.getvalue()) != before:
+            stamps.append(second)
+    assert stamps[:10] == [30 * k for k in range(1, 11)]  # the first 5 minutes: every 30 s
+    assert all(b - a <= max(30, b / 10) + 1 for a, b in zip(stamps, stamps[1:]))
+    assert 40 <= len(stamps) <= 60  # not 480 (one per 30 s): with 2 lines per trial, a 60-trial run stays ~200 lines
+
+
+def test_a_resumed_run_counts_time_and_pace_from_its_own_start(monkeypatch):
+    """Brought back from tuner.pkl, the callback's clock is another process's: setup starts it again."""
+    import pickle
+
+    clock = [5.0]
+    monkeypatch.setattr("search.engine.callbacks.time.monotonic", lambda: clock[0])
+    first = ProgressLines("score", "max", stream=io.StringIO(), num_samples=20, status_every_s=0)
+    first.setup()
+    for tid in "abcdefghij":  # 10 trials done in the first run's 1,000 s
+        trial = _trial(tid, "TERMINATED", epoch=1, score=0.5)
+        first.on_trial_start(0, [trial], trial)
+        first.on_trial_complete(0, [trial], trial)
+    clock[0] = 1005.0
+
+    resumed = pickle.loads(pickle.dumps(first))
+    resumed.stream = out = io.StringIO()
+    clock[0] = 7.0  # a new process (or a reboot): its monotonic clock knows nothing of the old one
+    resumed.setup()
+    clock[0] = 67.0
+    k = _trial("k", "TERMINATED", epoch=1, score=0.6)
+    resumed.on_trial_complete(0, [k], k)  # 1 trial in the resumed run's first 60 s: 9 left, ~9 minutes
+    resumed.on_step_end(0, [k])
+    text = out.getvalue().splitlines()
+    assert text[0].startswith("[   60.0s] trial k completed 1 epochs score=0.6  [11/20 done]")
+    assert text[-1].startswith("[   60.0s] 11/20 trials done") and text[-1].endswith("~9m left")
+
+
+def test_failed_and_early_stopped_trials_are_counted_and_named():
+    out = io.StringIO()
+    lines = ProgressLines("score", "max", stream=out, num_samples=3, status_every_s=0)
+    early = _trial("e", "TERMINATED", epoch=4, score=0.5, stop_reason="early_stopping")
+    lines.on_trial_complete(0, [early], early)
+    broken = _trial("f", "ERROR")
+    lines.on_trial_error(0, [early, broken], broken)
+    lines.on_step_end(0, [early, broken])
+    text = out.getvalue().splitlines()
+    assert text[0].endswith("trial e stopped (early_stopping) at epoch 4 score=0.5  [1/3 done]")
+    assert text[1].endswith("trial f FAILED: /x/error.txt")
+    assert "2/3 trials done (0 running: 1 stopped early, 1 failed)" in text[2]
+
+
 def test_quiet_terminal_sends_descriptors_to_the_log_and_our_lines_to_the_terminal(tmp_path):
     """In a process of its own: pytest's capture replaces the streams this redirects."""
     log = tmp_path / "exp" / "run.log"
