@@ -39,7 +39,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks._readme import write_table  # noqa: E402
+from benchmarks._readme import cpu_name, write_table  # noqa: E402
 
 MARKER = "feature_selection"
 
@@ -51,14 +51,14 @@ SPACE = {
 }
 
 
-def _spec(name: str, data: dict, storage: Path, trials: int, epochs: int, seed: int) -> dict:
+def _spec(name: str, data: dict, storage: Path, trials: int, epochs: int, seed: int, tolerance: float = 0.01) -> dict:
     return {
         "name": name, "trainable": "feature_selection", "data": data,
-        "metric": ["val_accuracy", "num_selected"], "mode": ["max", "min"], "select": {"tolerance": 0.01},
+        "metric": ["val_accuracy", "num_selected"], "mode": ["max", "min"], "select": {"tolerance": tolerance},
         "search": {"sampler": "tpe", "num_samples": trials, "seed": seed,
                    "sampler_options": {"n_startup_trials": max(4, trials // 4), "multivariate": True}},
         "scheduler": {"type": "asha", "grace_period": max(2, epochs // 10), "reduction_factor": 3},
-        "space": SPACE, "fixed": {"epochs": epochs, "batch_size": 64, "patience": 10},
+        "space": SPACE, "fixed": {"epochs": epochs, "batch_size": 64, "patience": 15},
         "storage": str(storage), "failure": {"max_retries": 0},
     }
 
@@ -128,7 +128,8 @@ def madelon_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict:
     data = {"name": "madelon_guyon", "n_samples": args.samples, "seed": seed, "val_fraction": 0.2, "test_fraction": 0.2}
     splits = load_data(data)
     relevant = set(splits.informative)
-    experiment, wall = run_search(_spec(f"madelon_s{seed}", data, folder / "results", args.trials, args.epochs, seed), folder)
+    experiment, wall = run_search(_spec(f"madelon_s{seed}", data, folder / "results", args.trials, args.epochs, seed,
+                                        args.tolerance), folder)
     ours = picked_trial(experiment, splits.feature_names)
     base = baselines(splits, seed)
     precision, recall = _precision_recall(ours["selected"], relevant)
@@ -175,10 +176,19 @@ def table(rows: list[dict], moons: list[dict], args: argparse.Namespace) -> str:
     med = lambda key: _median([r[key] for r in rows])  # noqa: E731
     ours_acc = [r["ours"]["test_accuracy"] for r in rows]
     kept = [len(r["ours"]["selected"]) for r in rows]
-    lines = [f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} CPUs, "
-             f"Python {platform.python_version()}: `madelon_guyon` ({rows[0]['num_features']} features, 20 relevant, "
-             f"{args.samples} samples, 60/20/20 split), {len(rows)} seeds (a new data set and search each), "
-             f"{args.trials} trials of up to {args.epochs} epochs each, `select: {{tolerance: 0.01}}`. "
+    import optuna
+    import ray
+    import sklearn
+    import torch
+
+    lines = [f"Machine: {cpu_name()} ({platform.machine()}), {os.cpu_count()} CPUs, no GPU; Python "
+             f"{platform.python_version()}, torch {torch.__version__}, ray {ray.__version__}, optuna {optuna.__version__}, "
+             f"scikit-learn {sklearn.__version__}; {time.strftime('%Y-%m-%d')}; load average {args.loads[0]:.1f} at start, "
+             f"{os.getloadavg()[0]:.1f} at end; `python benchmarks/feature_selection.py {' '.join(args.argv)}`.  ",
+             f"Data: `madelon_guyon` ({rows[0]['num_features']} features, 20 relevant, "
+             f"{args.samples} samples, 60/20/20 split), {len(rows)} seeds (a new data set and search each). Search: "
+             f"TPE (multivariate) + ASHA, {args.trials} trials of up to {args.epochs} epochs, patience 15, "
+             f"`select: {{tolerance: {args.tolerance:g}}}`; lr, selector_lr_ratio, sparsity_lambda and the hidden width searched. "
              "Median over seeds; per seed in brackets. Test accuracy on the held-out split.",
              "",
              "| method | features used | precision | recall | test accuracy |",
@@ -217,10 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--moons-trials", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--tolerance", type=float, default=0.01,
+                        help="the spec's select rule: the fewest features within this of the best val_accuracy")
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="1 seed, 8 trials, 10 epochs: a smoke run")
     parser.add_argument("--no-readme", action="store_true", help="print the table, leave the README alone")
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.loads = os.getloadavg()
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.quick:
         seeds, args.trials, args.moons_trials, args.epochs, args.samples = seeds[:1], 8, 4, 10, 600

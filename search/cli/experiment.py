@@ -57,12 +57,22 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in pairs.items() if v is not None}
 
 
-def _check_storage(source: Path, storage: str, flag: str | None = None) -> None:
-    """A storage that cannot be created is a spec problem (exit 2), found before anything starts."""
-    from search.spec.errors import Problem, SpecError
-    from search.storage import unwritable_reason
+def _check_storage(source: Path, storage: str, flag: str | None = None, *, probe_uri_as: str | None = None) -> None:
+    """A storage that cannot be created is a spec problem (exit 2), found before anything starts.
 
-    if reason := unwritable_reason(storage):
+    ``probe_uri_as``: for a remote URI, also write and delete a small file in that experiment's
+    folder (``validate``: a missing bucket, a wrong endpoint or bad credentials show only then).
+    """
+    from search.spec.errors import Problem, SpecError
+    from search.storage import experiment_path, is_uri, probe_writable, unwritable_reason
+
+    reason = unwritable_reason(storage)
+    if reason is None and probe_uri_as is not None and is_uri(storage):
+        try:
+            probe_writable(experiment_path(storage, probe_uri_as))
+        except OSError as exc:
+            reason = f"{exc}; check the bucket, the credentials and AWS_ENDPOINT_URL"
+    if reason:
         raise SpecError([Problem(flag or "storage", reason, None if flag else _line_of(source, "storage"))], source)
 
 
@@ -80,7 +90,7 @@ def validate(args: argparse.Namespace) -> int:
     from search.spec.load import load_spec
 
     spec = load_spec(args.spec)
-    _check_storage(args.spec, spec.storage)
+    _check_storage(args.spec, spec.storage, probe_uri_as=spec.name)
     text, plan = render_plan(spec)
     print(f"{args.spec}: valid")
     print(text)
@@ -92,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from search.spec.load import load_spec
 
     spec = load_spec(args.spec, _overrides(args))
-    _check_storage(args.spec, spec.storage, "--storage" if args.storage else None)
+    _check_storage(args.spec, spec.storage, "--storage" if args.storage else None, probe_uri_as=spec.name)
     print(f"running {spec.name}: {spec.search.num_samples} trials -> {experiment_path(spec.storage, spec.name)}",
           file=sys.stderr)
     options = RunOptions(address=args.address, spec_path=args.spec.resolve(), num_cpus=args.num_cpus,

@@ -57,6 +57,19 @@ class ProgressLines(Callback):
     def __getstate__(self) -> dict[str, Any]:  # pickled into tuner.pkl: not the display
         return {**self.__dict__, "_panel": None}
 
+    #: What Tune saves with its experiment state and hands back on resume (tuner.pkl has this object
+    #: as it was when the run started): the counts and the best trial so far.
+    _SAVED = ("finished", "counts", "best", "best_trial", "best_params")
+
+    def get_state(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self._SAVED}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for key in self._SAVED:
+            if key in state:
+                setattr(self, key, state[key])
+        self.finished_before = self.finished  # the ETA follows the pace of the trials finished from here on
+
     def _stream(self) -> TextIO:
         from search.engine.console import console
 

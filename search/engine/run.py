@@ -200,6 +200,8 @@ def run_experiment(spec: Spec, options: RunOptions | None = None, *, warm_start_
     options = options or RunOptions()
     spec = resolved_spec(spec, options.spec_path)
     path = experiment_path(spec.storage, spec.name)
+    # First, whatever comes next (a refusal, --overwrite's delete, the run): what a killed run here left running.
+    _stop_leftovers(local_folder(path))
     _refuse_existing(path, options.overwrite)
     try:
         probe_writable(path)  # before Ray: a storage we cannot write fails in seconds, with nothing started
@@ -241,9 +243,7 @@ def resume_experiment(path: Path | str, options: RunOptions | None = None) -> Ex
                               "<storage>/<name>, of a run that started")
     local = _synced_folder(path)
     spec = load_spec(local / SPEC_COPY)
-    if stopped := stop_leftovers(local):
-        print(f"note: stopped {len(stopped)} process(es) the killed run's embedded Ray left running "
-              f"(pids {', '.join(map(str, stopped))})", file=sys.stderr)
+    _stop_leftovers(local)
     for line in _repair(path, local):  # before Tune reads it: checkpoints that exist, known trials
         print(f"note: {line}", file=sys.stderr)
     with _prepared(spec, options, path) as (plan, setup):
@@ -279,6 +279,13 @@ def _heldout(spec: Spec, path: Path | str, setup: Any, options: RunOptions, save
         return
     if shown:
         say("held-out test of the best trial: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+
+
+def _stop_leftovers(local: Path) -> None:
+    """Stop what an embedded Ray of a killed run of this experiment left running (its record names it)."""
+    if stopped := stop_leftovers(local):
+        print(f"note: stopped {len(stopped)} process(es) the killed run's embedded Ray left running "
+              f"(pids {', '.join(map(str, stopped))})", file=sys.stderr)
 
 
 def _synced_folder(path: Path | str) -> Path:
@@ -358,9 +365,9 @@ def _earlier_study(spec: Spec, folder: Path | str) -> Any:
 
 def _save_spec(spec: Spec, path: Path | str, source: Path | None) -> None:
     """Keep the spec beside the results, so the folder alone explains (and resumes) the experiment."""
-    import yaml
+    from search.spec.load import dump_spec
 
-    files = {SPEC_COPY: yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)}
+    files = {SPEC_COPY: dump_spec(spec)}
     if source is not None and source.exists():
         files[SPEC_SOURCE_COPY] = source.read_text()
     write_files(path, files)

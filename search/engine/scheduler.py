@@ -39,9 +39,9 @@ class PruningASHA(AsyncHyperBandScheduler):
         """Refill the rungs from the searcher's record of ASHA's metric by epoch: what ASHA recorded before a resume.
 
         ASHA records a trial's value at the first report whose epoch is >= a milestone; the
-        searcher keeps every trial's value of ASHA's metric at each epoch (its saved state is
-        what ``resume`` restores), so the same value is recorded. Returns how many values
-        were recorded.
+        searcher keeps every trial's value of ASHA's metric at each epoch, and the bracket ASHA
+        drew for it (its saved state is what ``resume`` restores), so the same value is recorded
+        in the same bracket. Returns how many values were recorded.
         """
         self._rungs_to_rebuild = False
         if self.searcher is None or not self._metric_op:
@@ -49,12 +49,12 @@ class PruningASHA(AsyncHyperBandScheduler):
         count = 0
         for trial_id, values in self.searcher.rung_values().items():
             epochs = sorted(values)
-            for bracket in self._brackets[:1]:  # trials of one bracket (the default); more are assigned at random
-                for milestone, recorded in bracket._rungs:
-                    reached = next((e for e in epochs if e >= milestone - 1e-9), None)
-                    if reached is not None and trial_id not in recorded:
-                        recorded[trial_id] = self._metric_op * values[reached]
-                        count += 1
+            bracket = self._brackets[min(self.searcher.bracket_of(trial_id), len(self._brackets) - 1)]
+            for milestone, recorded in bracket._rungs:
+                reached = next((e for e in epochs if e >= milestone - 1e-9), None)
+                if reached is not None and trial_id not in recorded:
+                    recorded[trial_id] = self._metric_op * values[reached]
+                    count += 1
         return count
 
     def _rebuild_if_restored(self) -> None:
@@ -65,6 +65,8 @@ class PruningASHA(AsyncHyperBandScheduler):
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         self._rebuild_if_restored()
         super().on_trial_add(tune_controller, trial)
+        if self.searcher is not None and len(self._brackets) > 1:  # the searcher's saved state keeps the draw
+            self.searcher.record_bracket(trial.trial_id, self._brackets.index(self._trial_info[trial.trial_id]))
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         self._rebuild_if_restored()

@@ -84,6 +84,14 @@ class PruningAwareOptunaSearch(OptunaSearch):
     def mark_pruned(self, trial_id: str) -> None:
         self._pruned.add(trial_id)
 
+    def record_bracket(self, trial_id: str, bracket: int) -> None:
+        """Keep which of ASHA's brackets a trial is in (ASHA draws it at random; a resume must know it)."""
+        self.__dict__.setdefault("_brackets", {})[trial_id] = bracket
+
+    def bracket_of(self, trial_id: str) -> int:
+        """The ASHA bracket a trial was put in; 0 (the only one, by default) when none was recorded."""
+        return self.__dict__.get("_brackets", {}).get(trial_id, 0)
+
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         self._report(trial_id, result)
 

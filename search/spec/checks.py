@@ -162,12 +162,14 @@ def _check_scheduler(raw: dict[str, Any], lines: LineIndex) -> Iterator[Problem]
     if sched.get("type", "asha") != "asha":
         return
     epochs = _section(raw, "fixed").get("epochs")
-    max_t = sched.get("max_t", epochs)
+    # `max_t: null` is the default written out (the spec copy an experiment keeps says it so): fixed.epochs.
+    given_max_t = sched.get("max_t")
+    max_t = given_max_t if given_max_t is not None else epochs
     grace = sched.get("grace_period", 1)
     if max_t is None:
         yield Problem("scheduler.max_t", "ASHA needs the most epochs a trial runs: set scheduler.max_t or fixed.epochs",
                       lines.line_of(["scheduler"]))
-    elif "max_t" not in sched and isinstance(grace, int) and isinstance(max_t, int) and grace > max_t:
+    elif given_max_t is None and isinstance(grace, int) and isinstance(max_t, int) and grace > max_t:
         yield Problem("scheduler.grace_period", f"grace_period ({grace}) must be <= fixed.epochs ({max_t})",
                       lines.line_of(["scheduler", "grace_period"]))
 

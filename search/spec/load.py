@@ -45,6 +45,13 @@ def parse_spec(raw: Any, source: str | Path | None = None, lines: LineIndex | No
     return spec
 
 
+def dump_spec(spec: Spec) -> str:
+    """The spec as YAML, every field written out: the copy an experiment keeps (``load_spec`` reads it back)."""
+    import yaml
+
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+
+
 def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec:
     """Read, parse and validate a YAML spec file.
 

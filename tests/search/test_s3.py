@@ -3,7 +3,8 @@
 One experiment is run into ``s3://runs/e2e`` by the command line (an embedded Ray in a
 subprocess, the endpoint and dummy credentials in its environment only), then every reader
 is pointed at the URI: the end-of-run tables, a second run refused, ``export``, ``best``,
-``features``, ``report``, ``load_results``/``load_model`` in Python, and a ``resume``.
+``features``, ``report``, ``load_results``/``load_model`` in Python. A ``resume`` from S3 after a SIGKILL
+is in ``engine/test_fault_tolerance.py`` (``after_rotation-s3-direct``).
 """
 
 from __future__ import annotations
@@ -145,3 +146,14 @@ def test_an_endpoint_in_the_uri_query_keeps_the_experiment_name_in_the_path(s3_s
     assert "q/query/spec.yaml" in s3_server.files("q") and "q/query/results.csv" in s3_server.files("q")
     exported = _cli("export", f"s3://runs/q/query?endpoint_override={host}&scheme=http", env=env, cwd=tmp_path)
     assert exported.returncode == 0 and len(pd.read_csv(io.StringIO(exported.stdout))) == 1
+
+
+@pytest.mark.parametrize("verb", ["validate", "run"])
+def test_a_bucket_that_does_not_exist_is_refused_before_anything_starts(s3_server, tmp_path, verb):
+    env = _env(s3_server, tmp_path / "cache")
+    (tmp_path / "space.yaml").write_text(TINY_SPEC + "storage: s3://no-such-bucket/runs\n")
+    proc = _cli(verb, "space.yaml", env=env, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "space.yaml:" in proc.stderr and "cannot write into the experiment folder s3://no-such-bucket/runs/tiny" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Started a local Ray" not in proc.stderr
+    assert not any(key.startswith("no-such-bucket") for key in s3_server.files(""))

@@ -33,6 +33,9 @@ def train(config, report, resume_from=None):
     start = 1
     if resume_from is not None:
         start = json.loads((Path(resume_from) / "state.json").read_text())["epoch"] + 1
+    if config.get("pause_x") == config["x"] and not (log / "paused").exists():
+        (log / "paused").write_text(str(os.getpid()))  # the test interrupts the run here, once
+        time.sleep(120)
     for epoch in range(start, config["epochs"] + 1):
         time.sleep(config["sleep"])
         if config.get("fail_once") and epoch == 2 and resume_from is None:
@@ -150,6 +153,42 @@ def test_sigint_saves_state_prints_resume_and_resume_finishes(tmp_path):
 
 
 @pytest.mark.ray
+def test_asha_cuts_after_resume_against_the_rungs_of_before(tmp_path):
+    """Two trials (the second cut at epoch 1), then an interrupt as a weak third starts: resumed, it is cut at
+    its first rung, judged against the values recorded there before the interrupt (with empty rungs, alone
+    at its rung, it would run on)."""
+    path = write_experiment(tmp_path, "rungs", pause_x=1.0, sleep=0.1)
+    raw = yaml.safe_load(path.read_text())
+    raw["search"].update(num_samples=3, max_concurrent_trials=1, points_to_evaluate=[{"x": 2.0}, {"x": 1.9}, {"x": 1.0}])
+    raw["scheduler"] = {"type": "asha", "grace_period": 1, "reduction_factor": 2}
+    path.write_text(yaml.safe_dump(raw))
+    proc = _start(["run", str(path), "--num-cpus", "2"], tmp_path)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "logs" / "paused").exists():
+        assert time.monotonic() < deadline and proc.poll() is None, "the weak trial never started"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert epochs_run(tmp_path) == Counter({("2.0", 1): 1, ("2.0", 2): 1, ("2.0", 3): 1, ("2.0", 4): 1, ("1.9", 1): 1})
+
+    folder = tmp_path / "results" / "rungs"
+    done = _resume(folder, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "stopped by ASHA at epoch 1" in done.stderr
+    assert "[3/3 done]" in done.stderr  # the counts Tune saved with its state: 2 done before the interrupt
+    from search.results import open_results
+
+    table = open_results(folder).table.set_index("x")
+    assert table.loc[1.0, "outcome"] == "pruned" and table.loc[1.0, "epochs_run"] == 1
+    assert list(table.loc[[2.0, 1.9], "outcome"]) == ["completed", "pruned"]
+    assert epochs_run(tmp_path)[("1.0", 1)] == 1 and ("1.0", 2) not in epochs_run(tmp_path)
+    by_x = {t.params["x"]: t for t in load_study(folder).trials}
+    assert by_x[1.0].state is optuna.trial.TrialState.PRUNED and by_x[1.0].intermediate_values == {1: 1.0}
+    assert by_x[2.0].state is optuna.trial.TrialState.COMPLETE and by_x[1.9].state is optuna.trial.TrialState.PRUNED
+
+
+@pytest.mark.ray
 def test_sigkill_of_the_driver_is_resumable_from_disk(tmp_path):
     spec = write_experiment(tmp_path, "killed")
     proc = _start(["run", str(spec), "--num-cpus", "2"], tmp_path)
@@ -184,6 +223,13 @@ def test_a_trial_that_fails_once_is_retried_from_its_checkpoint(ray_cluster, tmp
     assert sorted(runs.values()) == [1, 1, 1, 1]  # epoch 1 was not rerun: the retry resumed after it
     error_files = list(Path(result.path).glob("error.txt"))
     assert error_files and "boom on the first attempt" in error_files[0].read_text()
+    # Optuna is told the final outcome once: one trial, COMPLETE, the table's value (not a FAIL from the first try).
+    from search.results import open_results
+
+    study = load_study(outcome.path)
+    table = open_results(outcome.path).table
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
+    assert study.trials[0].value == pytest.approx(table.iloc[0]["best_score"])
 
 
 @pytest.mark.ray
@@ -556,3 +602,40 @@ def _check_placed_resume(tmp_path: Path, path: Path | str, fault: str, leftovers
     assert {e for (x, e) in runs} == set(range(1, 7)) and len({x for x, _ in runs}) == 3
     for (x, e), count in runs.items():  # an epoch runs twice only if its checkpoint was not yet on disk
         assert count == 1 or (count == 2 and e >= 2), runs
+
+
+def test_run_stops_what_a_killed_run_left_running_before_it_refuses_or_overwrites(tmp_path):
+    """The record a killed driver left names its embedded Ray's session folder: the next `run` into the
+    experiment stops the processes holding files there (and nothing else), even when it then refuses."""
+    import json
+
+    from search.storage import EMBEDDED_RAY_RECORD
+
+    folder = tmp_path / "results" / "t"
+    folder.mkdir(parents=True)
+    (folder / "tuner.pkl").write_bytes(b"an earlier experiment")
+    session = tmp_path / "session_2026-12-04_killed"
+    (session / "logs").mkdir(parents=True)
+    opened = session / "logs" / "dashboard_agent.log"
+    holder = subprocess.Popen([sys.executable, "-c", f"import time; f = open({str(opened)!r}, 'w'); time.sleep(600)"])
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        deadline = time.monotonic() + 30
+        while not any(os.readlink(fd) == str(opened) for fd in Path(f"/proc/{holder.pid}/fd").iterdir()):
+            assert time.monotonic() < deadline, "the stand-in agent never opened its log"
+            time.sleep(0.05)
+        driver = subprocess.Popen([sys.executable, "-c", "pass"])
+        driver.wait()  # a driver that is gone (SIGKILLed)
+        (folder / EMBEDDED_RAY_RECORD).write_text(json.dumps({"driver_pid": driver.pid, "session_dir": str(session)}))
+        (tmp_path / "space.yaml").write_text("name: t\nfixed: {epochs: 2}\nstorage: results\n")
+        proc = subprocess.run([sys.executable, "-m", "search", "run", "space.yaml"], cwd=tmp_path, env=_env(),
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "already holds an experiment" in proc.stderr, proc.stderr
+        assert f"note: stopped 1 process(es) the killed run's embedded Ray left running (pids {holder.pid})" in proc.stderr
+        assert holder.wait(timeout=10) == -signal.SIGTERM
+        assert bystander.poll() is None  # only what the record's session folder names
+        assert not (folder / EMBEDDED_RAY_RECORD).exists() and (folder / "tuner.pkl").is_file()
+    finally:
+        for proc in (holder, bystander):
+            proc.kill()
+            proc.wait()

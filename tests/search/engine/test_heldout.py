@@ -111,7 +111,9 @@ def test_a_two_objective_search_end_to_end_front_pick_cuts_test_and_report(ray_c
 
     raw = yaml.safe_load(tiny_spec)
     raw.update(name="two", metric=["val_accuracy", "num_selected"], mode=["max", "min"], select={"tolerance": 0.05},
-               search={"num_samples": 5, "seed": 0, "sampler": "tpe", "sampler_options": {"n_startup_trials": 2}},
+               # One trial at a time: seeded sampler and training, results in one order, so the same cuts every run.
+               search={"num_samples": 5, "seed": 0, "sampler": "tpe", "sampler_options": {"n_startup_trials": 2},
+                       "max_concurrent_trials": 1},
                scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2, "metric": "val_task_loss",
                           "mode": "min"}, fixed={"epochs": 4, "batch_size": 32})
     path = tmp_path / "space.yaml"
@@ -142,6 +144,7 @@ def test_a_two_objective_search_end_to_end_front_pick_cuts_test_and_report(ray_c
     assert [(t.state, t.values) for t in journal.trials] == [(t.state, t.values) for t in study.trials]
     front = set(table.index[table["pareto"]])
     assert front == {tid for tid, t in by_trial.items() if t.number in {b.number for b in study.best_trials}}
+    assert {"pruned"} < set(table["outcome"])  # both branches above ran: an ASHA cut, and trials that ended
 
     # `best`: the front as comments, the pick by the spec's rule, YAML ready for `fixed:`.
     code, out, _ = results_cli("best", str(folder))
@@ -164,3 +167,5 @@ def test_a_two_objective_search_end_to_end_front_pick_cuts_test_and_report(ray_c
     assert ok and f"Pareto front: {len(front)} trial(s)" in text and f"picked trial {record['chosen']}" in text
     html_text = render_report(results)
     assert "the front the study found" in html_text and "Pareto front:" in html_text
+    assert f"trial {record['chosen']} (picked)" in html_text  # the picked point drawn on the front
+    assert "Held-out test (" in html_text and "measured once, after the search" in html_text

@@ -83,13 +83,20 @@ def test_a_resumed_run_counts_time_and_pace_from_its_own_start(monkeypatch):
     for tid in "abcdefghij":  # 10 trials done in the first run's 1,000 s
         trial = _trial(tid, "TERMINATED", epoch=1, score=0.5)
         first.on_trial_start(0, [trial], trial)
+        first.on_trial_result(0, [trial], trial, {"epoch": 1, "score": 0.5})
         first.on_trial_complete(0, [trial], trial)
     clock[0] = 1005.0
 
-    resumed = pickle.loads(pickle.dumps(first))
+    # Tuner.restore unpickles the callback as it was when the run started (tuner.pkl), then hands it the
+    # state Tune saved with the experiment (get_state / set_state).
+    saved = pickle.loads(pickle.dumps(first.get_state()))
+    resumed = pickle.loads(pickle.dumps(ProgressLines("score", "max", stream=io.StringIO(), num_samples=20,
+                                                      status_every_s=0)))
     resumed.stream = out = io.StringIO()
     clock[0] = 7.0  # a new process (or a reboot): its monotonic clock knows nothing of the old one
     resumed.setup()
+    resumed.set_state(saved)
+    assert (resumed.best, resumed.best_trial) == (0.5, "a")
     clock[0] = 67.0
     k = _trial("k", "TERMINATED", epoch=1, score=0.6)
     resumed.on_trial_complete(0, [k], k)  # 1 trial in the resumed run's first 60 s: 9 left, ~9 minutes

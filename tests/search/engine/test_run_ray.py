@@ -340,6 +340,9 @@ def test_optuna_is_told_the_values_the_table_shows(ray_cluster, tmp_path):
     assert table.loc[3, "outcome"] == "stopped", table.loc[3, "status"]
     assert by_x[3].state is State.PRUNED
     assert by_x[3].intermediate_values == {1: pytest.approx(0.95), 2: pytest.approx(0.96)}
+    # The values of the cut and the budget-stopped trials are the table's too (the best of what they reported).
+    for x in (2, 3):
+        assert by_x[x].value == pytest.approx(table.loc[x, "best_score"]), x
     assert outcome.unfinished == 0
     # Optuna's own journal beside it holds the same study: what optuna-dashboard and optuna.load_study open.
     from optuna.storages import JournalStorage

@@ -166,6 +166,29 @@ def test_asha_rungs_survive_a_restore_from_the_pickled_tuner(searcher):
     assert rungs[1.0] == {"a": 0.8, "b": 0.9, "c": 0.1} and rungs[2.0] == {"a": 0.8, "b": 0.9}
 
 
+def test_asha_rungs_survive_a_restore_in_the_bracket_each_trial_was_drawn_into(searcher):
+    import pickle
+
+    def trial(tid):
+        return SimpleNamespace(trial_id=tid, config={"epochs": 9})
+
+    sched = PruningASHA(searcher, metric="acc", mode="max", max_t=9, grace_period=1, reduction_factor=3, brackets=2)
+    for n in range(12):
+        tid = f"t{n}"
+        searcher.suggest(tid)
+        sched.on_trial_add(None, trial(tid))
+        for epoch in (1, 2, 3):
+            searcher.on_trial_result(tid, {"acc": 0.5 + n / 100, "epoch": epoch})
+            sched.on_trial_result(None, trial(tid), {"acc": 0.5 + n / 100, "epoch": epoch})
+    before = [{m: dict(r) for m, r in bracket._rungs} for bracket in sched._brackets]
+    assert all(any(rungs.values()) for rungs in before)  # ASHA drew trials into both brackets
+
+    fresh = PruningASHA(searcher, metric="acc", mode="max", max_t=9, grace_period=1, reduction_factor=3, brackets=2)
+    restored_searcher, restored = pickle.loads(pickle.dumps((searcher, fresh)))
+    restored.rebuild_rungs()
+    assert [{m: dict(r) for m, r in bracket._rungs} for bracket in restored._brackets] == before
+
+
 # ------------------------------------------------------------ several objectives
 @pytest.fixture
 def two_objectives() -> PruningAwareOptunaSearch:
@@ -232,3 +255,24 @@ def test_a_two_objective_warm_start_tells_both_values(two_objectives):
     assert warm_start(two_objectives, earlier, distributions) == (2, 0)
     told = [t for t in two_objectives._ot_study.get_trials(deepcopy=False) if t.state.is_finished()]
     assert [(t.state.name, t.values) for t in told] == [("COMPLETE", [0.9, 4.0]), ("PRUNED", None)]
+
+
+def test_nsga2_drives_a_two_objective_search_from_its_completed_trials():
+    """`sampler: nsga2` builds Optuna's NSGA-II; after its first generation it breeds from the front."""
+    from search.spec.registry import build_sampler
+
+    sampler = build_sampler("nsga2", 0, {"population_size": 4})
+    assert isinstance(sampler, optuna.samplers.NSGAIISampler)
+    s = PruningAwareOptunaSearch(space=DefineByRun({"lr": FloatParam(type="float", low=0.0, high=1.0)}),
+                                 metric=["acc", "features"], mode=["max", "min"], sampler=sampler)
+    # acc rises with lr, features fall as lr drops: every trial is on the front of a trade-off.
+    for n in range(12):
+        tid = f"t{n}"
+        lr = s.suggest(tid)["lr"]
+        s.on_trial_result(tid, {"acc": lr, "features": 10 * lr, "epoch": 1})
+        s.on_trial_complete(tid, {"acc": lr, "features": 10 * lr, "epoch": 1})
+    trials = s._ot_study.get_trials(deepcopy=False)
+    assert len(trials) == 12 and all(t.state is optuna.trial.TrialState.COMPLETE for t in trials)
+    assert [t.values for t in trials] == [[t.params["lr"], 10 * t.params["lr"]] for t in trials]
+    assert {t.system_attrs.get("NSGAIISampler:generation") for t in trials} >= {0, 1}  # past its first generation
+    assert len(s._ot_study.best_trials) == 12  # a pure trade-off: the whole study is the front

@@ -219,3 +219,16 @@ def test_every_shipped_spec_validates(path):
 
     spec = load_spec(REPO_ROOT / path)
     assert spec.name and spec.space
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO_ROOT)) for p in
+                                        [*REPO_ROOT.glob("spaces/*.yaml"), *REPO_ROOT.glob("examples/*/space.yaml")]))
+def test_the_spec_copy_an_experiment_keeps_loads_back_to_the_same_spec(path, tmp_path):
+    """`resume` loads the copy `run` wrote (every default written out, `max_t: null` among them)."""
+    from search.spec import load_spec
+    from search.spec.load import dump_spec
+
+    spec = load_spec(REPO_ROOT / path)
+    copy = tmp_path / "spec.yaml"
+    copy.write_text(dump_spec(spec))
+    assert load_spec(copy) == spec
