@@ -49,5 +49,8 @@ def render_plan(spec: Spec) -> tuple[str, TrialPlan | None]:
                  f"GPU {'on' if plan.use_gpu else 'off'}")
     lines.append(f"concurrency {plan.max_concurrent} trial(s) at once on this machine ({node['CPU']:g} CPU, {node['GPU']:g} GPU)")
     lines += [f"note        {n}" for n in plan.notes]
+    if spec.checkpoint_score != spec.primary_metric:
+        lines.append(f"note        checkpoints ranked by {spec.checkpoint_score}, not by {spec.primary_metric}: the "
+                     f"checkpoint kept (and load_model's) may be another epoch than the table's best_epoch")
     lines.append(f"storage     {spec.storage}/{spec.name}")
     return "\n".join(lines), plan

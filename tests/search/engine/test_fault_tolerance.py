@@ -92,6 +92,29 @@ def _start(args: list[str], cwd: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def _settled(children, quiet_s: float = 3.0, timeout: float = 20.0) -> list[psutil.Process]:
+    """The killed driver's processes still alive once none has exited for ``quiet_s`` (at most ``timeout``).
+
+    Raylet and workers notice the dead driver within seconds and exit; what is still there after
+    a quiet spell is what a SIGKILL leaves behind (Ray's agents), without waiting a fixed 20 s.
+    """
+    alive = [p for p in children if _running(p)]
+    deadline, last_change = time.monotonic() + timeout, time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - last_change < quiet_s:
+        time.sleep(0.25)
+        still = [p for p in alive if _running(p)]
+        if len(still) != len(alive):
+            alive, last_change = still, time.monotonic()
+    return alive
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def _wait_for_lines(tmp_path: Path, count: int, timeout: float = 120) -> None:
     log = tmp_path / "logs" / "epochs.log"
     deadline = time.monotonic() + timeout
@@ -186,24 +209,6 @@ def test_asha_cuts_after_resume_against_the_rungs_of_before(tmp_path):
     by_x = {t.params["x"]: t for t in load_study(folder).trials}
     assert by_x[1.0].state is optuna.trial.TrialState.PRUNED and by_x[1.0].intermediate_values == {1: 1.0}
     assert by_x[2.0].state is optuna.trial.TrialState.COMPLETE and by_x[1.9].state is optuna.trial.TrialState.PRUNED
-
-
-@pytest.mark.ray
-def test_sigkill_of_the_driver_is_resumable_from_disk(tmp_path):
-    spec = write_experiment(tmp_path, "killed")
-    proc = _start(["run", str(spec), "--num-cpus", "2"], tmp_path)
-    _wait_for_lines(tmp_path, 7)
-    children = psutil.Process(proc.pid).children(recursive=True)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=60)
-    _, alive = psutil.wait_procs(children, timeout=20)
-    for leftover in alive:  # the embedded Ray of the killed driver: stop what we started, by pid
-        leftover.kill()
-    path = tmp_path / "results" / "killed"
-    before, finished = epochs_run(tmp_path), finished_by_tune(path)
-    done = _resume(path, tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    _assert_all_finished_once(tmp_path, path, before, finished)
 
 
 def _on(spec, executor: str, **search):
@@ -495,8 +500,10 @@ def _load_module(file: Path):
 
 @pytest.mark.ray
 @pytest.mark.parametrize(("fault", "storage", "executor"), [
+    # Retention deleting what the saved state names is the fault both executors must survive; a kill before
+    # the first checkpoint restarts the trial, the same on both (~90 s a case with the worker pool's start).
     ("after_rotation", "local", "direct"), ("before_first_checkpoint", "local", "direct"),
-    ("after_rotation", "s3", "direct"), ("before_first_checkpoint", "local", "torch_trainer"),
+    ("after_rotation", "s3", "direct"), ("after_rotation", "local", "torch_trainer"),
 ])
 def test_sigkill_at_a_placed_moment_then_resume_finishes_every_trial_exactly_once(tmp_path, fault, storage, executor,
                                                                                    request, monkeypatch):
@@ -532,7 +539,7 @@ def test_sigkill_at_a_placed_moment_then_resume_finishes_every_trial_exactly_onc
         time.sleep(0.05)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL and (tmp_path / "logs" / "kill-now").exists()
-    _, alive = psutil.wait_procs(children, timeout=20)
+    alive = _settled(children)
     try:
         _check_placed_resume(tmp_path, path, fault, alive)
     finally:
@@ -564,6 +571,7 @@ def _check_placed_resume(tmp_path: Path, path: Path | str, fault: str, leftovers
                        "params.json": '{"x": 1.5}'}.items():
         with fs.open_output_stream(f"{root}/trial_0rphan00/{name}") as out:
             out.write(text.encode())
+    leftovers = [p for p in leftovers if _running(p)]  # what the resume must stop
     done = _resume(path, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "does not exist on storage anymore" not in done.stderr

@@ -93,6 +93,11 @@ def test_plan_text_lists_parameters_rungs_and_concurrency(tiny_spec, write_spec)
     assert "lr                   float [0.001, 0.03] log" in text
     assert "trials can be cut at epochs 1, 2" in text
     assert "concurrency" in text and "executor direct" in text
+    assert "checkpoints ranked by" not in text  # by the metric: one definition of a trial's value
+
+    other = load_spec(write_spec(tiny_spec + "checkpoint: {score: val_loss, mode: min}\n", "other.yaml"))
+    assert ("note        checkpoints ranked by val_loss, not by val_accuracy: the checkpoint kept (and load_model's) "
+            "may be another epoch than the table's best_epoch") in render_plan(other)[0]
 
 
 @pytest.mark.parametrize(("reuse", "expected"), [(True, "executor torch_trainer, workers kept across trials"),
