@@ -80,7 +80,7 @@ def test_each_checkpoint_saves_the_preprocessing_of_its_data(tmp_path, small_mad
         assert saved == small_madelon.preprocessing.to_dict()
         assert Preprocessing.from_dict(saved) == small_madelon.preprocessing
         assert saved["feature_names"] == list(small_madelon.feature_names)
-        assert saved["class_names"] == ["0", "1"] and saved["target"] is None and saved["source"] == "madelon"
+        assert saved["class_names"] == ["0", "1"] and saved["target"] == "target" and saved["source"] == "madelon"
         assert len(saved["standardization"]["mean"]) == len(saved["standardization"]["scale"]) == 20
 
 
