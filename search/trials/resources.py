@@ -52,8 +52,8 @@ class TrialPlan:
         """The process group's backend for this trial's Train workers.
 
         NCCL on GPUs, except when a trial's workers hold fractions of a GPU: Ray may then place
-        two ranks on one device, which NCCL refuses ("Duplicate GPU detected"); gloo reduces
-        CUDA tensors too, through the host. gloo on CPUs.
+        two ranks on one device, which NCCL refuses at the first collective ("invalid usage",
+        NCCL 2.28 on an H200); gloo reduces CUDA tensors too, through the host. gloo on CPUs.
         """
         if self.use_gpu and (self.num_workers == 1 or self.gpus_per_worker >= 1):
             return "nccl"
