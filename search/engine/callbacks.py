@@ -52,6 +52,7 @@ class ProgressLines(Callback):
         self.finished_before = 0  # trials a resumed run had finished before it started again (for the ETA)
         self.counts: dict[str, int] = {}
         self.running: dict[str, tuple[Any, Any]] = {}  # trial id -> (epoch, metric value) of its last result
+        self.trial_best: dict[str, tuple[float, Any]] = {}  # running trial id -> (best value, its epoch)
         self._panel: Any = None  # the rich Live display, while it runs
 
     def __getstate__(self) -> dict[str, Any]:  # pickled into tuner.pkl: not the display
@@ -153,6 +154,11 @@ class ProgressLines(Callback):
         if isinstance(value, (int, float)) and value == value and self._better(value):
             self.best, self.best_trial, self.best_params = float(value), trial.trial_id, dict(trial.evaluated_params)
         self.running[trial.trial_id] = (result.get("epoch", "?"), value)
+        if isinstance(value, (int, float)) and value == value:
+            mine = self.trial_best.get(trial.trial_id)
+            better = mine is None or (value >= mine[0] if self.mode == "max" else value <= mine[0])  # ties: the later
+            if better:
+                self.trial_best[trial.trial_id] = (float(value), result.get("epoch", "?"))
         if not self.epoch_lines:
             return
         extra = f" selected={result['num_selected']}" if "num_selected" in result else ""
@@ -173,13 +179,19 @@ class ProgressLines(Callback):
         else:
             how, kind = f"completed {last.get('epoch', '?')} epochs", "completed"
         self.counts[kind] = self.counts.get(kind, 0) + 1
+        # The trial's value as the table and Optuna have it: its best epoch, not its last.
+        best = self.trial_best.pop(trial.trial_id, None)
         value = last.get(self.metric)
-        shown = f" {self.metric}={value:.4g}" if isinstance(value, (int, float)) else ""
+        if best is not None:
+            shown = f" {self.metric}={best[0]:.4g}" + (f" (best, epoch {best[1]})" if best[1] != last.get("epoch") else "")
+        else:
+            shown = f" {self.metric}={value:.4g}" if isinstance(value, (int, float)) else ""
         self._print(f"trial {trial.trial_id} {how}{shown}  [{self.finished}/{self.num_samples or len(trials)} done]")
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.finished += 1
         self.running.pop(trial.trial_id, None)
+        self.trial_best.pop(trial.trial_id, None)
         self.counts["failed"] = self.counts.get("failed", 0) + 1
         self._print(f"trial {trial.trial_id} FAILED: {trial.error_file or 'see its error.txt'}")
 

@@ -36,7 +36,8 @@ def test_events_and_status_lines_but_no_epoch_lines_by_default():
     text = out.getvalue().splitlines()
     assert len(text) == 5 and not any("trial a epoch" in line for line in text)
     assert text[0].endswith("trial a started  lr=0.0123")
-    assert text[1].endswith("trial a completed 3 epochs val_accuracy=0.6  [1/4 done]")
+    # The trial's value is its best epoch's (as in the table and the study), not its last epoch's 0.6.
+    assert text[1].endswith("trial a completed 3 epochs val_accuracy=0.7 (best, epoch 2)  [1/4 done]")
     assert text[2].endswith("trial b stopped by ASHA at epoch 2 val_accuracy=0.4  [2/4 done]")
     assert "trial c diverged at epoch 1" in text[3]
     assert text[4].endswith("3/4 trials done (1 running: 1 completed, 1 cut by ASHA, 1 diverged); "
