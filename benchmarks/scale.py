@@ -57,6 +57,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script, uninstalled
 
+from benchmarks._clock import clocked_progress  # noqa: E402
 from benchmarks._readme import cpu_name, write_table  # noqa: E402
 
 MARKER = "scale"
@@ -203,34 +204,13 @@ def write_workdir(workdir: Path, trials: int, sleep_s: float) -> Path:
 
 
 def run_ours(workdir: Path, trials: int, sleep_s: float, record: RunRecord, t0: float, done: list[int]) -> Path:
-    from search.engine import callbacks as search_progress
     from search.engine.run import RunOptions, run_experiment
     from search.spec.load import load_spec
 
     spec_path = write_workdir(workdir, trials, sleep_s)
     spec = load_spec(spec_path)
-    clock = _trial_clock(t0, record, done)
-    original = search_progress.ProgressLines
-
-    class ClockedProgress(original):  # type: ignore[misc, valid-type]
-        # build_tuner imports ProgressLines when called: this adds our clock to its Tuner unchanged.
-        def on_trial_start(self, *args: Any, **kwargs: Any) -> None:
-            clock.on_trial_start(*args, **kwargs)
-            super().on_trial_start(*args, **kwargs)
-
-        def on_trial_complete(self, *args: Any, **kwargs: Any) -> None:
-            clock.on_trial_complete(*args, **kwargs)
-            super().on_trial_complete(*args, **kwargs)
-
-        def on_trial_error(self, *args: Any, **kwargs: Any) -> None:
-            clock.on_trial_error(*args, **kwargs)
-            super().on_trial_error(*args, **kwargs)
-
-    search_progress.ProgressLines = ClockedProgress
-    try:
+    with clocked_progress(_trial_clock(t0, record, done)):
         outcome = run_experiment(spec, RunOptions(spec_path=spec_path, quiet=True))
-    finally:
-        search_progress.ProgressLines = original
     record.errors = max(record.errors, outcome.num_errors)
     return Path(outcome.path)
 

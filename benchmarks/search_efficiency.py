@@ -56,6 +56,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script, uninstalled
 
+from benchmarks._clock import clocked_progress  # noqa: E402
 from benchmarks._readme import cpu_name, write_table  # noqa: E402
 
 MARKER = "search_efficiency"
@@ -148,7 +149,6 @@ def spec_dict(task: Task, seed: int, tpe_asha: bool, storage: Path) -> dict[str,
 def run_ours(task: Task, seed: int, tpe_asha: bool, workdir: Path) -> ArmRun:
     import yaml
 
-    from search.engine import callbacks as search_progress
     from search.engine.run import RunOptions, run_experiment
     from search.spec.load import load_spec
 
@@ -157,28 +157,21 @@ def run_ours(task: Task, seed: int, tpe_asha: bool, workdir: Path) -> ArmRun:
     spec_path.write_text(yaml.safe_dump(spec_dict(task, seed, tpe_asha, workdir / "results"), sort_keys=False))
     spec = load_spec(spec_path)
     run = ArmRun(arm, seed, 0.0)
-    original = search_progress.ProgressLines
     t0 = time.perf_counter()
 
-    class ClockedProgress(original):  # type: ignore[misc, valid-type]
-        # build_tuner imports ProgressLines when called: the clock rides on our own callback.
+    class Clock:
         def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
                             **info: Any) -> None:
             value = result.get(METRIC)
             if isinstance(value, (int, float)) and value == value:
                 run.curve.append((time.perf_counter() - t0, float(value)))
             run.epochs_run += 1
-            super().on_trial_result(iteration, trials, trial, result, **info)
 
         def on_trial_complete(self, *args: Any, **kwargs: Any) -> None:
             run.last_trial_end_s = time.perf_counter() - t0
-            super().on_trial_complete(*args, **kwargs)
 
-    search_progress.ProgressLines = ClockedProgress
-    try:
+    with clocked_progress(Clock()):
         outcome = run_experiment(spec, RunOptions(spec_path=spec_path, quiet=True))
-    finally:
-        search_progress.ProgressLines = original
     run.wall_s = time.perf_counter() - t0
     run.trials = len(outcome.results)
     run.pruned = len(outcome.pruned)

@@ -78,8 +78,8 @@ import ray  # noqa: E402
 import torch  # noqa: E402
 from ray import tune  # noqa: E402
 
+from benchmarks._clock import clocked_progress  # noqa: E402
 from benchmarks._readme import cpu_name, write_table  # noqa: E402
-from search.engine import callbacks as search_progress  # noqa: E402
 from search.engine import run as search_runner  # noqa: E402
 from search.engine.session import REPORT_INTERVAL_S  # noqa: E402
 from search.spec import Spec  # noqa: E402
@@ -280,51 +280,18 @@ def ours(executor: str, n: int, epochs: int, storage: Path, reuse_workers: bool 
     })
     clock = TrialClock()
     started = time.perf_counter()
-    with _clocked_progress(clock), contextlib.redirect_stderr(io.StringIO()):  # Tune's and our progress lines
+    with clocked_progress(clock), contextlib.redirect_stderr(io.StringIO()):  # Tune's and our progress lines
         outcome = search_runner.run_experiment(spec, search_runner.RunOptions())
     wall = time.perf_counter() - started
     if not clock.trials:
         raise RuntimeError("no trial was timed: search.engine.tuner.build_tuner no longer builds its progress callback "
-                           "from search.engine.callbacks.ProgressLines at call time; update _clocked_progress")
+                           "from search.engine.callbacks.ProgressLines at call time; update benchmarks/_clock.py")
     if not reuse_workers:
         return PathResult(f"ours, {executor}, a TorchTrainer per trial", wall, clock.ordered(), role="reference",
                           errors=[_first_line(e) for e in outcome.results.errors])
     target = DIRECT_TARGET_S if executor == "direct" else TORCH_TARGET_S
     return PathResult(f"ours, {executor}", wall, clock.ordered(), target_s=target,
                       errors=[_first_line(e) for e in outcome.results.errors])
-
-
-@contextlib.contextmanager
-def _clocked_progress(clock: TrialClock) -> Iterator[None]:
-    """Add ``clock`` to the Tuner that ``build_tuner`` makes, through the progress callback it adds.
-
-    ``build_tuner`` imports ``ProgressLines`` when called, so swapping the module attribute for a
-    subclass that also feeds the clock times our own Tuner without changing it.
-    """
-    original = search_progress.ProgressLines
-
-    class ClockedProgress(original):  # type: ignore[misc, valid-type]
-        def on_trial_start(self, *args: Any, **kwargs: Any) -> None:
-            clock.on_trial_start(*args, **kwargs)
-            super().on_trial_start(*args, **kwargs)
-
-        def on_trial_result(self, *args: Any, **kwargs: Any) -> None:
-            clock.on_trial_result(*args, **kwargs)
-            super().on_trial_result(*args, **kwargs)
-
-        def on_trial_complete(self, *args: Any, **kwargs: Any) -> None:
-            clock.on_trial_complete(*args, **kwargs)
-            super().on_trial_complete(*args, **kwargs)
-
-        def on_trial_error(self, *args: Any, **kwargs: Any) -> None:
-            clock.on_trial_error(*args, **kwargs)
-            super().on_trial_error(*args, **kwargs)
-
-    search_progress.ProgressLines = ClockedProgress
-    try:
-        yield
-    finally:
-        search_progress.ProgressLines = original
 
 
 def _plain_train_loop(loop_config: dict[str, Any]) -> None:
