@@ -6,9 +6,6 @@ The README's "How the code is laid out" names every room. This package owns ever
 ray / optuna / pydantic import; :mod:`trainables` stays free of them.
 """
 
-from search import compat as _compat
-
 __all__ = ["__version__"]
 __version__ = "0.1.0"
 
-_compat.install()  # the module names before the rooms (old pickles, old imports) stay importable

@@ -26,7 +26,6 @@ ALLOWED = {
     "cluster": {"engine", "spec", "storage"},
     "cli": {"engine", "trials", "spec", "storage", "results", "cluster"},
     "__main__": {"cli"},
-    "compat": set(),  # old module names, mapped by string (importlib) to the rooms above
 }
 
 
@@ -175,28 +174,10 @@ def test_the_old_public_entry_points_still_import():
                           check=True).stdout.strip() == "ok"
 
 
-def test_old_module_names_still_resolve_for_pickles_and_imports():
-    # What a pickle from an experiment written before the rooms holds: a class named by its old module.
-    code = ("import pickle, warnings\n"
-            "warnings.simplefilter('error', DeprecationWarning)\n"
-            "try:\n"
-            "    import search.runner\n"
-            "except DeprecationWarning as w:\n"
-            "    print('warned:', w)\n"
-            "warnings.simplefilter('ignore', DeprecationWarning)\n"
-            "cls = pickle.loads(b'csearch.space\\nDefineByRun\\n.')\n"
-            "from search.spec.space import DefineByRun\n"
-            "assert cls is DefineByRun\n"
-            "from search.runner import run_experiment, build_tuner\n"
-            "from search.engine.run import run_experiment as new\n"
-            "assert run_experiment is new\n"
-            "from search.bridge import PruningAwareOptunaSearch, read_searcher_state\n"
-            "import search.trial as t\n"
-            "assert t.run_direct_trial.__module__ == 'search.trials.direct'\n"
-            "try:\n"
-            "    t.no_such_name\n"
-            "except AttributeError as e:\n"
-            "    print('missing:', e)\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    assert "warned: search.runner has moved to search.engine.run" in out
-    assert "missing: module 'search.trial' has moved" in out and "'no_such_name'" in out
+def test_no_import_hook_for_old_module_names():
+    # The 0.1.0 layout's names are gone: importing search installs nothing on sys.meta_path.
+    code = ("import sys\nbefore = list(sys.meta_path)\nimport search\n"
+            "print(len(sys.meta_path) - len(before))\n"
+            "try:\n    import search.runner\nexcept ImportError:\n    print('gone')\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["0", "gone"]
