@@ -1,16 +1,23 @@
-"""Write a benchmark's figures into the README, between that benchmark's own markers.
+"""Write a benchmark's figures into ``docs/benchmarks.md``, between that benchmark's own markers.
 
-Each benchmark owns one block::
+Each benchmark owns one block of the page::
 
     <!-- bench:NAME:start -->
     ...table...
     <!-- bench:NAME:end -->
 
-:func:`write_table` replaces only the text between the two markers, so the rest of the
-README (which people edit by hand) is never touched. When the README or the markers are
-missing, the block is added under a ``## Benchmarks`` heading (created at the end of the
-file if there is none yet). The file is read once and written once, through a temporary
-file and :func:`os.replace`, so a crash never leaves half a README.
+:func:`write_table` replaces only the text between the two markers, so the rest of the page
+(the readings people write by hand around each table) is never touched. When the page or the
+markers are missing, the block is added at the end of the page (a new page starts with a
+``# Benchmarks`` title). The file is read once and written once, through a temporary file and
+:func:`os.replace`, so a crash never leaves half a page.
+
+The scripts write their links (``![curves](docs/search_efficiency.svg)``) from the repository
+root, as a reader of the repository names files; :func:`write_table` rewrites them relative to
+the page, so they work where the page lies.
+
+(The module keeps its old name, and the scripts their ``--write-readme`` options, from when the
+tables lived in the README.)
 """
 
 from __future__ import annotations
@@ -20,11 +27,17 @@ import platform
 import re
 from pathlib import Path
 
-__all__ = ["README", "HEADING", "markers", "write_table"]
+__all__ = ["REPO", "BENCHMARKS_PAGE", "TITLE", "markers", "write_table", "cpu_name"]
 
-#: The repository's README (this file lives in ``<repo>/benchmarks/``).
-README = Path(__file__).resolve().parent.parent / "README.md"
-HEADING = "## Benchmarks"
+#: The repository root (this file lives in ``<repo>/benchmarks/``).
+REPO = Path(__file__).resolve().parent.parent
+#: The docs page that holds every benchmark's table.
+BENCHMARKS_PAGE = REPO / "docs" / "benchmarks.md"
+#: The first line of a page this module has to create.
+TITLE = "# Benchmarks"
+
+# A Markdown link or image target: ``](target)`` or ``](target "title")``.
+_LINK = re.compile(r"\]\((?P<target>[^)\s]+)(?P<rest>[^)]*)\)")
 
 
 def markers(marker: str) -> tuple[str, str]:
@@ -34,43 +47,54 @@ def markers(marker: str) -> tuple[str, str]:
     return f"<!-- bench:{marker}:start -->", f"<!-- bench:{marker}:end -->"
 
 
-def write_table(marker: str, markdown: str, readme: Path = README) -> Path:
-    """Put ``markdown`` between benchmark ``marker``'s markers in ``readme``; return its path.
+def write_table(marker: str, markdown: str, page: Path = BENCHMARKS_PAGE) -> Path:
+    """Put ``markdown`` between benchmark ``marker``'s markers in ``page``; return its path.
+
+    Links in ``markdown`` name files from the repository root; they are rewritten relative
+    to ``page``.
 
     Raises:
         ValueError: the markers are present but malformed (duplicated, or the end comes
-            before the start); the README is left as it was, for a person to fix.
+            before the start); the page is left as it was, for a person to fix.
     """
     start, end = markers(marker)
-    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
-    block = f"{start}\n{markdown.strip()}\n{end}"
+    text = page.read_text(encoding="utf-8") if page.exists() else ""
+    block = f"{start}\n{_relink(markdown.strip(), page)}\n{end}"
     counts = (text.count(start), text.count(end))
     if counts == (1, 1) and text.index(start) < text.index(end):
         head, rest = text.split(start, 1)
         new_text = head + block + rest.split(end, 1)[1]
     elif counts == (0, 0):
-        new_text = _insert_under_heading(text, block)
+        new_text = _append(text, block)
     else:
-        raise ValueError(f"{readme}: expected one {start!r} followed by one {end!r}, found {counts[0]} start and "
+        raise ValueError(f"{page}: expected one {start!r} followed by one {end!r}, found {counts[0]} start and "
                          f"{counts[1]} end marker(s); fix or remove them by hand, then run the benchmark again")
     if new_text != text:
-        tmp = readme.with_name(f".{readme.name}.{os.getpid()}.tmp")
+        page.parent.mkdir(parents=True, exist_ok=True)
+        tmp = page.with_name(f".{page.name}.{os.getpid()}.tmp")
         tmp.write_text(new_text, encoding="utf-8")
-        os.replace(tmp, readme)
-    return readme
+        os.replace(tmp, page)
+    return page
 
 
-def _insert_under_heading(text: str, block: str) -> str:
-    """Append ``block`` to the end of the Benchmarks section, creating the section if needed."""
-    heading = re.search(rf"^{re.escape(HEADING)}[ \t]*$", text, flags=re.MULTILINE)
-    if heading is None:
-        prefix = text.rstrip("\n") + "\n\n" if text.strip() else ""
-        return f"{prefix}{HEADING}\n\n{block}\n"
-    # The section ends at the next heading of the same or a higher level (or at the end).
-    following = re.search(r"^#{1,2} ", text[heading.end():], flags=re.MULTILINE)
-    cut = heading.end() + following.start() if following else len(text)
-    section, tail = text[:cut].rstrip("\n"), text[cut:]
-    return f"{section}\n\n{block}\n" + (f"\n{tail}" if tail else "")
+def _append(text: str, block: str) -> str:
+    """``block`` at the end of the page; a page that does not exist yet gets its title first."""
+    prefix = text.rstrip("\n") if text.strip() else TITLE
+    return f"{prefix}\n\n{block}\n"
+
+
+def _relink(markdown: str, page: Path) -> str:
+    """Rewrite relative link targets written from the repository root so they resolve from ``page``."""
+    base = page.resolve().parent
+
+    def relative(match: re.Match[str]) -> str:
+        target = match["target"]
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", target) or target.startswith(("#", "/")):
+            return match[0]  # a URL, an anchor or an absolute path: left as written
+        moved = Path(os.path.relpath(REPO / target, base)).as_posix()
+        return f"]({moved}{match['rest']})"
+
+    return _LINK.sub(relative, markdown)
 
 
 def cpu_name() -> str:

@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the spec's select rule: the fewest features within this of the best val_accuracy")
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="1 seed, 8 trials, 10 epochs: a smoke run")
-    parser.add_argument("--no-readme", action="store_true", help="print the table, leave the README alone")
+    parser.add_argument("--no-readme", action="store_true", help="print the table, leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args.loads = os.getloadavg()

@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="4 trials of 2 epochs on 4000 samples, 1 repeat")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--from-json", type=Path, help="no runs: the table from figures written by --json")
-    parser.add_argument("--write-readme", action="store_true", help="write the table into the README")
+    parser.add_argument("--write-readme", action="store_true", help="write the table into docs/benchmarks.md")
     args = parser.parse_args(argv)
     if args.from_json:
         result = json.loads(args.from_json.read_text())

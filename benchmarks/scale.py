@@ -437,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile-trials", type=int, default=None,
                         help="trials of the profiled run (default: the largest size)")
     parser.add_argument("--profile-dir", type=Path, default=None, help="keep the .prof files here")
-    parser.add_argument("--write-readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("--write-readme", action="store_true", help="write the table into docs/benchmarks.md")
     parser.add_argument("--child", choices=("ours", "tune"), help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)

@@ -504,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--arms", default="tpe,random,optuna", help="which arms to run (default tpe,random,optuna)")
     parser.add_argument("--quick", action="store_true", help="one seed, 8 trials of 9 epochs on 2000 samples")
     parser.add_argument("--curves", type=Path, default=None, help="also write every run's curve as JSON here")
-    parser.add_argument("--write-readme", action="store_true", help="write the table (and the SVG) into the README")
+    parser.add_argument("--write-readme", action="store_true", help="write the table into docs/benchmarks.md (and the SVG into docs/)")
     parser.add_argument("--from-curves", type=Path, default=None,
                         help="no runs: the table (and figure) again from a file written by --curves")
     args = parser.parse_args(argv)

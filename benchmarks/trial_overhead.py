@@ -455,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="a Ray Train variable to set for our two paths only (repeatable), e.g. "
                              "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER=0; Tune forwards it to the trials")
-    parser.add_argument("--write-readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("--write-readme", action="store_true", help="write the table into docs/benchmarks.md")
     args = parser.parse_args(argv)
     if min(args.epochs, args.threads) < 1 or args.trials < 2:
         parser.error("--trials must be >= 2 (the overhead per trial is a slope), --epochs and --threads >= 1")

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from search.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from search.storage import experiment_location, experiment_path
+from search.experiment import RUN_LOG
+from search.experiment import Experiment
 
 __all__ = ["add_parsers", "HANDLERS"]
 
@@ -32,7 +33,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="sampler seed (overrides search.seed)")
     p.add_argument("--storage", help="results folder or URI (overrides storage)")
     p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
-    p.add_argument("--warm-start", type=experiment_location, metavar="EXPERIMENT",
+    p.add_argument("--warm-start", type=Experiment.at, metavar="EXPERIMENT",
                    help="first tell the searcher every finished trial of this earlier experiment folder")
     p.add_argument("--overwrite", action="store_true",
                    help="delete an existing experiment of the same name first (default: refuse to run into it)")
@@ -42,7 +43,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "(default: one line per trial event; Ray's output goes to <experiment>/run.log)")
 
     p = sub.add_parser("resume", help="continue an interrupted experiment from its folder")
-    p.add_argument("experiment", type=experiment_location, help="the experiment folder, <storage>/<name> (a path or a URI)")
+    p.add_argument("experiment", type=Experiment.at, help="the experiment folder, <storage>/<name> (a path or a URI)")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local embedded Ray)")
     p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
     p.add_argument("--top", type=int, default=5, help="rows of the final table")
@@ -64,12 +65,13 @@ def _check_storage(source: Path, storage: str, flag: str | None = None, *, probe
     folder (``validate``: a missing bucket, a wrong endpoint or bad credentials show only then).
     """
     from search.spec.errors import Problem, SpecError
-    from search.storage import experiment_path, is_uri, probe_writable, unwritable_reason
+    from search.experiment import unwritable_reason
 
     reason = unwritable_reason(storage)
-    if reason is None and probe_uri_as is not None and is_uri(storage):
+    experiment = Experiment.in_storage(storage, probe_uri_as) if reason is None and probe_uri_as is not None else None
+    if experiment is not None and experiment.is_remote:
         try:
-            probe_writable(experiment_path(storage, probe_uri_as))
+            experiment.probe_writable()
         except OSError as exc:
             reason = f"{exc}; check the bucket, the credentials and AWS_ENDPOINT_URL"
     if reason:
@@ -92,9 +94,16 @@ def validate(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     _check_storage(args.spec, spec.storage, probe_uri_as=spec.name)
     text, plan = render_plan(spec)
+    if plan is None:  # valid as a spec, but this machine cannot run it: say so where errors go, and not "valid"
+        print(text)
+        refusal = next(line for line in text.splitlines() if line.startswith("resources"))
+        line = _line_of(args.spec, "resources")
+        print(f"{args.spec}{f':{line}' if line else ''}: resources: {refusal.removeprefix('resources').strip()}",
+              file=sys.stderr)
+        return EXIT_USAGE
     print(f"{args.spec}: valid")
     print(text)
-    return EXIT_OK if plan is not None else EXIT_USAGE
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec, _overrides(args))
     _check_storage(args.spec, spec.storage, "--storage" if args.storage else None, probe_uri_as=spec.name)
-    print(f"running {spec.name}: {spec.search.num_samples} trials -> {experiment_path(spec.storage, spec.name)}",
+    print(f"running {spec.name}: {spec.search.num_samples} trials -> {Experiment.in_storage(spec.storage, spec.name)}",
           file=sys.stderr)
     options = RunOptions(address=args.address, spec_path=args.spec.resolve(), num_cpus=args.num_cpus,
                          overwrite=args.overwrite, quiet=not args.verbose, epoch_lines=args.verbose)
@@ -125,28 +134,20 @@ def _finish(spec: Any, outcome: Any, top: int) -> int:
     from search.results.summary import render_summary
 
     try:  # read the folder once, for the summary and the tables
-        results = open_results(outcome.path, spec)
+        results = open_results(outcome.experiment, spec)
     except ResultsError:
         results = None
     text, ok = render_summary(spec, outcome, top=top, results=results)
     print(text)
-    for path in write_default_exports(results if results is not None else outcome.path, spec):
+    for path in write_default_exports(results if results is not None else outcome.experiment, spec):
         print(f"results table: {path}", file=sys.stderr)
-    if (log := _run_log(outcome.path)) is not None:
+    if (log := outcome.experiment.file(RUN_LOG)).is_file():
         print(f"Ray's own output: {log}", file=sys.stderr)
     if outcome.unfinished:
         print(f"\ninterrupted with {outcome.unfinished} trial(s) unfinished; state saved. Continue with:\n"
-              f"  python -m search resume {shlex.quote(str(outcome.path))}", file=sys.stderr)
+              f"  python -m search resume {shlex.quote(str(outcome.experiment))}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK if ok else EXIT_FAILED
-
-
-def _run_log(path: Path | str) -> Path | None:
-    """The run's log of Ray's output, if it wrote one (a URI experiment's: in its local copy, uploaded too)."""
-    from search.storage import RUN_LOG, local_folder
-
-    log = local_folder(path) / RUN_LOG
-    return log if log.is_file() else None
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"validate": validate, "run": run, "resume": resume}

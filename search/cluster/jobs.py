@@ -26,15 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from search.engine.session import REPORT_INTERVAL_S
-from search.storage import is_uri
+from search.experiment import Experiment
 
 __all__ = [
     "JobsError", "JobRequest", "JobSummary", "JobsClient", "build_job_request", "auth_hint", "connect_error",
     "DEFAULT_EXCLUDES", "DRIVER_CPUS",
 ]
 
-#: Never shipped: results, environments, VCS data, caches and model weights.
-DEFAULT_EXCLUDES = ("results/", "ray_results/", ".venv/", "venv/", ".git/", "__pycache__/", "*.pyc", ".pytest_cache/",
+#: Never shipped: results, environments, VCS data, caches and model weights. Result folders are
+#: anchored to the top (``/results/``): unanchored, ``results/`` also dropped the package's own
+#: ``search/results/``, and the job failed on a cluster that installed the project with ``pip install .``.
+DEFAULT_EXCLUDES = ("/results/", "/ray_results/", ".venv/", "venv/", ".git/", "__pycache__/", "*.pyc", ".pytest_cache/",
                     ".mypy_cache/", ".ruff_cache/", "*.egg-info/", "*.pt", "*.pth", "*.ckpt")
 #: CPUs reserved for the driver: Tune's event loop and the Optuna sampler run there.
 DRIVER_CPUS = 1.0
@@ -126,7 +128,7 @@ def build_job_request(spec: Any, spec_path: Path, working_dir: Path, run_args: S
     _check_data_shipped(spec.data, working_dir, spec_path.resolve().parent)
     excludes = list(DEFAULT_EXCLUDES)
     warnings = []
-    if not is_uri(spec.storage):
+    if not Experiment.in_storage(spec.storage, spec.name).is_remote:
         storage = Path(spec.storage).expanduser()
         if not storage.is_absolute():
             warnings.append(f"storage {spec.storage!r} is relative: on the cluster it resolves inside the job's "

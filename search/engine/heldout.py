@@ -4,7 +4,7 @@ The trials train on the train split and are ranked (by Optuna, ASHA, the table) 
 validation split; the test split is touched only here, by the trainable's own evaluation
 function (its ``evaluate`` attribute, ``evaluate(config, checkpoint_dir, data) -> {metric:
 number}``; the built-in one is :func:`trainables.tasks.evaluate_feature_selection`), on the
-best checkpoint of the best trial. The figures go to :data:`~search.storage.HELDOUT_FILE` in
+best checkpoint of the best trial. The figures go to :data:`~search.experiment.HELDOUT_FILE` in
 the experiment folder, which the results table turns into ``test_<metric>`` columns. With
 several objectives, every trial of the Pareto front is evaluated (the picked one first), so
 the front can be compared on the test split too; the pick itself never looks at it. A
@@ -20,12 +20,12 @@ from typing import Any
 
 from search.spec.models import Spec
 from search.spec.registry import resolve_trainable
-from search.storage import HELDOUT_FILE, write_files
+from search.experiment import HELDOUT_FILE, Experiment
 
 __all__ = ["evaluate_heldout"]
 
 
-def evaluate_heldout(spec: Spec, path: Path | str, data: Any, search_paths: tuple[Path, ...] = (), *,
+def evaluate_heldout(spec: Spec, experiment: Experiment, data: Any, search_paths: tuple[Path, ...] = (), *,
                      results: Any = None) -> dict[str, float] | None:
     """Evaluate the best trial on the held-out split and record it; its ``test_*`` metrics, or None (no evaluator).
 
@@ -40,7 +40,7 @@ def evaluate_heldout(spec: Spec, path: Path | str, data: Any, search_paths: tupl
     evaluator = getattr(resolve_trainable(spec.trainable, search_paths), "evaluate", None)
     if evaluator is None:
         return None
-    results = results if results is not None else open_results(path, spec)
+    results = results if results is not None else open_results(experiment, spec)
     best = best_trial(results)
     chosen = [best.trial_id]
     if best.front is not None:  # several objectives: every trial of the front, the picked one first
@@ -58,5 +58,5 @@ def evaluate_heldout(spec: Spec, path: Path | str, data: Any, search_paths: tupl
     chosen_by = (f"picked from the Pareto front on validation: {best.rule}" if best.rule
                  else f"best {spec.primary_metric} ({spec.primary_mode}) on validation")
     record_file = {"split": "test", "chosen_by": chosen_by, "chosen": best.trial_id, "trials": tested}
-    write_files(path, {HELDOUT_FILE: json.dumps(record_file, indent=2) + "\n"})
+    experiment.write_files({HELDOUT_FILE: json.dumps(record_file, indent=2) + "\n"})
     return tested[best.trial_id]

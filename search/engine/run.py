@@ -18,28 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from search.engine.console import quiet_terminal, say
-from search.engine.session import cluster_view, ray_session, stop_leftovers
+from search.engine.session import cluster_view, live_driver, ray_session, stop_leftovers, storage_warning
 from search.engine.tuner import build_tuner, trial_trainable
 from search.spec.checks import resolve_data_path, spec_search_paths
 from search.spec.models import Spec
 from search.spec.registry import trainable_ref
-from search.storage import (
-    RUN_LOG,
-    SPEC_COPY,
-    SPEC_SOURCE_COPY,
-    delete_remote,
-    experiment_contents,
-    experiment_path,
-    filesystem,
-    is_uri,
-    local_copy,
-    local_folder,
-    probe_writable,
-    publish,
-    remove_experiment,
-    storage_warning,
-    write_files,
-)
+from search.experiment import RUN_LOG, SPEC_COPY, SPEC_SOURCE_COPY, Experiment, ExperimentError
 from search.trials.resources import DRIVER_RESOURCE, TrialPlan, plan_trials
 
 __all__ = ["RunOptions", "ExperimentOutcome", "ExperimentError", "run_experiment", "resume_experiment",
@@ -48,6 +32,20 @@ __all__ = ["RunOptions", "ExperimentOutcome", "ExperimentError", "run_experiment
 
 @dataclass
 class RunOptions:
+    """How to run (not what: that is the :class:`~search.spec.models.Spec`).
+
+    Attributes:
+        address: a Ray cluster to join (default ``$RAY_ADDRESS``, else an embedded local Ray).
+        spec_path: the spec file, kept beside the results (``spec.source.yaml``) and where a
+            user's trainable module and data file are looked up.
+        include_dashboard: the embedded Ray's dashboard (Ray's default when None).
+        num_cpus: CPUs of the embedded Ray (default: all).
+        overwrite: ``run`` into an existing experiment of the same name deletes it first (only a
+            folder that is recognisably an experiment); default: refuse.
+        quiet: Ray's and Tune's own output goes to ``<experiment>/run.log``, not the terminal.
+        epoch_lines: a progress line per trial per epoch, not only per trial event.
+    """
+
     address: str | None = None
     spec_path: Path | None = None  # copied into the experiment folder for resume/export
     include_dashboard: bool | None = None
@@ -59,7 +57,19 @@ class RunOptions:
 
 @dataclass
 class ExperimentOutcome:
-    path: Path | str  # a URI string for remote storage
+    """What a run or resume returns: where it is, Tune's results, and what is left to do.
+
+    Attributes:
+        experiment: where the experiment lives.
+        results: Tune's ``ResultGrid``.
+        plan: the resources and executor the trials ran with.
+        pruned: trial id -> the epoch ASHA cut it at.
+        searcher: the Optuna searcher (None after a resume: Tune restores its own).
+        unfinished: trials an interrupt left running, pending or not yet started (0: the search finished).
+        spec: the spec that ran (a resume: the experiment's own copy).
+    """
+
+    experiment: Experiment
     results: Any  # ray.tune.ResultGrid
     plan: TrialPlan
     pruned: dict[str, int] = field(default_factory=dict)
@@ -71,9 +81,10 @@ class ExperimentOutcome:
     def num_errors(self) -> int:
         return len(self.results.errors)
 
-
-class ExperimentError(ValueError):
-    """An experiment folder that cannot be used for what was asked."""
+    @property
+    def path(self) -> str:
+        """The experiment's location as text (a URI printed redacted)."""
+        return str(self.experiment)
 
 
 def load_data_once(spec: Spec, source: Path | None) -> Any:
@@ -108,7 +119,7 @@ def _sigterm_as_sigint() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def unfinished_trials(path: Path | str, num_samples: int, budget_spent: bool = False) -> int:
+def unfinished_trials(experiment: Experiment, num_samples: int, budget_spent: bool = False) -> int:
     """Trials an interrupt left to do, from the state Tune saved (read by Ray's ``ExperimentAnalysis``).
 
     Trials saved as RUNNING, PENDING or PAUSED, plus the trials never created (unless
@@ -120,29 +131,29 @@ def unfinished_trials(path: Path | str, num_samples: int, budget_spent: bool = F
 
     try:
         with quiet_ray_logs():
-            trials = ExperimentAnalysis(str(path)).trials
+            trials = ExperimentAnalysis(experiment.location).trials
     except ValueError:  # no experiment_state-*.json: stopped before Tune saved any
         return num_samples
     except Exception:  # noqa: BLE001 - remote storage unreachable now: Tune's own resume message is the guide
-        if is_uri(str(path)):
+        if experiment.is_remote:
             return 0
         raise
     open_trials = sum(t.status not in ("TERMINATED", "ERROR") for t in trials)
     return open_trials + (0 if budget_spent else max(0, num_samples - len(trials)))
 
 
-def _fit(tuner: Any, spec: Spec, path: Path | str) -> tuple[Any, int]:
+def _fit(tuner: Any, spec: Spec, experiment: Experiment) -> tuple[Any, int]:
     """Run the tuner; returns its results and how many trials remain unfinished."""
     started = time.monotonic()
     # stdout is for results: Tune's banners and tables go to stderr with the progress.
     with contextlib.redirect_stdout(sys.stderr), _sigterm_as_sigint():
         results = tuner.fit()
     budget = spec.search.time_budget_s
-    return results, unfinished_trials(path, spec.search.num_samples, bool(budget and time.monotonic() - started >= budget))
+    return results, unfinished_trials(experiment, spec.search.num_samples, bool(budget and time.monotonic() - started >= budget))
 
 
 @contextmanager
-def _prepared(spec: Spec, options: RunOptions, path: Path | str) -> Iterator[tuple[TrialPlan, Any]]:
+def _prepared(spec: Spec, options: RunOptions, experiment: Experiment) -> Iterator[tuple[TrialPlan, Any]]:
     """Data loaded, Ray up, resources planned: yields the plan and the trials' shared setup.
 
     With ``options.quiet``, Ray's own output goes to the experiment's ``run.log`` meanwhile
@@ -150,19 +161,18 @@ def _prepared(spec: Spec, options: RunOptions, path: Path | str) -> Iterator[tup
     """
     search_paths = spec_search_paths(options.spec_path)
     data = load_data_once(spec, options.spec_path)  # before Ray: a bad file fails fast and cheaply
-    local = local_folder(path)
     try:
-        with quiet_terminal(local / RUN_LOG if options.quiet else None), \
+        with quiet_terminal(experiment.file(RUN_LOG) if options.quiet else None), \
                 ray_session(options.address, num_cpus=options.num_cpus, include_dashboard=options.include_dashboard,
-                            extra_paths=search_paths, record_in=local):
-            yield _trial_setup(spec, path, search_paths, data)
+                            record_in=experiment):
+            yield _trial_setup(spec, experiment, search_paths, data)
     finally:
-        if options.quiet and is_uri(str(path)) and (local / RUN_LOG).is_file():
+        if options.quiet and experiment.file(RUN_LOG).is_file():
             with contextlib.suppress(OSError):  # the log is a courtesy; the run's results are already stored
-                publish(local, [RUN_LOG], to=str(path))
+                experiment.publish([RUN_LOG])
 
 
-def _trial_setup(spec: Spec, path: Path | str, search_paths: tuple[Path, ...], data: Any) -> tuple[TrialPlan, Any]:
+def _trial_setup(spec: Spec, experiment: Experiment, search_paths: tuple[Path, ...], data: Any) -> tuple[TrialPlan, Any]:
     """The cluster seen, the trials planned, the data put in the object store: (plan, TrialSetup)."""
     import ray
 
@@ -179,7 +189,7 @@ def _trial_setup(spec: Spec, path: Path | str, search_paths: tuple[Path, ...], d
         search_paths=tuple(str(p) for p in search_paths),
         data_ref=ray.put(data) if data is not None else None,
         plan=plan,
-        experiment_path=str(path),
+        experiment_path=experiment.location,
         checkpoint_num_to_keep=spec.checkpoint.num_to_keep,
         checkpoint_score=spec.checkpoint_score,
         checkpoint_mode=spec.checkpoint_mode,
@@ -188,7 +198,8 @@ def _trial_setup(spec: Spec, path: Path | str, search_paths: tuple[Path, ...], d
     )
 
 
-def run_experiment(spec: Spec, options: RunOptions | None = None, *, warm_start_from: Path | None = None) -> ExperimentOutcome:
+def run_experiment(spec: Spec, options: RunOptions | None = None, *,
+                   warm_start_from: Experiment | str | None = None) -> ExperimentOutcome:
     """Run the spec's search to the end (or until interrupted) and return its results.
 
     Raises:
@@ -199,17 +210,18 @@ def run_experiment(spec: Spec, options: RunOptions | None = None, *, warm_start_
     """
     options = options or RunOptions()
     spec = resolved_spec(spec, options.spec_path)
-    path = experiment_path(spec.storage, spec.name)
+    experiment = Experiment.in_storage(spec.storage, spec.name)
+    _refuse_live_driver(experiment)
     # First, whatever comes next (a refusal, --overwrite's delete, the run): what a killed run here left running.
-    _stop_leftovers(local_folder(path))
-    _refuse_existing(path, options.overwrite)
+    _stop_leftovers(experiment)
+    _refuse_existing(experiment, options.overwrite)
     try:
-        probe_writable(path)  # before Ray: a storage we cannot write fails in seconds, with nothing started
+        experiment.probe_writable()  # before Ray: a storage we cannot write fails in seconds, with nothing started
     except OSError as exc:
         raise ExperimentError(f"{exc}; check `storage` in the spec (or --storage), and for s3:// the credentials "
                               "and AWS_ENDPOINT_URL") from None
-    earlier = _earlier_study(spec, warm_start_from) if warm_start_from else None
-    with _prepared(spec, options, path) as (plan, setup):
+    earlier = _earlier_study(spec, Experiment.at(warm_start_from)) if warm_start_from else None
+    with _prepared(spec, options, experiment) as (plan, setup):
         tuner, searcher, scheduler = build_tuner(spec, plan, setup, epoch_lines=options.epoch_lines)
         if earlier is not None:
             from search.engine.searcher import warm_start
@@ -218,51 +230,56 @@ def run_experiment(spec: Spec, options: RunOptions | None = None, *, warm_start_
             added, skipped = warm_start(searcher, earlier, DefineByRun(spec.space).distributions())
             say(f"warm start: told the searcher {added} earlier trial(s) of {warm_start_from}"
                 + (f"; {skipped} skipped (outside the new space)" if skipped else ""))
-        _save_spec(spec, path, options.spec_path)  # first: an interrupted run must be resumable
-        results, unfinished = _fit(tuner, spec, path)
+        _save_spec(spec, experiment, options.spec_path)  # first: an interrupted run must be resumable
+        results, unfinished = _fit(tuner, spec, experiment)
         if not unfinished:
-            _heldout(spec, path, setup, options)
-        return ExperimentOutcome(path, results, plan, dict(scheduler.pruned) if scheduler else {}, searcher,
+            _heldout(spec, experiment, setup, options)
+        return ExperimentOutcome(experiment, results, plan, dict(scheduler.pruned) if scheduler else {}, searcher,
                                  unfinished=unfinished, spec=spec)
 
 
-def resume_experiment(path: Path | str, options: RunOptions | None = None) -> ExperimentOutcome:
+def resume_experiment(experiment: Experiment, options: RunOptions | None = None) -> ExperimentOutcome:
     """Continue an interrupted experiment from its folder (a local path or a URI).
 
     Finished trials are not rerun; interrupted and errored trials continue from their
-    last checkpoint; the Optuna study keeps its history and trial numbering.
+    last checkpoint; the Optuna study keeps its history and trial numbering. Resume restores
+    Tune's own pickled state: it trusts the folder (the offline readers do not need to).
+
+    Raises:
+        ExperimentError: not a resumable experiment, or its driver is still running.
     """
     from ray import tune
 
     from search.spec.load import load_spec
 
     options = options or RunOptions()
-    path = path if is_uri(str(path)) else Path(path).resolve()
-    if not tune.Tuner.can_restore(str(path)):
-        raise ExperimentError(f"{path} is not a resumable experiment (no tuner.pkl): pass the experiment folder, "
-                              "<storage>/<name>, of a run that started")
-    local = _synced_folder(path)
+    experiment = Experiment.at(experiment)
+    if not tune.Tuner.can_restore(experiment.location):
+        raise ExperimentError(f"{experiment} is not a resumable experiment (no tuner.pkl): pass the experiment "
+                              "folder, <storage>/<name>, of a run that started")
+    local = experiment.sync()
+    _refuse_live_driver(experiment)
     spec = load_spec(local / SPEC_COPY)
-    _stop_leftovers(local)
-    for line in _repair(path, local):  # before Tune reads it: checkpoints that exist, known trials
+    _stop_leftovers(experiment)
+    for line in _repair(experiment, local):  # before Tune reads it: checkpoints that exist, known trials
         print(f"note: {line}", file=sys.stderr)
-    with _prepared(spec, options, path) as (plan, setup):
+    with _prepared(spec, options, experiment) as (plan, setup):
         trainable = trial_trainable(plan, setup)
         # resume_errored, not restart_errored: restarting with OptunaSearch crashes (RAY_NOTES.md),
         # and continuing from the last checkpoint is what a user wants anyway.
-        tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True,
+        tuner = tune.Tuner.restore(experiment.location, trainable, resume_unfinished=True, resume_errored=True,
                                    param_space=dict(spec.fixed))
-        results, unfinished = _fit(tuner, spec, path)
+        results, unfinished = _fit(tuner, spec, experiment)
         # The restored searcher and scheduler have no public accessor on the Tuner; what they
         # decided is on disk: the searcher state (the Optuna study, the trials ASHA cut). Read
         # once, for the cuts and the held-out test.
-        saved = _open_saved(path, spec)
+        saved = _open_saved(experiment, spec)
         if not unfinished:
-            _heldout(spec, path, setup, options, saved)
-        return ExperimentOutcome(path, results, plan, _pruned_in(saved), None, unfinished=unfinished, spec=spec)
+            _heldout(spec, experiment, setup, options, saved)
+        return ExperimentOutcome(experiment, results, plan, _pruned_in(saved), None, unfinished=unfinished, spec=spec)
 
 
-def _heldout(spec: Spec, path: Path | str, setup: Any, options: RunOptions, saved: Any = None) -> None:
+def _heldout(spec: Spec, experiment: Experiment, setup: Any, options: RunOptions, saved: Any = None) -> None:
     """The chosen trial on the held-out test split, once (:mod:`search.engine.heldout`); a failure is one line."""
     import ray
 
@@ -271,7 +288,7 @@ def _heldout(spec: Spec, path: Path | str, setup: Any, options: RunOptions, save
 
     try:
         data = ray.get(setup.data_ref) if setup.data_ref is not None else None
-        shown = evaluate_heldout(spec, path, data, spec_search_paths(options.spec_path), results=saved)
+        shown = evaluate_heldout(spec, experiment, data, spec_search_paths(options.spec_path), results=saved)
     except ResultsError:  # no trial to evaluate: the summary says why
         return
     except Exception as exc:  # noqa: BLE001 - the search's results stand without it
@@ -281,59 +298,56 @@ def _heldout(spec: Spec, path: Path | str, setup: Any, options: RunOptions, save
         say("held-out test of the best trial: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
 
 
-def _stop_leftovers(local: Path) -> None:
+def _refuse_live_driver(experiment: Experiment) -> None:
+    """Two drivers on one experiment would rewrite each other's state and delete live trial folders."""
+    if (pid := live_driver(experiment)) is not None:
+        raise ExperimentError(f"the experiment {experiment} is being run right now by process {pid} on this machine; "
+                              f"wait for it to end, or stop it first (kill -INT {pid} saves its state), then resume")
+
+
+def _stop_leftovers(experiment: Experiment) -> None:
     """Stop what an embedded Ray of a killed run of this experiment left running (its record names it)."""
-    if stopped := stop_leftovers(local):
+    if stopped := stop_leftovers(experiment):
         print(f"note: stopped {len(stopped)} process(es) the killed run's embedded Ray left running "
               f"(pids {', '.join(map(str, stopped))})", file=sys.stderr)
 
 
-def _synced_folder(path: Path | str) -> Path:
-    """The experiment's folder on this machine: itself, or a URI's up-to-date local copy."""
-    if not is_uri(str(path)):
-        return Path(path)
-    try:
-        return local_copy(str(path))
-    except OSError as exc:
-        raise ExperimentError(f"cannot read the experiment at {path}: {exc}") from None
-
-
-def _repair(path: Path | str, local: Path) -> list[str]:
+def _repair(experiment: Experiment, local: Path) -> list[str]:
     """Repair Tune's saved state (:mod:`search.engine.recovery`); a URI's on its local copy, then uploaded."""
     from search.engine.recovery import repair_saved_state
 
-    if not is_uri(str(path)):
+    if not experiment.is_remote:
         return repair_saved_state(local).lines()
-    repair = repair_saved_state(local, storage_folder=filesystem(str(path))[1])
+    repair = repair_saved_state(local, storage_folder=experiment.storage_path)
     if repair.rewritten:
-        publish(local, [repair.rewritten])
+        experiment.publish([repair.rewritten])
     for name in repair.removed_folders:
-        delete_remote(str(path), name)
+        experiment.delete(name)
     return repair.lines()
 
 
-def _refuse_existing(path: Path | str, overwrite: bool) -> None:
+def _refuse_existing(experiment: Experiment, overwrite: bool) -> None:
     """A second run into one folder would merge two experiments (Tune appends): refuse, or clear it first."""
-    left = experiment_contents(path)
+    left = experiment.contents()
     if not left:
         return
     if overwrite:
-        print(f"--overwrite: deleting the earlier experiment {path}", file=sys.stderr)
-        remove_experiment(path)
+        experiment.remove()  # refuses anything that is not recognisably an experiment
+        print(f"--overwrite: deleted the earlier experiment {experiment}", file=sys.stderr)
         return
     shown = ", ".join(left[:4]) + (f", ... ({len(left)} entries)" if len(left) > 4 else "")
     raise ExperimentError(
-        f"experiment folder {path} already holds an experiment ({shown}); a second run into it would mix two "
-        f"searches in one table. Continue it with `python -m search resume {path}`, run under another name "
+        f"experiment folder {experiment} already holds an experiment ({shown}); a second run into it would mix two "
+        f"searches in one table. Continue it with `python -m search resume {experiment}`, run under another name "
         f"(`--name NEW`), or replace it with `--overwrite` (deletes it)")
 
 
-def _open_saved(path: Path | str, spec: Spec) -> Any:
-    """The experiment's results as saved (searcher state, trials), or None when they cannot be read."""
+def _open_saved(experiment: Experiment, spec: Spec) -> Any:
+    """The experiment's results as saved (study, trials), or None when they cannot be read."""
     from search.results import ResultsError, open_results
 
     try:
-        return open_results(path, spec)
+        return open_results(experiment, spec)
     except ResultsError:
         return None
 
@@ -347,11 +361,11 @@ def _pruned_in(saved: Any) -> dict[str, int]:
     return {str(t): int(e) for t, e in zip(cut["trial_id"], cut["epochs_run"]) if e == e}
 
 
-def _earlier_study(spec: Spec, folder: Path | str) -> Any:
+def _earlier_study(spec: Spec, folder: Experiment) -> Any:
     from search.results.searcher_state import load_journal_study
 
     try:
-        study = load_journal_study(_synced_folder(folder))
+        study = load_journal_study(folder.sync())
     except (FileNotFoundError, ValueError) as exc:
         raise ExperimentError(f"--warm-start: {exc}") from None
     wanted = ["MAXIMIZE" if mode == "max" else "MINIMIZE" for _, mode in spec.objectives]
@@ -363,11 +377,11 @@ def _earlier_study(spec: Spec, folder: Path | str) -> Any:
     return study
 
 
-def _save_spec(spec: Spec, path: Path | str, source: Path | None) -> None:
+def _save_spec(spec: Spec, experiment: Experiment, source: Path | None) -> None:
     """Keep the spec beside the results, so the folder alone explains (and resumes) the experiment."""
     from search.spec.load import dump_spec
 
     files = {SPEC_COPY: dump_spec(spec)}
     if source is not None and source.exists():
         files[SPEC_SOURCE_COPY] = source.read_text()
-    write_files(path, files)
+    experiment.write_files(files)

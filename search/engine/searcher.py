@@ -22,12 +22,13 @@ without values; the values it had at the cut are kept in its ``values_at_cut`` u
 attribute (and its epoch in ``epoch_at_cut``). Optuna's samplers learn only from COMPLETE
 trials' values: its TPE ranks every pruned trial after every completed one, NSGA-II ignores
 them; the Pareto front is made of completed trials. ASHA's own record of each trial's value
-at each epoch (to rebuild its rungs after a resume) is kept by the searcher in every case.
+at each epoch (to rebuild its rungs after a resume) is kept by the searcher in every case: of
+its one metric, or, for MO-ASHA (several objectives, no ``scheduler.metric``), of every objective.
 
 The study lives in memory (Tune pickles it into ``searcher-state-*.pkl`` with the rest of
 the searcher, which is what ``resume`` restores). Each time Tune saves the searcher, the
 trials finished since are appended to Optuna's journal file beside it
-(:data:`~search.storage.OPTUNA_JOURNAL`), which ``optuna-dashboard`` and
+(:data:`~search.experiment.OPTUNA_JOURNAL`), which ``optuna-dashboard`` and
 ``optuna.load_study`` open, live and afterwards. A journal rather than SQLite: it is
 append-only (a killed driver leaves at worst a cut last line, which Optuna skips), needs
 no database driver, and travels with the folder when Ray syncs it to S3 or a copy is moved.
@@ -38,12 +39,13 @@ from __future__ import annotations
 import logging
 import math
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
-from search.storage import OPTUNA_JOURNAL
+from search.experiment import OPTUNA_JOURNAL
 
 __all__ = ["PruningAwareOptunaSearch", "EPOCH", "warm_start"]
 
@@ -66,6 +68,8 @@ class PruningAwareOptunaSearch(OptunaSearch):
         self._at_best: dict[str, dict[str, Any]] = {}  # trial id -> the objectives at that epoch (several objectives)
         self._rung_metric = rung_metric
         self._rung_values: dict[str, dict[int, float]] = {}  # trial id -> epoch -> rung_metric's value
+        self._rung_objectives: tuple[str, ...] = ()  # MO-ASHA's metrics (several objectives)
+        self._rung_points: dict[str, dict[int, dict[str, float]]] = {}  # trial id -> epoch -> each objective's value
 
     @property
     def objectives(self) -> tuple[tuple[str, str], ...]:
@@ -80,6 +84,10 @@ class PruningAwareOptunaSearch(OptunaSearch):
     def record_rung_metric(self, metric: str) -> None:
         """Keep every trial's ``metric`` by epoch (ASHA's scheduler calls this with the metric it cuts on)."""
         self._rung_metric = metric
+
+    def record_rung_objectives(self, metrics: Any) -> None:
+        """Keep every trial's value of each of ``metrics`` by epoch (MO-ASHA calls this with its objectives)."""
+        self._rung_objectives = tuple(metrics)
 
     def mark_pruned(self, trial_id: str) -> None:
         self._pruned.add(trial_id)
@@ -112,6 +120,10 @@ class PruningAwareOptunaSearch(OptunaSearch):
         if rung_metric and step is not None and _finite(result.get(rung_metric)):
             self.__dict__.setdefault("_rung_values", {}).setdefault(trial_id, {}).setdefault(
                 int(step), float(result[rung_metric]))
+        rung_objectives = self.__dict__.get("_rung_objectives")  # absent from searcher states saved before MO-ASHA
+        if rung_objectives and step is not None and all(_finite(result.get(m)) for m in rung_objectives):
+            self.__dict__.setdefault("_rung_points", {}).setdefault(trial_id, {}).setdefault(
+                int(step), {m: float(result[m]) for m in rung_objectives})
         if not self.multi_objective and _finite(value) and step is not None:
             steps = self._reported_steps.setdefault(trial_id, set())
             if int(step) not in steps:  # Optuna rejects a second value for a step
@@ -124,6 +136,7 @@ class PruningAwareOptunaSearch(OptunaSearch):
         # The scheduler's STOP skips on_trial_result for the last result: record it now.
         self._report(trial_id, result)
         if trial_id in self._pruned and not error:
+            self._ot_trials[trial_id].set_user_attr("cut_by", "asha")  # the offline readers tell cuts apart by it
             if self.multi_objective:  # no intermediate values in the study: keep what it had at the cut
                 ot_trial = self._ot_trials[trial_id]
                 ot_trial.set_user_attr("values_at_cut", {m: _number(result, m) for m, _ in self.objectives})
@@ -166,6 +179,11 @@ class PruningAwareOptunaSearch(OptunaSearch):
             return self.intermediate_values()  # saved before the searcher kept them, or no ASHA: the study's values
         return {trial_id: dict(values) for trial_id, values in recorded.items()}
 
+    def rung_points(self) -> dict[str, dict[int, dict[str, float]]]:
+        """Tune trial id -> epoch -> MO-ASHA's objectives at that epoch, as reported (those with all finite)."""
+        return {trial_id: {epoch: dict(point) for epoch, point in by_epoch.items()}
+                for trial_id, by_epoch in self.__dict__.get("_rung_points", {}).items()}
+
     def intermediate_values(self) -> dict[str, dict[int, float]]:
         """Tune trial id -> the study's intermediate values of that trial, by epoch."""
         by_number = {t.number: t for t in self._ot_study.get_trials(deepcopy=False)}
@@ -203,6 +221,10 @@ class PruningAwareOptunaSearch(OptunaSearch):
             study = optuna.create_study(storage=JournalStorage(JournalFileBackend(str(path))),
                                         study_name=self._ot_study.study_name, load_if_exists=True,
                                         directions=self._ot_study.directions)
+            if not study.metric_names:  # the dashboard and load_study users see val_accuracy, not 0 and 1
+                with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use through 5.1
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.set_metric_names([m for m, _ in self.objectives])
             known = {t.user_attrs.get("trial_id"): t for t in study.get_trials(deepcopy=False)}
             cached = self._journal = (str(path), study, known)
         _, study, known = cached
@@ -229,6 +251,9 @@ class PruningAwareOptunaSearch(OptunaSearch):
                     if step not in written.intermediate_values:
                         storage.set_trial_intermediate_value(number, step, value)
                 if frozen.state.is_finished():
+                    for key, value in frozen.user_attrs.items():  # set at its end: values_at_cut, cut_by
+                        if key not in written.user_attrs:
+                            storage.set_trial_user_attr(number, key, value)
                     storage.set_trial_state_values(number, frozen.state, frozen.values if valued else None)
             known[key] = storage.get_trial(number)
 
@@ -240,6 +265,7 @@ class PruningAwareOptunaSearch(OptunaSearch):
         """A trial Tune stopped without telling the searcher (the time budget ran out): PRUNED."""
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
+        self._ot_trials[trial_id].set_user_attr("cut_by", "time_budget")
         self._tell_pruned(trial_id)
 
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from search.storage import EMBEDDED_RAY_RECORD  # in the experiment folder (a URI's: its local copy) while an
-# embedded Ray runs: the driver's pid and Ray's session folder, so that after a SIGKILL the next
-# `resume` finds what the killed cluster left running.
+from search.experiment import DRIVER_RECORD, EMBEDDED_RAY_RECORD, Experiment, redact
 from search.trials.resources import DRIVER_RESOURCE
 
-__all__ = ["REPORT_INTERVAL_S", "ray_session", "cluster_view", "stop_leftovers"]
+__all__ = ["REPORT_INTERVAL_S", "ray_session", "cluster_view", "stop_leftovers", "live_driver", "storage_warning"]
 
 #: Ray Train V2 paces ``report`` by its health-check interval (2 s by default); with
 #: epochs of milliseconds that interval, not training, would set the pace.
@@ -25,12 +24,13 @@ REPORT_INTERVAL_S = "0.1"
 
 @contextmanager
 def ray_session(address: str | None = None, *, num_cpus: int | None = None,
-                include_dashboard: bool | None = None, extra_paths: tuple[Path, ...] = (),
-                record_in: Path | None = None) -> Iterator[None]:
+                include_dashboard: bool | None = None, record_in: Experiment | None = None) -> Iterator[None]:
     """Connect to ``address`` (or ``RAY_ADDRESS``), or start an embedded cluster and stop it after.
 
     A cluster this process started has the :data:`DRIVER_RESOURCE`; one it joined has not.
-    An embedded one is recorded in ``record_in/``:data:`EMBEDDED_RAY_RECORD` while it runs.
+    While it runs, ``record_in`` holds this driver's record (:data:`DRIVER_RECORD`: ``resume``
+    refuses while it lives) and, for an embedded cluster, Ray's session folder
+    (:data:`EMBEDDED_RAY_RECORD`: what the next run stops if this driver is killed).
     """
     import ray
 
@@ -42,65 +42,120 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
     # cheap here (milliseconds), so Tune's warning about them is noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():  # tests and notebooks bring their own cluster
-        yield
+        with _driver_recorded(record_in):
+            yield
         return
     address = address or os.environ.get("RAY_ADDRESS")
     env_vars = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"]}
-    pythonpath = os.pathsep.join(dict.fromkeys([*(str(p) for p in extra_paths), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    if pythonpath:
-        env_vars["PYTHONPATH"] = pythonpath  # so trial processes import a user's module next to the spec
+    # No PYTHONPATH for the spec's folder: entries there come before site-packages, so a numpy.py
+    # beside the spec would shadow numpy in every trial. Trials find a user's module themselves
+    # (resolve_trainable appends the spec's folder to sys.path, after the installed packages).
+    if os.environ.get("PYTHONPATH"):
+        env_vars["PYTHONPATH"] = os.environ["PYTHONPATH"]
     if address:
         ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=True)
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=include_dashboard, runtime_env={"env_vars": env_vars},
                  resources={DRIVER_RESOURCE: 10_000})
-    record = _record(record_in) if record_in is not None and not address else None
+        if record_in is not None:
+            _record_embedded(record_in)
     try:
-        yield
+        with _driver_recorded(record_in):
+            yield
     finally:
         ray.shutdown()
-        if record is not None:
-            record.unlink(missing_ok=True)
+        if record_in is not None and not address:
+            record_in.drop_record(EMBEDDED_RAY_RECORD)
             try:
-                record.parent.rmdir()  # only if the run left nothing else there
+                record_in.local.rmdir()  # only if the run left nothing else there
             except OSError:
                 pass
 
 
-def _record(folder: Path) -> Path | None:
+def _process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (``/proc/<pid>/stat``), to tell a reused pid apart."""
     try:
-        import ray
-
-        session_dir = ray._private.worker._global_node.get_session_dir_path()  # no public accessor in Ray 2.60
-    except Exception:  # noqa: BLE001 - another Ray version: no record, nothing to clean up later
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
         return None
-    folder.mkdir(parents=True, exist_ok=True)
-    record = folder / EMBEDDED_RAY_RECORD
-    record.write_text(json.dumps({"driver_pid": os.getpid(), "session_dir": session_dir}))
-    return record
 
 
-def stop_leftovers(folder: Path) -> list[int]:
+@contextmanager
+def _driver_recorded(experiment: Experiment | None) -> Iterator[None]:
+    """Record this process as the experiment's driver while it runs (``resume`` refuses meanwhile)."""
+    if experiment is None:
+        yield
+        return
+    experiment.write_record(DRIVER_RECORD, {"pid": os.getpid(), "started": _process_start(os.getpid()),
+                                            "host": socket.gethostname()})
+    try:
+        yield
+    finally:
+        experiment.drop_record(DRIVER_RECORD)
+
+
+def live_driver(experiment: Experiment) -> int | None:
+    """The pid of another process on this machine that is running the experiment now, or None."""
+    record = experiment.read_record(DRIVER_RECORD)
+    if not record or record.get("host") != socket.gethostname():
+        return None
+    try:
+        pid = int(record["pid"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if pid == os.getpid() or not _alive(pid):
+        return None
+    started = record.get("started")
+    if started is not None and _process_start(pid) not in (None, started):
+        return None  # the pid was reused by another process since
+    return pid
+
+
+def _record_embedded(experiment: Experiment) -> None:
+    from search.engine.internals import ray_session_dir
+
+    session_dir = ray_session_dir()
+    if session_dir is not None:
+        experiment.write_record(EMBEDDED_RAY_RECORD, {"driver_pid": os.getpid(), "session_dir": session_dir})
+
+
+def _valid_session_dir(value: object) -> Path | None:
+    """An absolute, existing Ray session folder (``.../session_<date>_<pid>``), else None."""
+    if not isinstance(value, str) or not value or not os.path.isabs(value):
+        return None
+    path = Path(value)
+    if not path.name.startswith("session_") or path.is_symlink() or not path.is_dir():
+        return None
+    if not (path / "logs").is_dir() and not (path / "sockets").is_dir():
+        return None
+    return path.resolve()
+
+
+def stop_leftovers(experiment: Experiment) -> list[int]:
     """Stop what an embedded Ray whose driver was killed left running; the pids stopped.
 
-    The record names the driver and Ray's session folder. If the driver is gone, the processes
-    that still hold files open in that session folder (Ray's DashboardAgent and RuntimeEnvAgent
-    outlive a SIGKILLed driver) are that cluster's, and only they are stopped: SIGTERM, then
-    SIGKILL after 5 s. Linux only (``/proc``); elsewhere nothing is done.
+    The record names the driver and Ray's session folder. Only an absolute, existing Ray session
+    folder is accepted (a record may come from a bucket, or be crafted). If the driver is gone, Ray's
+    processes that still hold files open in that folder (its DashboardAgent and RuntimeEnvAgent
+    outlive a SIGKILLed driver) are that cluster's, and only they are stopped, never this process or
+    one of its ancestors: SIGTERM, then SIGKILL after 5 s. Linux only (``/proc``); elsewhere nothing
+    is done.
     """
-    record = folder / EMBEDDED_RAY_RECORD
-    if not record.is_file() or not Path("/proc").is_dir():
+    info = experiment.read_record(EMBEDDED_RAY_RECORD)
+    if info is None or not Path("/proc").is_dir():
         return []
     try:
-        info = json.loads(record.read_text())
-        driver, session_dir = int(info["driver_pid"]), str(info["session_dir"])
-    except (ValueError, KeyError, TypeError, OSError):
-        record.unlink(missing_ok=True)
+        driver = int(info["driver_pid"])
+    except (KeyError, TypeError, ValueError):
+        driver = None
+    session_dir = _valid_session_dir(info.get("session_dir"))
+    if driver is None or session_dir is None:
+        experiment.drop_record(EMBEDDED_RAY_RECORD)
         return []
     if _alive(driver) and driver != os.getpid():
-        print(f"warning: the driver {driver} that ran this experiment is still running", file=sys.stderr)
-        return []
-    pids = [pid for pid in _pids_with_files_under(session_dir) if pid != os.getpid()]
+        return []  # its driver still runs: `resume` refuses (live_driver), `run` leaves it be
+    spared = _ancestors(os.getpid())
+    pids = [pid for pid in _pids_with_files_under(str(session_dir)) if pid not in spared and _is_ray_process(pid)]
     for pid in pids:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + 5
@@ -109,8 +164,29 @@ def stop_leftovers(folder: Path) -> list[int]:
     for pid in pids:
         if _alive(pid):
             _signal(pid, signal.SIGKILL)
-    record.unlink(missing_ok=True)
+    experiment.drop_record(EMBEDDED_RAY_RECORD)
     return pids
+
+
+def _ancestors(pid: int) -> set[int]:
+    found = {pid}
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+        found.add(pid)
+    return found
+
+
+def _is_ray_process(pid: int) -> bool:
+    """Ray's own processes: its daemons (raylet, gcs_server, agents) and workers (``ray::``, default_worker.py)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return any(mark in cmdline for mark in ("ray::", "/ray/", "raylet", "gcs_server", "default_worker.py",
+                                              "dashboard/agent.py", "runtime_env/agent", "log_monitor.py"))
 
 
 def _pids_with_files_under(folder: str) -> list[int]:
@@ -153,3 +229,32 @@ def cluster_view() -> tuple[dict[str, float], list[dict[str, float]], dict[str, 
 
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     return dict(ray.cluster_resources()), nodes, dict(ray.available_resources())
+
+
+def storage_warning(storage: str, nodes: Sequence[Mapping[str, Any]]) -> str | None:
+    """The warning (one line, no prefix) for a local storage path on a cluster of several machines, else None.
+
+    Args:
+        storage: the spec's ``storage`` (a path or a URI).
+        nodes: the cluster's nodes, as ``ray.nodes()`` entries or as their ``Resources``
+            dicts; dead nodes (``Alive: False``) are ignored. Nodes are told apart by their
+            IP (``NodeManagerAddress`` or the ``node:<ip>`` resource), because several nodes
+            on one machine share its disk.
+    """
+    if "://" in storage and not storage.startswith("file://"):  # s3://, gs://, ...: every node reaches it
+        return None
+    hosts = {_node_ip(node) for node in nodes if node.get("Alive", True)}
+    if len(hosts) < 2:
+        return None
+    return (f"storage {redact(storage)!r} is a local path, but the cluster spans {len(hosts)} machines: results and "
+            f"checkpoints of trials that run on other machines are written to their own disks and will not be "
+            f"collected into {redact(storage)!r} here. Use a path every node mounts (NFS, a shared volume) or a URI "
+            f"(s3://bucket/path, gs://bucket/path); if {redact(storage)!r} is already shared, ignore this")
+
+
+def _node_ip(node: Mapping[str, Any]) -> str:
+    if node.get("NodeManagerAddress"):
+        return str(node["NodeManagerAddress"])
+    resources = node.get("Resources", node)
+    ips = sorted(k.removeprefix("node:") for k in resources if k.startswith("node:") and k != "node:__internal_head__")
+    return ips[0] if ips else str(node.get("NodeID", id(node)))

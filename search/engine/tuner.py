@@ -6,7 +6,7 @@ from typing import Any
 
 from search.spec.models import Spec
 from search.spec.registry import build_sampler
-from search.storage import storage_root
+from search.experiment import Experiment, storage_root
 from search.trials.resources import TrialPlan
 
 __all__ = ["build_tuner", "trial_trainable", "trial_dirname"]
@@ -31,8 +31,9 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, *, epoch_lines: bool = 
     )
     scheduler = None
     if spec.scheduler.type == "asha":
-        scheduler = PruningASHA(searcher, metric=spec.scheduler_metric, mode=spec.scheduler_mode, max_t=spec.max_epochs,
-                                grace_period=spec.scheduler.grace_period,
+        ranked = spec.scheduler_objectives  # several: MO-ASHA ranks every rung on all of them
+        cut_on = {"objectives": ranked} if len(ranked) > 1 else {"metric": ranked[0][0], "mode": ranked[0][1]}
+        scheduler = PruningASHA(searcher, **cut_on, max_t=spec.max_epochs, grace_period=spec.scheduler.grace_period,
                                 reduction_factor=spec.scheduler.reduction_factor, brackets=spec.scheduler.brackets)
     trainable = trial_trainable(plan, setup)
     pruned = scheduler.pruned if scheduler else {}
@@ -42,10 +43,9 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, *, epoch_lines: bool = 
         callbacks.append(TellBudgetStops(searcher, spec.search.time_budget_s))
     if spec.tracking.mlflow is not None:
         from search.engine.tracking import MLflowTracking
-        from search.storage import local_folder
 
-        # A URI experiment's default MLflow store: its local copy, on this machine.
-        callbacks.append(MLflowTracking(spec.tracking.mlflow, local_folder(setup.experiment_path), spec.name))
+        # A URI experiment's default MLflow store: its local mirror, on this machine (which never deletes it).
+        callbacks.append(MLflowTracking(spec.tracking.mlflow, Experiment(setup.experiment_path).local, spec.name))
     tuner = tune.Tuner(
         trainable,
         param_space=dict(spec.fixed),

@@ -129,7 +129,7 @@ def render_table(df: pd.DataFrame, fmt: str) -> bytes:
     return FORMATS[format_for(None, fmt)](df)
 
 
-def write_output(path: str | Path, data: bytes | str) -> Path:
+def write_output(path: Path, data: bytes | str) -> Path:
     """Write ``data`` to ``path`` atomically (:func:`trainables.files.atomic_write`).
 
     Raises:
@@ -144,6 +144,6 @@ def write_output(path: str | Path, data: bytes | str) -> Path:
     return files.atomic_write(path, data)
 
 
-def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None) -> Path:
+def write_table(df: pd.DataFrame, path: Path, fmt: str | None = None) -> Path:
     """Render ``df`` (format from ``fmt`` or the suffix) and write it atomically to ``path``."""
     return write_output(path, render_table(df, format_for(path, fmt)))

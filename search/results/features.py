@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from search.experiment import ExperimentLike
 from search.results.folder import ResultsError, TrialRecord, best_checkpoint
 from search.results.table import ExperimentResults, best_trial, open_results, require_checkpoint
 from trainables.files import SELECTION_FILE
@@ -29,7 +30,7 @@ def _selection(results: ExperimentResults, record: TrialRecord) -> dict[str, Any
         return None
 
 
-def selection_matrix(experiment: str | Path | ExperimentResults, top_k: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
+def selection_matrix(experiment: ExperimentLike, top_k: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Gate probabilities and selections (0/1) of the top-K trials: rows are trials (best first), columns features."""
     results = open_results(experiment)
     if top_k < 1:
@@ -49,7 +50,7 @@ def selection_matrix(experiment: str | Path | ExperimentResults, top_k: int = 10
     return probs, selected[probs.columns]
 
 
-def feature_table(experiment: str | Path | ExperimentResults, top_k: int = 10) -> pd.DataFrame:
+def feature_table(experiment: ExperimentLike, top_k: int = 10) -> pd.DataFrame:
     """Each feature's gate probability in the best trial, and how often the top-K trials select it.
 
     Columns: ``feature``, ``gate_probability``, ``selected`` (in the best trial),

@@ -10,8 +10,12 @@ What comes from where, and why:
   by line: Ray's reader drops a trial's whole history over one half-written last line,
   which is exactly what an interrupted run leaves;
 * what the search was (metric, mode, parameters, planned epochs) comes from our
-  ``spec.yaml``, else from the searcher state (``searcher-state-*.pkl``), which also holds
-  the Optuna study and the ids of the trials ASHA cut.
+  ``spec.yaml``, else from Optuna's journal (``optuna.journal``), which also holds the
+  study and marks the trials ASHA cut.
+
+Reading is not running: nothing here unpickles. Tune's ``tuner.pkl`` and the searcher's
+``searcher-state-*.pkl`` are left to ``resume``, which must restore them and trusts the folder;
+a folder copied from another machine or a shared bucket is read from JSON, CSV and the journal.
 """
 
 from __future__ import annotations
@@ -29,9 +33,12 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from search.spec.models import Spec
+from search.spec.yaml_lines import SpecLoader
+
+from search.experiment import DEFAULT_STORAGE, SPEC_COPY, TRAIN_RUNS_DIR, Experiment, ExperimentError, ExperimentLike
 from search.results.outcomes import is_finite_number
-from search.results.searcher_state import read_searcher_state
-from search.storage import DEFAULT_STORAGE, SPEC_COPY, TRAIN_RUNS_DIR, is_uri, local_copy
+from search.results.searcher_state import load_journal_study
 from trainables.files import CHECKPOINT_FILE, SELECTION_FILE
 
 __all__ = ["ResultsError", "ExperimentInfo", "TrialRecord", "ExperimentFiles", "resolve_experiment",
@@ -56,8 +63,15 @@ class ExperimentInfo:
     checkpoint_score: str | None = None
     checkpoint_mode: str | None = None
     rungs: tuple[int, ...] = ()
-    spec: Any = None  # search.spec.Spec when spec.yaml was readable
+    spec: Spec | None = None  # when spec.yaml was readable
     objectives: tuple[tuple[str, str], ...] = ()  # ((metric, mode), ...); () reads as ((metric, mode),)
+
+    @classmethod
+    def of(cls, spec: Spec) -> ExperimentInfo:
+        """What a spec says the search is: every field from the spec's own rules."""
+        return cls(spec.name, spec.primary_metric, spec.primary_mode, tuple(spec.space), spec.max_epochs,
+                   spec.checkpoint_score, spec.checkpoint_mode, spec.scheduler.rungs(spec.max_epochs), spec,
+                   spec.objectives)
 
     @property
     def all_objectives(self) -> tuple[tuple[str, str], ...]:
@@ -108,86 +122,69 @@ class TrialRecord:
 class ExperimentFiles:
     """Everything read from one experiment folder."""
 
-    path: Path
+    path: Path  # on this machine (a URI experiment's: its mirror)
     info: ExperimentInfo
     trials: list[TrialRecord]
-    pruned: set[str] | None  # None: no searcher state, so unknown
-    study: Any = None  # the optuna Study from the searcher state, if any
+    pruned: set[str] | None  # Tune ids of the trials ASHA cut; None: no study, so unknown
+    study: Any = None  # the optuna Study from the journal, if any
     state_known: bool = False  # Tune's experiment_state was read
     warnings: list[str] = field(default_factory=list)
+    experiment: Experiment | None = None  # where it lives (publish writes back there)
 
 
-def resolve_experiment(experiment: str | Path) -> Path:
-    """The experiment folder for a path, or a bare name under ``./results``.
+def resolve_experiment(experiment: ExperimentLike) -> Path:
+    """The experiment's folder on this machine: a path, a bare name under ``./results``, or a URI's mirror.
 
-    A URI (``s3://bucket/runs/exp``) is read through its local copy, brought up to date
-    first (:func:`search.storage.local_copy`).
+    A URI (``s3://bucket/runs/exp``) is read through its local mirror, brought up to date first.
 
     Raises:
         ResultsError: nothing there, or the folder is not an experiment.
     """
-    if is_uri(str(experiment)):
-        return _local_copy(str(experiment))
-    given = Path(experiment).expanduser()
-    candidates = [given]
-    if len(given.parts) == 1 and not given.is_absolute():
-        candidates.append(DEFAULT_STORAGE / given)
-    folder = next((c for c in candidates if c.is_dir()), None)
-    if folder is None:
-        looked = " and ".join(f"'{c}'" for c in candidates)
+    where = Experiment.at(experiment)
+    if where.is_remote:
+        try:
+            folder = where.sync()
+        except ExperimentError as exc:
+            raise ResultsError(str(exc)) from None
+        if not where.is_experiment(sorted(p.name for p in folder.iterdir())):
+            raise ResultsError(f"{where} is not an experiment folder: no experiment_state-*.json, searcher state or "
+                               "trial_* folders written by `python -m search run`")
+        return folder
+    folder = Path(where.location)
+    if not folder.is_dir():
+        given = Path(str(experiment))
+        looked = [f"'{given}'"] + ([f"'{DEFAULT_STORAGE / given}'"] if len(given.parts) == 1 and not given.is_absolute() else [])
         bare = (f" (a bare name is looked up under the default storage ./{DEFAULT_STORAGE}/, relative to the "
-                "current folder)") if len(candidates) > 1 else ""
-        raise ResultsError(f"no experiment folder {str(experiment)!r}: looked for {looked}{bare}")
+                "current folder)") if len(looked) > 1 else ""
+        raise ResultsError(f"no experiment folder {str(experiment)!r}: looked for {' and '.join(looked)}{bare}")
     folder = folder.resolve()
-    if not _is_experiment(folder):
-        inside = sorted(p.name for p in folder.iterdir() if p.is_dir() and _is_experiment(p))
+    if not Experiment(str(folder)).is_experiment():
+        inside = sorted(p.name for p in folder.iterdir() if p.is_dir() and Experiment(str(p)).is_experiment())
         hint = f"; it holds the experiments {', '.join(inside)}: pass one of them" if inside else ""
         raise ResultsError(f"{folder} is not an experiment folder: no experiment_state-*.json, searcher state or "
                            f"trial_* folders written by `python -m search run`{hint}")
     return folder
 
 
-def _local_copy(uri: str) -> Path:
-    try:
-        folder = local_copy(uri)
-    except FileNotFoundError:
-        raise ResultsError(f"no experiment at {uri!r}: nothing is stored there (check the bucket and path; "
-                           f"an experiment is <storage>/<name>)") from None
-    except (OSError, ValueError) as exc:
-        raise ResultsError(f"cannot read the experiment at {uri!r}: {exc}; check the credentials and, for a "
-                           "server other than AWS, AWS_ENDPOINT_URL") from None
-    if not _is_experiment(folder):
-        raise ResultsError(f"{uri} is not an experiment folder: no experiment_state-*.json, searcher state or "
-                           "trial_* folders written by `python -m search run`")
-    return folder
-
-
-def _is_experiment(folder: Path) -> bool:
-    markers = ("experiment_state-*.json", "searcher-state-*.pkl", "tuner.pkl")
-    if any(next(folder.glob(m), None) for m in markers):
-        return True
-    return any(_trial_folder(p) for p in folder.glob("trial_*"))
-
-
 def _trial_folder(path: Path) -> bool:
     return path.is_dir() and ((path / "params.json").exists() or (path / "result.json").exists())
 
 
-def read_experiment(experiment: str | Path, spec: Any = None) -> ExperimentFiles:
-    """Read an experiment folder: its spec, searcher state, trials and their epochs.
+def read_experiment(experiment: ExperimentLike, spec: Spec | None = None) -> ExperimentFiles:
+    """Read an experiment folder: its spec, Optuna's journal, the trials and their epochs.
 
-    ``spec`` (a :class:`search.spec.Spec`) stands in for the folder's ``spec.yaml``.
+    ``spec`` stands in for the folder's ``spec.yaml``.
     """
     path = resolve_experiment(experiment)
     notes: list[str] = []
-    searcher = _load_searcher_state(path, notes)
-    info = _experiment_info(path, searcher, notes, spec)
+    study = _load_study(path, notes)
+    info = _experiment_info(path, study, notes, spec)
     tune_trials = _tune_trials(path, notes)
     trials = _collect_trials(path, tune_trials or {}, notes)
     info = _with_planned_epochs(info, trials)
-    pruned = set(searcher["_pruned"]) if searcher and "_pruned" in searcher else None
-    study = searcher.get("_ot_study") if searcher else None
-    return ExperimentFiles(path, info, trials, pruned, study, tune_trials is not None, notes)
+    where = Experiment.at(experiment)
+    where = where if where.is_remote else Experiment(str(path))
+    return ExperimentFiles(path, info, trials, _cut_by_asha(study), study, tune_trials is not None, notes, where)
 
 
 # ---------------------------------------------------------------- what the search was
@@ -196,50 +193,56 @@ def _newest(path: Path, pattern: str) -> Path | None:
     return found[-1] if found else None  # names end in a sortable timestamp
 
 
-def _load_searcher_state(path: Path, notes: list[str]) -> dict[str, Any] | None:
+def _load_study(path: Path, notes: list[str]) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return read_searcher_state(path)
+            return load_journal_study(path)
     except FileNotFoundError:
-        notes.append(f"no searcher-state-*.pkl in {path}: trials cut by ASHA are inferred from their epochs")
-    except ValueError as exc:
-        notes.append(f"{exc}; ASHA cuts are inferred")
+        notes.append(f"no Optuna journal in {path}: trials cut by ASHA are inferred from their epochs")
+    except Exception as exc:  # noqa: BLE001 - a damaged journal: the trials' own files still tell most
+        notes.append(f"cannot read the Optuna journal ({type(exc).__name__}: {exc}); ASHA cuts are inferred")
     return None
 
 
-def _experiment_info(path: Path, searcher: dict[str, Any] | None, notes: list[str], spec: Any = None) -> ExperimentInfo:
+def _cut_by_asha(study: Any) -> set[str] | None:
+    """Tune ids of the trials ASHA cut, as the study marks them; None without a study (unknown)."""
+    if study is None:
+        return None
+    trials = study.get_trials(deepcopy=False)
+    marked = {t.user_attrs.get("trial_id") for t in trials if t.user_attrs.get("cut_by") == "asha"}
+    if marked or any("cut_by" in t.user_attrs for t in trials):
+        return marked - {None}
+    # A journal from before the mark: every PRUNED trial that did not diverge (the table tells those apart).
+    return {t.user_attrs.get("trial_id") for t in trials if t.state.name == "PRUNED"} - {None}
+
+
+def _experiment_info(path: Path, study: Any, notes: list[str], spec: Spec | None = None) -> ExperimentInfo:
     spec = spec if spec is not None else _load_spec(path, notes)
     if spec is not None:
-        return ExperimentInfo(spec.name, spec.primary_metric, spec.primary_mode, tuple(spec.space), spec.max_epochs,
-                              spec.checkpoint_score, spec.checkpoint_mode, spec.scheduler.rungs(spec.max_epochs), spec,
-                              spec.objectives)
-    metric, mode = (searcher or {}).get("_metric"), (searcher or {}).get("_mode")
-    metrics, modes = ([metric], [mode]) if isinstance(metric, str) else (metric, mode)
-    if (isinstance(metrics, list) and isinstance(modes, list) and metrics and len(metrics) == len(modes)
-            and all(isinstance(m, str) for m in metrics) and all(m in ("min", "max") for m in modes)):
-        space = getattr(searcher.get("_space"), "params", None) or {}
-        objectives = tuple(zip(metrics, modes))
-        return ExperimentInfo(path.name, metrics[0], modes[0], tuple(space), objectives=objectives)
-    raise ResultsError(f"cannot tell which metric {path} optimised: spec.yaml and searcher-state-*.pkl are both "
-                       "missing or unreadable (they are written by `python -m search run`)")
+        return ExperimentInfo.of(spec)
+    metrics = list(getattr(study, "metric_names", None) or []) if study is not None else []
+    if study is not None and metrics and len(metrics) == len(study.directions):
+        modes = ["max" if d.name == "MAXIMIZE" else "min" for d in study.directions]
+        params = tuple(dict.fromkeys(p for t in study.get_trials(deepcopy=False) for p in t.params))
+        return ExperimentInfo(path.name, metrics[0], modes[0], params, objectives=tuple(zip(metrics, modes)))
+    raise ResultsError(f"cannot tell which metric {path} optimised: spec.yaml is missing or unreadable and the Optuna "
+                       "journal names no metric (both are written by `python -m search run`)")
 
 
-def _load_spec(path: Path, notes: list[str]) -> Any:
+def _load_spec(path: Path, notes: list[str]) -> Spec | None:
     from pydantic import ValidationError
-
-    from search.spec.models import Spec
 
     file = path / SPEC_COPY
     if not file.is_file():
-        notes.append(f"no spec.yaml in {path} (the run did not finish?): using the searcher state")
+        notes.append(f"no spec.yaml in {path} (the run did not finish?): using the Optuna journal")
         return None
     try:
         # Structure only: the semantic checks (data file, trainable import) belong to the
         # machine that ran it, not to one reading a copied folder.
-        return Spec.model_validate(yaml.safe_load(file.read_text()))
+        return Spec.model_validate(yaml.load(file.read_text(), Loader=SpecLoader))  # noqa: S506 - a SafeLoader
     except (yaml.YAMLError, ValidationError, OSError) as exc:
-        notes.append(f"cannot read {file} ({type(exc).__name__}); using the searcher state")
+        notes.append(f"cannot read {file} ({type(exc).__name__}); using the Optuna journal")
         return None
 
 

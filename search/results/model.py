@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from search.experiment import ExperimentLike
 from search.results.folder import ResultsError
 from search.results.table import ExperimentResults, best_trial, open_results, require_checkpoint
 
 __all__ = ["load_model"]
 
 
-def load_model(experiment: str | Path | ExperimentResults, trial_id: str | None = None, *,
+def load_model(experiment: ExperimentLike, trial_id: str | None = None, *,
                model: Any = None, map_location: str = "cpu") -> Any:
     """The trained model of a trial's best checkpoint (default: the best trial), in eval mode.
 

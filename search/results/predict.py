@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from search.experiment import ExperimentLike
 from search.results.folder import ResultsError
 from search.results.model import load_model
 from search.results.table import ExperimentResults, best_trial, open_results, require_checkpoint
@@ -235,7 +236,7 @@ def _label_text(value: Any) -> str:
     return str(value.item() if isinstance(value, np.generic) else value)
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: Path) -> pd.DataFrame:
     """A CSV or Parquet file of rows to score.
 
     Raises:
@@ -256,7 +257,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise ResultsError(str(exc)) from exc
 
 
-def load_predictor(experiment: str | Path | ExperimentResults, trial_id: str | None = None, *,
+def load_predictor(experiment: ExperimentLike, trial_id: str | None = None, *,
                    model: Any = None, map_location: str = "cpu") -> Predictor:
     """The model of a trial's best checkpoint (default: the best trial) with its saved preprocessing.
 

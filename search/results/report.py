@@ -19,7 +19,7 @@ from search.results.export import write_output
 from search.results.folder import ResultsError
 from search.results.summary import heldout_line
 from search.results.table import ExperimentResults, best_column, open_results
-from search.storage import publish
+from search.experiment import ExperimentLike
 
 __all__ = ["SECTIONS", "render_report", "write_report", "REPORT_FILE"]
 
@@ -123,7 +123,7 @@ def _build(builder: Callable[..., Any], results: ExperimentResults, section_id: 
     return _figure_html(fig, f"plot-{section_id}")
 
 
-def render_report(experiment: str | Path | ExperimentResults, top_k: int = 10) -> str:
+def render_report(experiment: ExperimentLike, top_k: int = 10) -> str:
     """The report as one HTML string (plotly.js inline, no network access needed to view it)."""
     from search.results import report_plots
 
@@ -144,7 +144,7 @@ def render_report(experiment: str | Path | ExperimentResults, top_k: int = 10) -
             + "".join(sections) + "</body></html>\n")
 
 
-def write_report(experiment: str | Path | ExperimentResults, output: str | Path | None = None,
+def write_report(experiment: ExperimentLike, output: Path | None = None,
                  top_k: int = 10) -> Path | str:
     """Write the report (default: ``report.html`` in the experiment folder) atomically; where it is.
 
@@ -156,6 +156,6 @@ def write_report(experiment: str | Path | ExperimentResults, output: str | Path 
     if path.suffix.lower() not in (".html", ".htm"):
         raise ResultsError(f"the report is HTML: give -o a name ending in .html (got {str(path)!r})")
     written = write_output(path, render_report(results, top_k))
-    if output is None and (uploaded := publish(results.path, [REPORT_FILE])):
+    if output is None and (uploaded := results.experiment.publish([REPORT_FILE])):
         return uploaded[0]
     return written

@@ -22,7 +22,7 @@ def render_summary(spec: Any, outcome: Any, top: int = 5, results: ExperimentRes
     already read. A folder this process cannot read (remote storage) gets the counts Tune returned.
     """
     try:
-        results = open_results(results if results is not None else outcome.path, spec)
+        results = open_results(results if results is not None else outcome.experiment, spec)
     except ResultsError as exc:
         return _from_tune(spec, outcome, exc)
     table, info = results.table, results.info

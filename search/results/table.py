@@ -29,7 +29,8 @@ from search.results.folder import (
     value_at,
 )
 from search.results.outcomes import Outcome, TrialFacts, classify, is_finite_number
-from search.storage import HELDOUT_FILE, TRAIN_RUNS_DIR, publish
+from search.experiment import HELDOUT_FILE, TRAIN_RUNS_DIR, Experiment, ExperimentLike
+from search.spec.models import Spec
 
 __all__ = ["ExperimentResults", "open_results", "load_results", "BestTrial", "best_trial", "best_column",
            "param_column", "require_checkpoint", "write_default_exports", "DEFAULT_EXPORTS", "front_text"]
@@ -51,6 +52,11 @@ class ExperimentResults:
     @property
     def path(self) -> Path:
         return self.files.path
+
+    @property
+    def experiment(self) -> Experiment:
+        """Where the experiment lives (a URI's results are read from :attr:`path`, its mirror)."""
+        return self.files.experiment or Experiment(str(self.files.path))
 
     @property
     def info(self) -> ExperimentInfo:
@@ -77,7 +83,7 @@ def best_column(info: ExperimentInfo) -> str:
     return f"best_{info.metric}"
 
 
-def open_results(experiment: str | Path | ExperimentResults, spec: Any = None) -> ExperimentResults:
+def open_results(experiment: ExperimentLike, spec: Spec | None = None) -> ExperimentResults:
     """Read an experiment folder (a path, or a name under ``./results``) and build its table."""
     if isinstance(experiment, ExperimentResults):
         return experiment
@@ -89,7 +95,7 @@ def open_results(experiment: str | Path | ExperimentResults, spec: Any = None) -
     return ExperimentResults(files, table)
 
 
-def load_results(experiment: str | Path) -> pd.DataFrame:
+def load_results(experiment: ExperimentLike) -> pd.DataFrame:
     """One row per trial, sorted by the metric (best first): the columns of ``export``.
 
     ``trial_id``, ``status`` (in words), ``outcome`` (:class:`Outcome` value), one column per
@@ -281,7 +287,7 @@ def front_text(front: pd.DataFrame, metrics: list[str], chosen: str | None = Non
     return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-")
 
 
-def best_trial(experiment: str | Path | ExperimentResults, *, tolerance: float | None = None,
+def best_trial(experiment: ExperimentLike, *, tolerance: float | None = None,
                limits: dict[str, float] | None = None) -> BestTrial:
     """The trial with the best metric (over its epochs), preferring trials that did not fail.
 
@@ -323,7 +329,7 @@ def best_trial(experiment: str | Path | ExperimentResults, *, tolerance: float |
 
 
 # ---------------------------------------------------------------- after `run`
-def write_default_exports(experiment: str | Path | ExperimentResults, spec: Any = None) -> list[Path | str]:
+def write_default_exports(experiment: ExperimentLike, spec: Spec | None = None) -> list[str]:
     """Write ``results.csv`` and ``results.md`` into the experiment folder; the files written.
 
     ``experiment`` is the folder, or its results already read. Called at the end of ``run``:
@@ -332,12 +338,12 @@ def write_default_exports(experiment: str | Path | ExperimentResults, spec: Any 
     """
     from search.results.export import write_table
 
-    written: list[Path | str] = []
+    written: list[str] = []
     try:
         results = open_results(experiment, spec)
         for name in DEFAULT_EXPORTS:
-            written.append(write_table(results.table, results.path / name))
-        written = publish(results.path, DEFAULT_EXPORTS) or written
+            written.append(str(write_table(results.table, results.path / name)))
+        written = results.experiment.publish(DEFAULT_EXPORTS) or written
     except (ResultsError, OSError) as exc:
         print(f"warning: could not write the results table: {exc}", file=sys.stderr)
     return written

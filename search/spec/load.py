@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from search.spec.checks import semantic_problems
 from search.spec.errors import Problem, SpecError, did_you_mean
 from search.spec.models import CategoricalParam, FloatParam, IntParam, Spec
-from search.spec.yaml_lines import LineIndex, parse_yaml
+from search.spec.yaml_lines import CyclicYamlError, LineIndex, parse_yaml
 
 __all__ = ["load_spec", "parse_spec"]
 
@@ -34,15 +34,50 @@ def parse_spec(raw: Any, source: str | Path | None = None, lines: LineIndex | No
                 f"value silently: remove one", again)
         for key, first, again in lines.duplicates]
     spec: Spec | None = None
+    checked: Spec | None = None  # what the context checks read: the spec, or the rest of it without its errors
     try:
-        spec = Spec.model_validate(raw)
+        spec = checked = Spec.model_validate(raw)
     except ValidationError as exc:
         problems += [_problem_from_pydantic(err, raw, lines) for err in exc.errors()]
-    problems += semantic_problems(raw, spec, lines, source)
+        checked, removed = _valid_rest(raw, exc)
+    if spec is None and checked is not None:  # every problem in one go: the rest is checked too, minus echoes
+        problems += [p for p in semantic_problems(raw, checked, lines, source)
+                     if p.message.startswith("trainable does not accept")  # a name is checked as written
+                     or not any(p.path == r or p.path.startswith(r + ".") or r.startswith(p.path + ".") for r in removed)]
+    else:
+        problems += semantic_problems(raw, spec, lines, source)
     if problems:
         raise SpecError(_dedupe(problems), source)
     assert spec is not None  # no problems means validation passed
     return spec
+
+
+def _valid_rest(raw: dict[str, Any], exc: ValidationError, tries: int = 3) -> tuple[Spec | None, list[str]]:
+    """The spec without the keys pydantic refused (their defaults instead), and the dotted keys removed; None when
+    the rest does not validate either (a rule across sections)."""
+    import copy
+
+    rest, removed = copy.deepcopy(raw), []
+    for _ in range(tries):
+        locs = [[str(p) for p in err["loc"]] for err in exc.errors()]
+        if not locs or any(not loc for loc in locs):
+            return None, removed
+        for loc in locs:
+            loc = loc[:2] if loc[0] == "space" else loc  # a parameter is one thing: drop it whole
+            parent = _lookup(rest, loc[:-1]) if len(loc) > 1 else rest
+            if isinstance(parent, dict) and loc[-1] in parent:
+                del parent[loc[-1]]
+                removed.append(".".join(loc))
+            elif isinstance(parent, list) and loc[-1].isdigit() and int(loc[-1]) < len(parent):
+                parent[int(loc[-1])] = None
+                removed.append(".".join(loc))
+            else:
+                return None, removed
+        try:
+            return Spec.model_validate(rest), removed
+        except ValidationError as again:
+            exc = again
+    return None, removed
 
 
 def dump_spec(spec: Spec) -> str:
@@ -69,6 +104,8 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec
         col = f", column {mark.column + 1}" if mark else ""
         reason = getattr(exc, "problem", None) or str(exc)
         raise SpecError([Problem("", f"YAML syntax error{col}: {reason}", line)], path) from None
+    except CyclicYamlError as exc:
+        raise SpecError([Problem("", str(exc), exc.line)], path) from None
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value)
     return parse_spec(raw, path, lines)

@@ -76,6 +76,12 @@ class CategoricalParam(_ParamBase):
 Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
 
 
+def _fits(param: FloatParam | IntParam | CategoricalParam, value: Any) -> bool:
+    if isinstance(param, CategoricalParam):
+        return value in param.choices
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and param.low <= value <= param.high
+
+
 def _check_range(low: float, high: float, log: bool, step: float | None) -> None:
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"low and high must be finite numbers (low={low}, high={high})")
@@ -122,8 +128,8 @@ class SearchSpec(_Model):
 
 class SchedulerSpec(_Model):
     type: Literal["asha", "none"] = "asha"
-    metric: str | None = Field(default=None, description="The metric ASHA compares trials on; default: the (first) "
-                                                          "objective. Another metric needs its mode.")
+    metric: str | None = Field(default=None, description="The metric ASHA compares trials on; default: the objective "
+                                                          "(several: all of them, MO-ASHA). Another metric needs its mode.")
     mode: Literal["min", "max"] | None = Field(default=None, description="Order of scheduler.metric; default: its "
                                                                          "objective's mode.")
     max_t: int | None = Field(default=None, ge=1, description="Epochs a trial may run; defaults to fixed.epochs.")
@@ -280,6 +286,72 @@ class Spec(_Model):
                              "add scheduler.mode: min or max")
         return self
 
+    def rule_problems(self) -> list[tuple[str, str]]:
+        """Rules across sections, on the validated spec: ``(dotted path, message)`` for each one broken.
+
+        Run by :func:`search.spec.load.parse_spec` once the structure is valid, so each rule reads
+        typed values and the model's own defaults (none is restated elsewhere).
+        """
+        problems: list[tuple[str, str]] = []
+        for key in sorted(set(self.space) & set(self.fixed)):
+            problems.append((f"fixed.{key}", f"{key!r} is both searched (space) and fixed; keep one"))
+        epochs = self.fixed.get("epochs")
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)):
+            problems.append(("fixed.epochs", f"epochs must be an integer, got {epochs!r}"))
+        problems += self._condition_problems() + self._point_problems()
+        if self.scheduler.type == "asha":
+            if self.max_epochs is None:
+                problems.append(("scheduler.max_t", "ASHA needs the most epochs a trial runs: set scheduler.max_t "
+                                                    "or fixed.epochs (an integer)"))
+            elif self.scheduler.max_t is None and self.scheduler.grace_period > self.max_epochs:
+                problems.append(("scheduler.grace_period", f"grace_period ({self.scheduler.grace_period}) must be <= "
+                                                           f"fixed.epochs ({self.max_epochs})"))
+        res = self.resources
+        if res.use_gpu is False and (res.gpus_per_worker or 0) > 0:
+            problems.append(("resources.gpus_per_worker", "gpus_per_worker > 0 with use_gpu: false; set use_gpu: true "
+                                                          "or auto"))
+        if res.executor is Executor.DIRECT and res.num_workers > 1:
+            problems.append(("resources.executor", "executor 'direct' runs one worker in the trial; use "
+                                                   "'torch_trainer' (or 'auto') for num_workers > 1"))
+        gpus = res.gpus_per_worker
+        if gpus is not None and gpus > 1 and gpus != int(gpus):
+            problems.append(("resources.gpus_per_worker", f"fractional GPUs must be < 1 (got {gpus}); a worker takes "
+                                                          "a fraction of one GPU or whole GPUs"))
+        return problems
+
+    def _condition_problems(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        declared: list[str] = []
+        for name, param in self.space.items():
+            for parent, values in (param.when or {}).items():
+                path = f"space.{name}.when.{parent}"
+                parent_param = self.space.get(parent)
+                if parent_param is None:
+                    problems.append((path, f"condition on unknown parameter {parent!r}{did_you_mean(parent, self.space)}"))
+                elif parent not in declared:
+                    problems.append((path, f"condition on {parent!r}, which must be declared before {name!r}"))
+                elif not isinstance(parent_param, CategoricalParam):
+                    problems.append((path, f"conditions must refer to a categorical parameter; {parent!r} is not"))
+                else:
+                    for value in values if isinstance(values, list) else [values]:
+                        if value not in parent_param.choices:
+                            problems.append((path, f"{value!r} is not one of {parent!r}'s choices {parent_param.choices}"))
+            declared.append(name)
+        return problems
+
+    def _point_problems(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        for i, point in enumerate(self.search.points_to_evaluate):
+            for key, value in point.items():
+                path = f"search.points_to_evaluate.{i}.{key}"
+                param = self.space.get(key)
+                if param is None:
+                    problems.append((path, f"{key!r} is not a searched parameter{did_you_mean(key, self.space)}"))
+                elif not _fits(param, value):
+                    shown = f"choices {param.choices}" if isinstance(param, CategoricalParam) else f"[{param.low}, {param.high}]"
+                    problems.append((path, f"{value!r} is outside {key!r}'s distribution {shown}"))
+        return problems
+
     @property
     def objectives(self) -> tuple[tuple[str, str], ...]:
         """``((metric, mode), ...)``: one for a single-objective spec, in the spec's order."""
@@ -307,6 +379,14 @@ class Spec(_Model):
     @property
     def scheduler_mode(self) -> str:
         return self.scheduler.mode or dict(self.objectives).get(self.scheduler_metric) or self.primary_mode
+
+    @property
+    def scheduler_objectives(self) -> tuple[tuple[str, str], ...]:
+        """``((metric, mode), ...)`` ASHA ranks a rung on: every objective (MO-ASHA) when there are several and no
+        ``scheduler.metric``; else the one ``(scheduler_metric, scheduler_mode)``."""
+        if self.multi_objective and self.scheduler.metric is None:
+            return self.objectives
+        return ((self.scheduler_metric, self.scheduler_mode),)
 
     @property
     def checkpoint_score(self) -> str:

@@ -41,17 +41,20 @@ def trainable_ref(name: str) -> str:
 def resolve_trainable(name: str, search_paths: tuple[str | Path, ...] = ()) -> Callable[..., Any]:
     """Import a built-in trainable by name, or a user's ``package.module:function``.
 
-    ``search_paths`` (e.g. the spec's folder) are put on ``sys.path`` first, so a
-    module next to the spec imports without installing it.
+    For a user's module, ``search_paths`` (the current folder, the spec's folder) are added at
+    the *end* of ``sys.path``, so a module next to the spec imports without installing it, but a
+    file there never shadows an installed package (a ``numpy.py`` beside someone's spec is not
+    numpy). A built-in trainable touches ``sys.path`` not at all.
     """
     ref = trainable_ref(name)
     if ":" not in ref:
         raise TrainableError(f"unknown trainable {name!r}{did_you_mean(name, TRAINABLES)}; use a built-in "
                              f"({', '.join(TRAINABLES)}) or 'package.module:function'")
     module_name, _, attr = ref.partition(":")
-    for path in search_paths:
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
+    if name not in TRAINABLES:
+        for path in search_paths:
+            if str(path) not in sys.path:
+                sys.path.append(str(path))
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

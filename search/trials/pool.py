@@ -40,7 +40,7 @@ from typing import Any
 
 import ray
 
-from search.storage import TRAIN_RUNS_DIR
+from search.experiment import TRAIN_RUNS_DIR
 from search.trials.checkpoints import resume_dir
 from search.trials.direct import tune_report
 from search.trials.setup import TrialSetup, checked_report

@@ -16,7 +16,7 @@ import ray
 from ray import tune
 
 from search.spec.registry import resolve_trainable
-from search.storage import TRAIN_RUNS_DIR
+from search.experiment import TRAIN_RUNS_DIR
 from search.trials.checkpoints import resume_dir
 from search.trials.setup import TrialSetup, checked_report
 from trainables.api import call_training_function

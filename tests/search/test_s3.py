@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.search.conftest import TINY_SPEC
+from tests.search.helpers import TINY_SPEC
 
 REPO = Path(__file__).resolve().parents[2]
 URI = "s3://runs/e2e/tiny"

@@ -39,7 +39,7 @@ from search.cluster.jobs import (
     connect_error,
 )
 from search.spec import load_spec
-from search.storage import storage_warning
+from search.engine.session import storage_warning
 
 pytestmark = pytest.mark.ray
 

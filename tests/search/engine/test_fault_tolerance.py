@@ -121,6 +121,7 @@ def _resume(path: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_asha_cuts_after_resume_against_the_rungs_of_before(tmp_path):
     """Two trials (the second cut at epoch 1), then an interrupt as a weak third starts: resumed, it is cut at
     its first rung, judged against the values recorded there before the interrupt (with empty rungs, alone
@@ -166,6 +167,7 @@ def _on(spec, executor: str, **search):
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 @pytest.mark.parametrize("executor", ["direct", "torch_trainer"])
 def test_a_trial_that_fails_once_is_retried_from_its_checkpoint(ray_cluster, tmp_path, executor):
     spec = load_spec(write_experiment(tmp_path, "flaky", fail_once=True))
@@ -186,6 +188,7 @@ def test_a_trial_that_fails_once_is_retried_from_its_checkpoint(ray_cluster, tmp
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 @pytest.mark.parametrize("executor", ["direct", "torch_trainer"])
 def test_a_killed_trial_process_is_retried_from_its_checkpoint(ray_cluster, tmp_path, executor):
     # direct: the Tune trial process is killed; torch_trainer: the Train worker of the pool.
@@ -213,6 +216,7 @@ def test_a_killed_trial_process_is_retried_from_its_checkpoint(ray_cluster, tmp_
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_a_diverging_trial_is_pruned_in_optuna_and_the_experiment_goes_on(ray_cluster, tmp_path):
     spec = load_spec(write_experiment(tmp_path, "nan", nan_at=2))
     space = {"x": spec.space["x"]}
@@ -245,6 +249,7 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys)
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_warm_start_tells_the_searcher_the_earlier_results_first(ray_cluster, tmp_path):
     first = load_spec(write_experiment(tmp_path, "first", epochs=1, sleep=0.0))
     run_experiment(first, RunOptions(spec_path=tmp_path / "first.yaml"))
@@ -289,6 +294,7 @@ def train(config, report, resume_from=None, world=None):
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_a_ddp_rank_that_fails_while_the_other_waits_replaces_the_pool_and_the_trial_resumes(ray_cluster, tmp_path):
     (tmp_path / "ddp_fail.py").write_text(DDP_FAILING_TRAINABLE)
     spec_path = tmp_path / "ddp.yaml"
@@ -455,6 +461,7 @@ def _load_module(file: Path):
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 @pytest.mark.parametrize(("fault", "storage", "executor"), [
     # after_rotation on the torch_trainer pool is not here: with the pool's hand-over, Tune saved its state
     # between the rotation and the freeze on most tries (7 runs: 1 passed, 3 needed retries past 6 epochs,
@@ -510,9 +517,9 @@ def test_sigkill_at_a_placed_moment_then_resume_finishes_every_trial_exactly_onc
 def _check_placed_resume(tmp_path: Path, path: Path | str, fault: str, leftovers: list[psutil.Process]) -> None:
     from search.results import open_results
     from search.results.folder import resolve_experiment
-    from search.storage import EMBEDDED_RAY_RECORD, copy_folder, filesystem, is_uri
+    from search.experiment import EMBEDDED_RAY_RECORD, Experiment, filesystem
 
-    record = (copy_folder(path) if is_uri(str(path)) else path) / EMBEDDED_RAY_RECORD
+    record = Experiment.at(path).local / EMBEDDED_RAY_RECORD
     assert record.is_file()  # the killed driver's record of its embedded Ray (a URI's: in its local copy)
 
     victim = (tmp_path / "logs" / "victim").read_text()
@@ -559,7 +566,7 @@ def _check_placed_resume(tmp_path: Path, path: Path | str, fault: str, leftovers
     assert sorted(t.value for t in study.trials) == sorted(table["best_score"])  # the study and the table agree
     # Optuna's journal (what optuna-dashboard opens), rewritten by the resumed run, holds each trial once, finished.
     from search.results.searcher_state import load_journal_study
-    from search.storage import OPTUNA_JOURNAL
+    from search.experiment import OPTUNA_JOURNAL
 
     assert (Path(resolve_experiment(path)) / OPTUNA_JOURNAL).is_file()
     journal = load_journal_study(resolve_experiment(path))
@@ -571,12 +578,13 @@ def _check_placed_resume(tmp_path: Path, path: Path | str, fault: str, leftovers
         assert count == 1 or (count == 2 and e >= 2), runs
 
 
+@pytest.mark.slow
 def test_run_stops_what_a_killed_run_left_running_before_it_refuses_or_overwrites(tmp_path):
     """The record a killed driver left names its embedded Ray's session folder: the next `run` into the
     experiment stops the processes holding files there (and nothing else), even when it then refuses."""
     import json
 
-    from search.storage import EMBEDDED_RAY_RECORD
+    from search.experiment import EMBEDDED_RAY_RECORD
 
     folder = tmp_path / "results" / "t"
     folder.mkdir(parents=True)
@@ -584,11 +592,14 @@ def test_run_stops_what_a_killed_run_left_running_before_it_refuses_or_overwrite
     session = tmp_path / "session_2026-12-04_killed"
     (session / "logs").mkdir(parents=True)
     opened = session / "logs" / "dashboard_agent.log"
-    holder = subprocess.Popen([sys.executable, "-c", f"import time; f = open({str(opened)!r}, 'w'); time.sleep(600)"])
-    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    hold = f"import time; f = open({str(opened)!r}, 'a'); time.sleep(600)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, "ray::DashboardAgent"])  # named as Ray names its agents
+    # Not Ray's, though it holds a file in that session folder (an editor, a `tail -f`): never stopped.
+    bystander = subprocess.Popen([sys.executable, "-c", hold])
     try:
         deadline = time.monotonic() + 30
-        while not any(os.readlink(fd) == str(opened) for fd in Path(f"/proc/{holder.pid}/fd").iterdir()):
+        while not all(any(os.readlink(fd) == str(opened) for fd in Path(f"/proc/{p.pid}/fd").iterdir())
+                      for p in (holder, bystander)):
             assert time.monotonic() < deadline, "the stand-in agent never opened its log"
             time.sleep(0.05)
         driver = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -600,7 +611,7 @@ def test_run_stops_what_a_killed_run_left_running_before_it_refuses_or_overwrite
         assert proc.returncode == 2 and "already holds an experiment" in proc.stderr, proc.stderr
         assert f"note: stopped 1 process(es) the killed run's embedded Ray left running (pids {holder.pid})" in proc.stderr
         assert holder.wait(timeout=10) == -signal.SIGTERM
-        assert bystander.poll() is None  # only what the record's session folder names
+        assert bystander.poll() is None  # only Ray's processes that hold files in the record's session folder
         assert not (folder / EMBEDDED_RAY_RECORD).exists() and (folder / "tuner.pkl").is_file()
     finally:
         for proc in (holder, bystander):

@@ -14,7 +14,7 @@ import yaml
 
 from search.engine.run import RunOptions, run_experiment
 from search.spec import load_spec
-from tests.search.conftest import results_cli
+from tests.search.helpers import results_cli
 
 USER_TRAINABLE = '''
 import json, tempfile
@@ -43,6 +43,7 @@ def _run(tmp_path: Path, raw: dict) -> Path:
     return Path(run_experiment(load_spec(path), RunOptions(spec_path=path)).path)
 
 
+@pytest.mark.ray
 def test_the_best_trial_is_tested_once_on_the_test_split_and_the_table_shows_it(ray_cluster, tmp_path, tiny_spec):
     from search.results import load_model, open_results
     from search.results.summary import heldout_line
@@ -77,6 +78,7 @@ def test_the_best_trial_is_tested_once_on_the_test_split_and_the_table_shows_it(
     assert len(pd.read_csv(io.StringIO(out))) == len(splits.y_test)
 
 
+@pytest.mark.ray
 def test_a_users_evaluation_function_is_used_and_without_one_there_are_no_test_columns(ray_cluster, tmp_path):
     from search.results import open_results
 
@@ -107,7 +109,7 @@ def test_a_two_objective_search_end_to_end_front_pick_cuts_test_and_report(ray_c
     from search.results.report import render_report
     from search.results.summary import render_summary
     from search.results.searcher_state import load_study
-    from tests.search.conftest import results_cli
+    from tests.search.helpers import results_cli
 
     raw = yaml.safe_load(tiny_spec)
     raw.update(name="two", metric=["val_accuracy", "num_selected"], mode=["max", "min"], select={"tolerance": 0.05},

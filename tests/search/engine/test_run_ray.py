@@ -70,7 +70,7 @@ def test_asha_cuts_a_weak_trial_and_optuna_sees_it_pruned(ray_cluster, tmp_path,
         assert (kept[-1] / "checkpoint.pt").is_file() and (kept[-1] / "selection.json").is_file()
     best = outcome.results.get_best_result(metric="val_accuracy", mode="max")
     _assert_checkpoint_loads(Path(best.checkpoint.path) / "checkpoint.pt", num_features=10)
-    assert (outcome.path / "spec.yaml").is_file()
+    assert (outcome.experiment.local / "spec.yaml").is_file()
 
 
 def _assert_checkpoint_loads(path: Path, num_features: int) -> None:
@@ -94,7 +94,7 @@ def test_a_torch_trainer_per_trial_reports_and_checkpoints(ray_cluster, tmp_path
     (result,) = list(outcome.results)
     assert result.metrics["epoch"] == 2 and 0 <= result.metrics["val_accuracy"] <= 1
     checkpoint = Path(result.metrics["checkpoint_path"])
-    assert checkpoint.is_relative_to(outcome.path / "train_runs")
+    assert checkpoint.is_relative_to(outcome.experiment.local / "train_runs")
     _assert_checkpoint_loads(checkpoint / "checkpoint.pt", num_features=10)
 
 

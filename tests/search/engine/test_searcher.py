@@ -225,7 +225,7 @@ def test_a_trial_cut_by_asha_enters_a_two_objective_study_pruned_with_its_values
     good, bad = s._ot_study.get_trials(deepcopy=False)
     assert good.state is optuna.trial.TrialState.COMPLETE and good.values == [0.9, 5]
     assert bad.state is optuna.trial.TrialState.PRUNED and bad.values is None
-    assert bad.user_attrs == {"values_at_cut": {"acc": 0.55, "features": 28.0}, "epoch_at_cut": 2}
+    assert bad.user_attrs == {"values_at_cut": {"acc": 0.55, "features": 28.0}, "epoch_at_cut": 2, "cut_by": "asha"}
     assert [t.number for t in s._ot_study.best_trials] == [0]  # the front holds completed trials only
     # After a resume, ASHA's rungs are rebuilt from what the searcher kept of its metric.
     fresh = PruningASHA(s, metric="loss", mode="min", max_t=8, grace_period=1, reduction_factor=2)

@@ -12,6 +12,7 @@ from search.engine.run import RunOptions, run_experiment
 from search.spec import load_spec
 
 
+@pytest.mark.ray
 def test_every_trial_is_an_mlflow_run_with_its_epochs_and_best_checkpoint(ray_cluster, tmp_path, tiny_spec):
     pytest.importorskip("mlflow")  # the `mlflow` extra; the journal test below runs without it
     from mlflow.tracking import MlflowClient
@@ -81,6 +82,7 @@ def train(config, report):
 '''
 
 
+@pytest.mark.ray
 def test_optunas_journal_shows_the_study_during_the_run_and_optuna_dashboard_opens_it(ray_cluster, tmp_path):
     import io
     from wsgiref.util import setup_testing_defaults

@@ -31,7 +31,7 @@ from search.results import (
     open_results,
 )
 from search.results.predict import accuracy
-from tests.search.conftest import results_cli
+from tests.search.helpers import results_cli
 from trainables.data import Preprocessing, load_data, make_madelon
 from trainables.files import PREPROCESSING_FILE, SELECTION_FILE
 
@@ -154,6 +154,7 @@ def new_rows() -> pd.DataFrame:
     return raw_frame(rows=90, seed=7)
 
 
+@pytest.mark.ray
 def test_every_checkpoint_holds_the_preprocessing_of_the_training_split(run: Run):
     train = load_data({**run.data, "scale": False}).x_train.astype(np.float64)  # the raw rows of the train part
     checkpoints = sorted(run.path.rglob(PREPROCESSING_FILE))
@@ -168,6 +169,7 @@ def test_every_checkpoint_holds_the_preprocessing_of_the_training_split(run: Run
         np.testing.assert_allclose(saved["standardization"]["scale"], train.std(axis=0), rtol=1e-6)
 
 
+@pytest.mark.ray
 def test_predictions_are_the_models_argmax_on_data_scaled_with_the_train_statistics(run: Run, new_rows: pd.DataFrame):
     predictor = load_predictor(run.path)
     assert predictor.trial_id == best_trial(run.path).trial_id
@@ -190,6 +192,7 @@ def test_predictions_are_the_models_argmax_on_data_scaled_with_the_train_statist
     assert predictor.score(new_rows)[0] > 0.6
 
 
+@pytest.mark.ray
 def test_column_order_and_the_target_column_do_not_change_the_output(run: Run, new_rows: pd.DataFrame):
     predictor = load_predictor(run.path)
     reference = predictor.table(new_rows)
@@ -201,6 +204,7 @@ def test_column_order_and_the_target_column_do_not_change_the_output(run: Run, n
     pd.testing.assert_frame_equal(predictor.table(new_rows[FEATURES].to_numpy()), reference)
 
 
+@pytest.mark.ray
 def test_extra_and_missing_columns_are_named(run: Run, new_rows: pd.DataFrame):
     predictor = load_predictor(run.path)
     with pytest.raises(InputDataError, match=r"2 column\(s\) the model was not trained on: 'row_id', 'note'; drop"):
@@ -211,6 +215,7 @@ def test_extra_and_missing_columns_are_named(run: Run, new_rows: pd.DataFrame):
         predictor.predict(new_rows[FEATURES[:7]].to_numpy())
 
 
+@pytest.mark.ray
 def test_cli_writes_predictions_in_row_order_and_prints_the_accuracy(run: Run, new_rows: pd.DataFrame,
                                                                     tmp_path: Path):
     data = tmp_path / "new.csv"
@@ -234,6 +239,7 @@ def test_cli_writes_predictions_in_row_order_and_prints_the_accuracy(run: Run, n
     pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(out)), expected, check_exact=False, rtol=1e-12)
 
 
+@pytest.mark.ray
 def test_cli_scores_with_the_trial_asked_for(run: Run, new_rows: pd.DataFrame, tmp_path: Path):
     results = open_results(run.path)
     other = next(tid for tid in results.table["trial_id"] if tid != best_trial(results).trial_id)
@@ -248,6 +254,7 @@ def test_cli_scores_with_the_trial_asked_for(run: Run, new_rows: pd.DataFrame, t
     assert code == 2 and "error: no trial 'nope'" in err
 
 
+@pytest.mark.ray
 def test_cli_bad_input_is_exit_2_with_a_message_naming_it(run: Run, new_rows: pd.DataFrame, tmp_path: Path):
     new_rows.drop(columns=["alpha"]).assign(extra=0).to_csv(tmp_path / "cols.csv", index=False)
     (tmp_path / "junk.parquet").write_bytes(b"not parquet")
@@ -267,6 +274,7 @@ def test_cli_bad_input_is_exit_2_with_a_message_naming_it(run: Run, new_rows: pd
         assert re.search(message, err), err
 
 
+@pytest.mark.ray
 def test_an_experiment_without_saved_preprocessing_is_exit_2(run: Run, new_rows: pd.DataFrame, tmp_path: Path):
     # What an experiment of a user trainable, or one run before preprocessing.json existed, looks like.
     old = Path(shutil.copytree(run.path, tmp_path / "old"))
@@ -280,6 +288,7 @@ def test_an_experiment_without_saved_preprocessing_is_exit_2(run: Run, new_rows:
         load_predictor(old)
 
 
+@pytest.mark.ray
 def test_the_predictor_on_the_raw_test_split_reproduces_the_trials_test_accuracy(run: Run):
     """The held-out split, raw, through the predictor = the trial's model on the split as training scaled it."""
     scaled, raw = load_data(run.data), load_data({**run.data, "scale": False})

@@ -44,7 +44,7 @@ from search.results.folder import (
     find_checkpoints,
     resolve_experiment,
 )
-from tests.search.conftest import results_cli
+from tests.search.helpers import results_cli
 
 FAIL_LR = 0.0299
 POINTS = [  # evaluated in this order, one at a time: ASHA's decisions follow from it
@@ -323,7 +323,7 @@ def test_a_folder_without_tune_state_or_features(tmp_path: Path) -> None:
     for plot in ("learning-curves", "parameters", "importance"):  # importance: a study rebuilt from the table
         assert f'id="plot-{plot}"' in page
     assert "the trainable does not select features" in page and 'id="plot-pareto"' not in page
-    assert "no searcher-state-*.pkl" in page
+    assert "no Optuna journal" in page
 
 
 # ---------------------------------------------------------------- the real experiment

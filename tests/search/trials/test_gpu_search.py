@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 torch = pytest.importorskip("torch")
-pytestmark = [pytest.mark.gpu, pytest.mark.slow,
+pytestmark = [pytest.mark.gpu, pytest.mark.slow, pytest.mark.ray,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 REPO = Path(__file__).resolve().parents[3]
