@@ -11,6 +11,12 @@ loads, or any folder for a user's own format), with the metrics Tune reported wi
 Trial folders created after the last snapshot are unknown to the state and to the searcher's
 study; they are removed, so every table holds exactly the trials the study holds.
 
+The epochs an unfinished trial reported after the searcher's last save (in its ``result.json``,
+and maybe behind the checkpoint it is moved forward to) are told to the saved searcher before
+Tune restores it: its best value, Optuna's intermediate values and ASHA's record of each epoch
+then agree with the table (ASHA's rungs are rebuilt from that record on restore). Resume trusts
+the folder: this unpickles the searcher's state, as Tune's own restore does.
+
 The state file is Tune's own format (Ray 2.60), read and written with Ray's own serialisers;
 if it cannot be read, nothing is changed and Tune's restore speaks for itself.
 """
@@ -39,7 +45,8 @@ class Repair:
 
     repointed: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # trial: (was, now)
     removed_folders: list[str] = field(default_factory=list)
-    rewritten: str | None = None  # the state file rewritten (its name in the folder)
+    rewritten: list[str] = field(default_factory=list)  # files rewritten (names in the folder): state, searcher
+    caught_up: dict[str, int] = field(default_factory=dict)  # trial: epochs told to the searcher only now
 
     def lines(self) -> list[str]:
         out = [f"trial {t}: resumes from {now or 'the start (no intact checkpoint)'}"
@@ -47,15 +54,19 @@ class Repair:
                for t, (was, now) in self.repointed.items()]
         out += [f"removed {name}: created after Tune's last saved state, never known to it or to the study"
                 for name in self.removed_folders]
+        out += [f"trial {t}: told the searcher {n} epoch(s) it had reported after the searcher's last save"
+                for t, n in self.caught_up.items()]
         return out
 
 
-def repair_saved_state(path: Path, storage_folder: str | None = None) -> Repair:
+def repair_saved_state(path: Path, storage_folder: str | None = None, *, ours: bool = True) -> Repair:
     """Repair the newest ``experiment_state-*.json`` of a local experiment folder in place (see the module).
 
     ``storage_folder``: for a local copy of a URI experiment, the experiment's path inside its
     filesystem (``bucket/runs/exp``), so that the checkpoints named in the state are where Tune
     finds them; the caller uploads :attr:`Repair.rewritten` and deletes the removed folders there.
+    ``ours``: the trainable is a built-in one, whose ``checkpoint.pt`` is checked; a user's own
+    checkpoint folders are taken as they are (any non-empty folder is intact).
     """
     from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
     from ray.tune.trainable.metadata import _TrainingRunMetadata
@@ -80,12 +91,15 @@ def repair_saved_state(path: Path, storage_folder: str | None = None) -> Repair:
             continue
         folder = path / f"trial_{trial_id}"
         meta = _TrainingRunMetadata.from_json_state(trial_data[index][1])
-        if _repoint(meta, folder, trial_id, repair, storage_folder):
+        if _repoint(meta, folder, trial_id, repair, storage_folder, ours):
             trial_data[index] = [trial_data[index][0], meta.get_json_state()]
             changed = True
     if changed:
         atomic_write(state_file, json.dumps(state, indent=2, cls=TuneFunctionEncoder))
-        repair.rewritten = state_file.name
+        repair.rewritten.append(state_file.name)
+    unfinished = [t for t, (_, trial_json) in known.items() if trial_json.get("status") not in _FINISHED]
+    if (searcher_file := _catch_up_searcher(path, unfinished, repair)) is not None:
+        repair.rewritten.append(searcher_file)
     for folder in sorted(path.glob("trial_*")):
         if folder.is_dir() and folder.name.removeprefix("trial_") not in known:
             shutil.rmtree(folder)
@@ -93,7 +107,7 @@ def repair_saved_state(path: Path, storage_folder: str | None = None) -> Repair:
     return repair
 
 
-def _repoint(meta: Any, folder: Path, trial_id: str, repair: Repair, storage_folder: str | None) -> bool:
+def _repoint(meta: Any, folder: Path, trial_id: str, repair: Repair, storage_folder: str | None, ours: bool) -> bool:
     """Point ``meta``'s latest checkpoint at the newest intact one in ``folder``; True if it changed."""
     manager = meta.checkpoint_manager
     if manager is None:
@@ -108,7 +122,7 @@ def _repoint(meta: Any, folder: Path, trial_id: str, repair: Repair, storage_fol
     # (its result died with the driver) only when the state's own checkpoint is gone: resuming
     # from a trial's last checkpoint with no row for it would leave that epoch out of its history.
     newest_intact = with_row = None
-    for candidate in _intact(folder):  # newest first, each loaded only when reached
+    for candidate in _intact(folder, ours):  # newest first, each loaded only when reached
         if state_ok and candidate.name <= was:
             break
         newest_intact = newest_intact or candidate
@@ -164,11 +178,11 @@ def _exists(result: Any, folder: Path) -> bool:
     return (folder / Path(result.checkpoint.path).name).is_dir()
 
 
-def _intact(folder: Path) -> Iterator[Path]:
+def _intact(folder: Path, ours: bool = True) -> Iterator[Path]:
     """The ``checkpoint_*`` folders whose ``checkpoint.pt`` loads (a user's own format: any non-empty), newest first."""
     for candidate in sorted((p for p in folder.glob("checkpoint_*") if p.is_dir()), reverse=True):
         file = candidate / CHECKPOINT_FILE
-        if not file.exists():
+        if not ours or not file.exists():
             if any(candidate.iterdir()):
                 yield candidate
             continue
@@ -193,4 +207,62 @@ def _checkpoint_rows(folder: Path) -> dict[str, dict[str, Any]]:
             continue
         if row.get("checkpoint_dir_name"):
             rows[row["checkpoint_dir_name"]] = row
+    return rows
+
+
+def _catch_up_searcher(path: Path, trial_ids: list[str], repair: Repair) -> str | None:
+    """Tell the saved searcher every epoch the unfinished trials reported (``result.json``); the file rewritten.
+
+    The searcher's bookkeeping is idempotent per epoch (a step is told to Optuna once, the best is a
+    maximum, ASHA's record keeps an epoch's first value), so epochs it knew are told again harmlessly.
+    """
+    import pickle
+
+    from search.engine.searcher import EPOCH, PruningAwareOptunaSearch
+
+    states = sorted(path.glob("searcher-state-*.pkl"))  # names end in a sortable timestamp
+    if not states or not trial_ids:
+        return None
+    try:
+        with open(states[-1], "rb") as fh:
+            saved = pickle.load(fh)  # noqa: S301 - resume restores this folder's own state, as Tune does
+    except Exception as exc:  # noqa: BLE001 - Tune's restore will say what is wrong with it
+        print(f"warning: cannot read {states[-1].name} ({type(exc).__name__}: {exc}); the searcher resumes as saved",
+              file=sys.stderr)
+        return None
+    if not isinstance(saved, dict):
+        return None
+    searcher = PruningAwareOptunaSearch.__new__(PruningAwareOptunaSearch)
+    searcher.__dict__.update(saved)
+    for trial_id in trial_ids:
+        if trial_id not in searcher._ot_trials or trial_id in searcher._completed_trials:
+            continue
+        known = _known_epochs(searcher, trial_id)
+        rows = [row for row in _result_rows(path / f"trial_{trial_id}") if row.get(EPOCH) is not None]
+        new = sorted({int(row[EPOCH]) for row in rows} - known)
+        for row in rows:
+            searcher.on_trial_result(trial_id, row)
+        if new:
+            repair.caught_up[trial_id] = len(new)
+    if not repair.caught_up:
+        return None
+    searcher.save(str(states[-1]))  # the pickle Tune restores, and Optuna's journal beside it
+    return states[-1].name
+
+
+def _known_epochs(searcher: Any, trial_id: str) -> set[int]:
+    recorded = searcher.__dict__.get("_rung_values", {}).get(trial_id) or searcher.__dict__.get("_rung_points", {}).get(trial_id)
+    steps = searcher.__dict__.get("_reported_steps", {}).get(trial_id)
+    return {int(e) for e in (recorded or steps or ())}
+
+
+def _result_rows(folder: Path) -> list[dict[str, Any]]:
+    file = folder / "result.json"
+    rows = []
+    if file.is_file():
+        for line in file.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # the line a kill cut short
+                continue
     return rows

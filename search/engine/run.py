@@ -22,8 +22,8 @@ from search.engine.session import cluster_view, live_driver, ray_session, stop_l
 from search.engine.tuner import build_tuner, trial_trainable
 from search.spec.checks import resolve_data_path, spec_search_paths
 from search.spec.models import Spec
-from search.spec.registry import trainable_ref
-from search.experiment import RUN_LOG, SPEC_COPY, SPEC_SOURCE_COPY, Experiment, ExperimentError
+from search.spec.registry import TRAINABLES, trainable_ref
+from search.experiment import OPTUNA_JOURNAL, RUN_LOG, SPEC_COPY, SPEC_SOURCE_COPY, Experiment, ExperimentError
 from search.trials.resources import DRIVER_RESOURCE, TrialPlan, plan_trials
 
 __all__ = ["RunOptions", "ExperimentOutcome", "ExperimentError", "run_experiment", "resume_experiment",
@@ -261,7 +261,7 @@ def resume_experiment(experiment: Experiment, options: RunOptions | None = None)
     _refuse_live_driver(experiment)
     spec = load_spec(local / SPEC_COPY)
     _stop_leftovers(experiment)
-    for line in _repair(experiment, local):  # before Tune reads it: checkpoints that exist, known trials
+    for line in _repair(experiment, local, ours=spec.trainable in TRAINABLES):  # before Tune reads it
         print(f"note: {line}", file=sys.stderr)
     with _prepared(spec, options, experiment) as (plan, setup):
         trainable = trial_trainable(plan, setup)
@@ -312,15 +312,18 @@ def _stop_leftovers(experiment: Experiment) -> None:
               f"(pids {', '.join(map(str, stopped))})", file=sys.stderr)
 
 
-def _repair(experiment: Experiment, local: Path) -> list[str]:
-    """Repair Tune's saved state (:mod:`search.engine.recovery`); a URI's on its local copy, then uploaded."""
+def _repair(experiment: Experiment, local: Path, *, ours: bool) -> list[str]:
+    """Repair Tune's saved state (:mod:`search.engine.recovery`); a URI's on its local copy, then uploaded.
+
+    ``ours``: a built-in trainable, whose checkpoints may be checked (a user's are taken as they are).
+    """
     from search.engine.recovery import repair_saved_state
 
     if not experiment.is_remote:
-        return repair_saved_state(local).lines()
-    repair = repair_saved_state(local, storage_folder=experiment.storage_path)
+        return repair_saved_state(local, ours=ours).lines()
+    repair = repair_saved_state(local, storage_folder=experiment.storage_path, ours=ours)
     if repair.rewritten:
-        experiment.publish([repair.rewritten])
+        experiment.publish([*repair.rewritten, *([OPTUNA_JOURNAL] if repair.caught_up else [])])
     for name in repair.removed_folders:
         experiment.delete(name)
     return repair.lines()

@@ -31,6 +31,6 @@ def tune_report(metrics: Mapping[str, Any], checkpoint_dir: str | Path | None = 
 def run_direct_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """Train in this process; Tune owns the checkpoints."""
     fn = resolve_trainable(setup.trainable_ref, setup.search_paths)
-    with resume_dir(tune.get_checkpoint()) as resume:
+    with resume_dir(tune.get_checkpoint(), ours=setup.builtin) as resume:
         report = checked_report(tune_report, setup.required_metrics, setup.trainable_ref)
         call_training_function(fn, config, report, data=setup.load_data(), resume_from=resume, world=WorldInfo())

@@ -417,7 +417,7 @@ def run_pooled_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     from ray import tune
 
     pool = _pool_for(setup)
-    with resume_dir(tune.get_checkpoint()) as resume:
+    with resume_dir(tune.get_checkpoint(), ours=setup.builtin) as resume:
         resume_ref = [ray.put(pack_folder(resume))] if resume else None
     seq = ray.get(pool.mailbox.submit.remote({"config": config, "setup": setup, "resume": resume_ref}))
     report = checked_report(tune_report, setup.required_metrics, setup.trainable_ref)

@@ -10,7 +10,7 @@ from typing import Any
 from search.spec.errors import did_you_mean
 from search.trials.resources import TrialPlan
 
-__all__ = ["TrialSetup", "MetricNotReportedError", "checked_report"]
+__all__ = ["TrialSetup", "MetricNotReportedError", "checked_report", "plain_metrics"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,13 @@ class TrialSetup:
     checkpoint_score: str
     checkpoint_mode: str
     required_metrics: tuple[str, ...] = ()  # what the searcher and scheduler read from every report
+
+    @property
+    def builtin(self) -> bool:
+        """The trainable is one of search's own (its checkpoints are ``trainables`` checkpoints we may check)."""
+        from search.spec.registry import TRAINABLES
+
+        return self.trainable_ref in TRAINABLES.values()
 
     def load_data(self) -> Any:
         if self.data_ref is None:
@@ -52,6 +59,7 @@ def checked_report(report: Any, required: tuple[str, ...], trainable: str) -> An
 
     def wrapper(metrics: Mapping[str, Any], checkpoint_dir: str | Path | None = None) -> None:
         nonlocal checked
+        metrics = plain_metrics(metrics)
         if not checked:
             missing = [m for m in required if m not in metrics]
             if missing:
@@ -63,3 +71,29 @@ def checked_report(report: Any, required: tuple[str, ...], trainable: str) -> An
         report(metrics, checkpoint_dir)
 
     return wrapper
+
+
+def plain_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The metrics with every real number as a Python ``int`` or ``float``.
+
+    ``loss.cpu().numpy()`` is an ``np.float32`` and ``loss.detach()`` a 0-d tensor: the searcher, the
+    scheduler and the progress lines read plain numbers (they dropped these, so Optuna was told the
+    last epoch's value and cut trials reached it with no values). Anything else is left as it is.
+    """
+    import numbers
+
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool) or value is None or isinstance(value, (str, int, float)):
+            out[key] = value
+        elif isinstance(value, numbers.Integral):
+            out[key] = int(value)
+        elif isinstance(value, numbers.Real):
+            out[key] = float(value)
+        elif hasattr(value, "item") and getattr(value, "ndim", None) == 0 or (
+                hasattr(value, "numel") and callable(value.numel) and value.numel() == 1):
+            item = value.item()  # numpy 0-d arrays and scalars, torch 0-d and one-element tensors
+            out[key] = item if isinstance(item, (bool, int, float)) else value
+        else:
+            out[key] = value
+    return out

@@ -41,7 +41,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         config["device"] = str(get_device())
     ctx = ray.train.get_context()
     world = WorldInfo(ctx.get_world_rank(), ctx.get_world_size(), ctx.get_local_rank())
-    with resume_dir(ray.train.get_checkpoint()) as resume:
+    with resume_dir(ray.train.get_checkpoint(), ours=setup.builtin) as resume:
         report = checked_report(_train_report, setup.required_metrics, setup.trainable_ref)
         call_training_function(fn, config, report, data=setup.load_data(), resume_from=resume, world=world)
 
