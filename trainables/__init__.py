@@ -1,7 +1,9 @@
 """trainables: a small PyTorch training library, usable on its own (no Ray needed).
 
-The pieces: :class:`Trainer` (``fit`` / ``train_epoch`` / ``evaluate`` / ``train_step``),
-callbacks (:mod:`trainables.callbacks`), :class:`FeatureSelectionTrainer`, data loading
+The pieces: :class:`Trainer` (``fit`` / ``train_epoch`` / ``evaluate`` / ``train_step``, and
+``train`` with the seed trainer's names), callbacks (:mod:`trainables.callbacks`),
+:class:`FeatureSelectionTrainer`, :class:`OptionsTrainer` (keyword options), snapshots
+(:mod:`trainables.snapshot`), data loading
 (:mod:`trainables.data`) and built-in training functions (:mod:`trainables.tasks`)
 that an orchestrator calls through the contract in :mod:`trainables.api`.
 
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from trainables.callbacks import (
         Callback,
         EarlyStopping,
+        GradientClipCallback,
         GradientClipping,
         History,
         ModelCheckpoint,
@@ -28,8 +31,16 @@ if TYPE_CHECKING:
     )
     from trainables.checkpoint import CheckpointError, CheckpointMismatchError
     from trainables.devices import resolve_device
-    from trainables.feature_selection import FeatureSelectionModel, FeatureSelectionTrainer, StochasticGates
-    from trainables.trainer import NonFiniteLossError, ShapeError, Trainer
+    from trainables.feature_selection import (
+        FeatureSelectionModel,
+        FeatureSelectionTrainer,
+        GatedClassifier,
+        StochasticGates,
+    )
+    from trainables.options_trainer import OptionsTrainer
+    from trainables.snapshot import SnapshotCheckpoint, load_snapshot, read_snapshot, save_snapshot
+    from trainables.trainer import NonFiniteLossError, NothingToTrainWarning, ShapeError, Trainer
+    from trainables.training_config import ConfigKeyError
 
 #: Public name -> the module that defines it.
 _EXPORTS = {
@@ -39,6 +50,7 @@ _EXPORTS = {
     "Callback": "trainables.callbacks",
     "EarlyStopping": "trainables.callbacks",
     "GradientClipping": "trainables.callbacks",
+    "GradientClipCallback": "trainables.callbacks",
     "History": "trainables.callbacks",
     "ModelCheckpoint": "trainables.callbacks",
     "ProgressPrinter": "trainables.callbacks",
@@ -50,9 +62,17 @@ _EXPORTS = {
     "FeatureSelectionModel": "trainables.feature_selection",
     "FeatureSelectionTrainer": "trainables.feature_selection",
     "StochasticGates": "trainables.feature_selection",
+    "GatedClassifier": "trainables.feature_selection",
+    "OptionsTrainer": "trainables.options_trainer",
+    "SnapshotCheckpoint": "trainables.snapshot",
+    "load_snapshot": "trainables.snapshot",
+    "read_snapshot": "trainables.snapshot",
+    "save_snapshot": "trainables.snapshot",
     "NonFiniteLossError": "trainables.trainer",
+    "NothingToTrainWarning": "trainables.trainer",
     "ShapeError": "trainables.trainer",
     "Trainer": "trainables.trainer",
+    "ConfigKeyError": "trainables.training_config",
 }
 
 __all__ = [
@@ -62,6 +82,7 @@ __all__ = [
     "Callback",
     "EarlyStopping",
     "GradientClipping",
+    "GradientClipCallback",
     "History",
     "ModelCheckpoint",
     "ProgressPrinter",
@@ -73,9 +94,17 @@ __all__ = [
     "FeatureSelectionModel",
     "FeatureSelectionTrainer",
     "StochasticGates",
+    "GatedClassifier",
+    "OptionsTrainer",
+    "SnapshotCheckpoint",
+    "load_snapshot",
+    "read_snapshot",
+    "save_snapshot",
     "NonFiniteLossError",
+    "NothingToTrainWarning",
     "ShapeError",
     "Trainer",
+    "ConfigKeyError",
 ]
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "CheckpointMismatchError",
     "atomic_save",
     "read_checkpoint",
+    "weights_safe",
     "check_compatible",
     "rng_state",
     "set_rng_state",
@@ -46,22 +47,63 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
     return atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
-def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint dict, turning unreadable files into :class:`CheckpointError`."""
+def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu", *,
+                    trusted: bool = False) -> dict[str, Any]:
+    """Load a checkpoint dict, turning unreadable files into :class:`CheckpointError`.
+
+    Read with ``torch.load(weights_only=True)``: tensors and plain containers only, so a crafted
+    file runs no code (a checkpoint from another machine or a shared bucket is safe to read). A
+    checkpoint written before version 0.2 holds NumPy's RNG state as an array, which that refuses:
+    ``trusted=True`` (your own files, e.g. resuming your own experiment) reads those with pickle.
+    """
+    import pickle
+
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.pt"
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        # weights_only=False: the file also holds numpy RNG state and config; we only
-        # load checkpoints this library wrote, never files from untrusted sources.
-        data = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # truncated zip, pickle errors, ...
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not trusted:
+            raise CheckpointError(
+                f"{path} holds Python objects beyond weights, which load only by running code from the file "
+                "(a checkpoint of an earlier version, or not a trainables checkpoint); refused. If the file is "
+                "your own, load it with trusted=True") from exc
+        data = _load_trusted(path, map_location)
+    except Exception as exc:  # truncated zip, ...
         raise CheckpointError(f"checkpoint {path} is damaged or not a checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a trainables checkpoint (format {CHECKPOINT_FORMAT} expected)")
     return data
+
+
+def _load_trusted(path: Path, map_location: str | torch.device) -> Any:
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)  # noqa: S614 - asked for: trusted
+    except Exception as exc:  # truncated zip, pickle errors, ...
+        raise CheckpointError(f"checkpoint {path} is damaged or not a checkpoint ({type(exc).__name__}: {exc})") from exc
+
+
+def weights_safe(obj: Any) -> Any:
+    """``obj`` with what ``torch.load(weights_only=True)`` refuses made plain: NumPy scalars and arrays
+    (as numbers and tensors), paths (as text); containers walked, tensors kept."""
+    if isinstance(obj, np.generic):  # before the plain types: np.float64 is a float subclass torch refuses
+        return obj.item()
+    if isinstance(obj, torch.Tensor) or obj is None or isinstance(obj, (bool, int, float, str, bytes)):
+        return obj
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, Mapping):
+        return type(obj)((k, weights_safe(v)) for k, v in obj.items()) if isinstance(obj, dict) else \
+            {k: weights_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        items = [weights_safe(v) for v in obj]
+        return items if isinstance(obj, list) else tuple(items)
+    return obj
 
 
 def check_compatible(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | os.PathLike[str]) -> None:
@@ -95,15 +137,23 @@ def _short(items: list[str], limit: int = 5) -> str:
 
 
 def rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every generator's state, in types ``torch.load(weights_only=True)`` reads (NumPy's as a dict of a tensor)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+    state: dict[str, Any] = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: Mapping[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    random.setstate(tuple(state["python"][:1]) + (tuple(state["python"][1]),) + tuple(state["python"][2:]))
+    numpy_state = state["numpy"]
+    if isinstance(numpy_state, Mapping):  # this version's form; a tuple of an array before
+        numpy_state = (numpy_state["kind"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
+                       numpy_state["has_gauss"], numpy_state["cached_gaussian"])
+    np.random.set_state(numpy_state)
     torch.set_rng_state(state["torch"].cpu() if hasattr(state["torch"], "cpu") else state["torch"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -10,18 +10,24 @@ gates, ``sum_d P(z_d > 0) = sum_d Phi((mu_d + 0.5) / sigma)``.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from trainables.callbacks import Callback, GradientClipping
+from trainables.callbacks import Callback, EarlyStopping, GradientClipping, History, ModelCheckpoint
 from trainables.distributed import unwrap_model
 from trainables.optim import build_optimizer
+from trainables.train_call import metric_mode
 from trainables.trainer import Trainer
 
-__all__ = ["StochasticGates", "FeatureSelectionModel", "FeatureSelectionTrainer"]
+__all__ = ["StochasticGates", "FeatureSelectionModel", "GatedClassifier", "FeatureSelectionTrainer"]
+
+#: What the trainer needs from a selector: gates with a differentiable penalty.
+SELECTOR_METHODS = ("penalty", "open_probabilities", "selected_mask")
 
 
 class StochasticGates(nn.Module):
@@ -76,6 +82,28 @@ class FeatureSelectionModel(nn.Module):
         return self.classifier(self.gates(x))
 
 
+class GatedClassifier(nn.Module):
+    """A selector and a classifier given apart, run one after the other: ``classifier(gates(x))``.
+
+    Args:
+        selector: the feature gates (a :class:`StochasticGates`, or any module with
+            ``penalty()``, ``open_probabilities()`` and ``selected_mask()``).
+        classifier: any module taking the gated features and returning logits.
+    """
+
+    def __init__(self, selector: nn.Module, classifier: nn.Module) -> None:
+        super().__init__()
+        self.gates = selector
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.gates(x))
+
+
+def _is_selector(module: Any) -> bool:
+    return isinstance(module, nn.Module) and all(callable(getattr(module, m, None)) for m in SELECTOR_METHODS)
+
+
 class _SelectionMetrics(Callback):
     """Adds ``num_selected`` and the gates' expected open count to each epoch's metrics."""
 
@@ -88,13 +116,25 @@ class _SelectionMetrics(Callback):
 
 
 class FeatureSelectionTrainer(Trainer):
-    """Train a :class:`FeatureSelectionModel` with two optimizers.
+    """Train a classifier and its feature selector jointly, with two optimizers.
 
-    The classifier's optimizer uses ``lr``; the gates' uses ``selector_lr_ratio * lr``
-    (10x by default: the gates must move from "all open" to a sparse set within the
-    time the classifier takes to fit). The loss is the task loss (cross-entropy) plus
-    ``sparsity_lambda`` times the expected number of open gates. Gradient clipping
-    (``max_norm``; None disables it) covers both parameter sets.
+    Give the model either whole (a :class:`FeatureSelectionModel`, or any module with a
+    ``gates`` selector) or as two modules, ``FeatureSelectionTrainer(classifier, selector)``
+    (they are joined in a :class:`GatedClassifier`, the trainer's ``model``).
+
+    The classifier's optimizer uses ``lr`` (0.001); the selector's ``selector_lr``, by
+    default ``selector_lr_ratio * lr`` (10x: 0.01; the gates must move from "all open" to
+    a sparse set within the time the classifier takes to fit). The loss is the task loss
+    (cross-entropy) plus ``sparsity_lambda`` times the expected number of open gates.
+
+    Built in: gradient clipping (``max_norm``, on at 5.0; None disables it) over both
+    parameter sets; the history (``trainer.history``, returned by ``fit``); early stopping
+    (``patience``, off unless given, with ``min_delta``, restoring the best weights at the
+    end); best-model checkpointing (``checkpoint_dir``: ``best.pt`` and ``last.pt``). Early
+    stopping and the best checkpoint follow ``monitor`` (``val_task_loss``; in a fit without
+    a validation loader, its ``train_`` twin). Early stopping is off by default because the
+    built-in search trainable passes its own :class:`EarlyStopping`; a trainer given both
+    ``patience`` and an EarlyStopping callback refuses.
 
     λ's scale: the penalty is the *sum* of the gates' open probabilities, where the STG
     paper's code (Yamada et al., 2020) takes their *mean*; so λ here ≈ λ_STG / d for d
@@ -110,44 +150,86 @@ class FeatureSelectionTrainer(Trainer):
     def __init__(
         self,
         model: FeatureSelectionModel | nn.Module,
+        selector: nn.Module | None = None,
         *,
         lr: float = 1e-3,
-        selector_lr_ratio: float = 10.0,
+        selector_lr: float | None = None,
+        selector_lr_ratio: float | None = None,
         sparsity_lambda: float = 0.01,
         max_norm: float | None = 5.0,
         optimizer: str = "adam",
         weight_decay: float = 0.0,
         feature_names: Sequence[str] | None = None,
+        patience: int | None = None,
+        min_delta: float = 1e-4,
+        monitor: str = "val_task_loss",
+        checkpoint_dir: str | os.PathLike[str] | None = None,
         callbacks: Iterable[Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        if selector is not None:
+            if not _is_selector(selector):
+                raise TypeError(f"FeatureSelectionTrainer: selector {type(selector).__name__} is not a feature "
+                                f"selector (a module with {', '.join(SELECTOR_METHODS)}, e.g. StochasticGates)")
+            if _is_selector(getattr(unwrap_model(model), "gates", None)):
+                raise TypeError("FeatureSelectionTrainer: the model already has `gates`; pass a selector only "
+                                "with a classifier that has none")
+            model = GatedClassifier(selector, model)
         inner = unwrap_model(model)
-        if not isinstance(getattr(inner, "gates", None), StochasticGates):
+        if not _is_selector(getattr(inner, "gates", None)):
             raise TypeError("FeatureSelectionTrainer needs a model with a `gates` StochasticGates module "
-                            "(e.g. FeatureSelectionModel)")
-        if selector_lr_ratio <= 0:
-            raise ValueError(f"selector_lr_ratio must be > 0, got {selector_lr_ratio}")
+                            "(e.g. FeatureSelectionModel), or a classifier and a selector given apart")
+        if selector_lr is not None and selector_lr_ratio is not None:
+            raise ValueError("give selector_lr or selector_lr_ratio, not both")
+        ratio = 10.0 if selector_lr_ratio is None else selector_lr_ratio
+        if ratio <= 0:
+            raise ValueError(f"selector_lr_ratio must be > 0, got {ratio}")
         if sparsity_lambda < 0:
             raise ValueError(f"sparsity_lambda must be >= 0, got {sparsity_lambda}")
         self.gates: StochasticGates = inner.gates
         self._eval_penalty: torch.Tensor | None = None
         self.sparsity_lambda = sparsity_lambda
-        self.selector_lr_ratio = selector_lr_ratio
-        num = self.gates.mu.shape[0]
+        self.selector_lr_ratio = ratio if selector_lr is None else selector_lr / lr
+        num = int(self.gates.selected_mask().numel())
         if feature_names is not None and len(feature_names) != num:
             raise ValueError(f"{len(feature_names)} feature names given for a model with {num} gates")
         self.feature_names = tuple(feature_names) if feature_names is not None else tuple(f"f{i}" for i in range(num))
-        gate_params = [self.gates.mu]
-        other = [p for p in model.parameters() if p is not self.gates.mu]
+        gate_params = list(self.gates.parameters())
+        gate_ids = {id(p) for p in gate_params}
+        other = [p for p in model.parameters() if id(p) not in gate_ids]
         optimizers = [
             build_optimizer(optimizer, other, lr=lr, weight_decay=weight_decay),
             # No weight decay on gates: the sparsity penalty is their regulariser.
-            build_optimizer(optimizer, gate_params, lr=lr * selector_lr_ratio, weight_decay=0.0),
+            build_optimizer(optimizer, gate_params, lr=lr * ratio if selector_lr is None else selector_lr,
+                            weight_decay=0.0),
         ]
         extra: list[Any] = [_SelectionMetrics()]
         if max_norm is not None:
             extra.append(GradientClipping(max_norm=max_norm))
-        super().__init__(model, optimizers, "cross_entropy", callbacks=[*extra, *(callbacks or [])], **kwargs)
+        self._monitor = monitor
+        self._monitored = _built_in_monitors(patience, min_delta, monitor, checkpoint_dir, callbacks)
+        super().__init__(model, optimizers, "cross_entropy", callbacks=[*extra, *self._monitored, *(callbacks or [])],
+                         **kwargs)
+
+    @property
+    def early_stopping(self) -> EarlyStopping | None:
+        """The built-in early stopping (``patience``), or None."""
+        return next((cb for cb in self._monitored if isinstance(cb, EarlyStopping)), None)
+
+    @property
+    def best_checkpoint(self) -> Path | None:
+        """The best epoch's checkpoint file (with ``checkpoint_dir``), once written."""
+        return next((cb.best_path for cb in self._monitored if isinstance(cb, ModelCheckpoint)), None)
+
+    def fit(self, train_loader: Iterable[Any], epochs: int, val_loader: Iterable[Any] | None = None,
+            *, callbacks: Iterable[Any] | None = None) -> History:
+        """As :meth:`Trainer.fit`; the built-ins watch ``monitor``'s ``train_`` twin when there is no ``val_loader``."""
+        monitor = self._monitor
+        if val_loader is None and monitor.startswith("val_"):
+            monitor = "train_" + monitor.removeprefix("val_")
+        for cb in self._monitored:
+            cb.monitor = monitor  # type: ignore[attr-defined]
+        return super().fit(train_loader, epochs, val_loader, callbacks=callbacks)
 
     @property
     def classifier_optimizer(self) -> torch.optim.Optimizer:
@@ -182,8 +264,22 @@ class FeatureSelectionTrainer(Trainer):
         return [name for name, keep in zip(self.feature_names, mask) if keep]
 
     def selection_summary(self) -> dict[str, Any]:
+        """Feature names, their gates' open probabilities and the selected names (JSON-ready)."""
         return {"feature_names": list(self.feature_names),
                 "gate_probabilities": list(self.gate_probabilities().values()),
                 "selected": self.selected_features()}
 
 
+def _built_in_monitors(patience: int | None, min_delta: float, monitor: str,
+                       checkpoint_dir: str | os.PathLike[str] | None,
+                       callbacks: Iterable[Any] | None) -> list[Callback]:
+    """The built-in early stopping and best-model checkpoint, as asked for."""
+    made: list[Callback] = []
+    if patience is not None:
+        if any(isinstance(cb, EarlyStopping) for cb in callbacks or []):
+            raise ValueError("FeatureSelectionTrainer: patience= turns on the built-in early stopping, and an "
+                             "EarlyStopping callback was passed too; keep one of them")
+        made.append(EarlyStopping(monitor, metric_mode(monitor), patience, min_delta, restore_best_weights=True))
+    if checkpoint_dir is not None:
+        made.append(ModelCheckpoint(checkpoint_dir, monitor, metric_mode(monitor)))
+    return made

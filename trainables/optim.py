@@ -1,7 +1,15 @@
-"""Optimizers, losses and schedulers chosen by name (or passed in as objects)."""
+"""Optimizers, losses and schedulers chosen by name (or passed in as objects).
+
+Two spellings name the same thing: our short names (``adam``, ``cross_entropy``) and
+PyTorch's class names (``Adam``, ``AdamW``, ``Adagrad``, ``CrossEntropyLoss``,
+``SmoothL1Loss``, ...). Any optimizer class in :mod:`torch.optim` and any loss class in
+:mod:`torch.nn` is accepted by its class name, so the seed trainers' options
+(``optim_function='Adam'``, ``loss_function='CrossEntropyLoss'``) work unchanged.
+"""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -10,9 +18,17 @@ from torch import nn
 
 from trainables.suggest import close_match
 
-__all__ = ["OPTIMIZERS", "LOSSES", "build_optimizer", "build_loss", "unknown_name_message"]
+__all__ = [
+    "OPTIMIZERS",
+    "LOSSES",
+    "build_optimizer",
+    "build_loss",
+    "optimizer_class",
+    "loss_class",
+    "unknown_name_message",
+]
 
-#: name -> optimizer class. SGD gets momentum (0.9 by default) and Nesterov off.
+#: short name -> optimizer class. SGD and RMSprop get momentum (0.9 by default).
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
@@ -29,12 +45,44 @@ LOSSES: dict[str, Callable[[], nn.Module]] = {
 }
 
 
+def _torch_optimizers() -> dict[str, type[torch.optim.Optimizer]]:
+    """PyTorch's optimizer classes by class name (``Adam``, ``SGD``, ``Adagrad``, ...)."""
+    return {name: cls for name, cls in vars(torch.optim).items()
+            if isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer) and cls is not torch.optim.Optimizer}
+
+
+def _torch_losses() -> dict[str, type[nn.Module]]:
+    """PyTorch's loss classes by class name (``CrossEntropyLoss``, ``MSELoss``, ...)."""
+    base = nn.modules.loss._Loss
+    return {name: cls for name, cls in vars(nn).items() if isinstance(cls, type) and issubclass(cls, base)}
+
+
 def unknown_name_message(kind: str, name: str, choices: Iterable[str]) -> str:
     """'unknown optimizer 'adma'; did you mean 'adam'? choices: adam, adamw, ...'."""
     choices = sorted(choices)
-    close = close_match(name.lower(), choices)
+    close = close_match(name.lower(), choices) or close_match(name, choices)
     hint = f"; did you mean {close!r}?" if close else ""
     return f"unknown {kind} {name!r}{hint} (choices: {', '.join(choices)})"
+
+
+def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
+    """The optimizer class for a short name (``adam``) or a :mod:`torch.optim` class name (``Adam``)."""
+    if name.lower() in OPTIMIZERS:
+        return OPTIMIZERS[name.lower()]
+    classes = _torch_optimizers()
+    if name in classes:
+        return classes[name]
+    raise ValueError(unknown_name_message("optimizer", name, [*OPTIMIZERS, *classes]))
+
+
+def loss_class(name: str) -> Callable[[], nn.Module]:
+    """The loss class for a short name (``cross_entropy``) or a :mod:`torch.nn` class name (``CrossEntropyLoss``)."""
+    if name.lower() in LOSSES:
+        return LOSSES[name.lower()]
+    classes = _torch_losses()
+    if name in classes:
+        return classes[name]
+    raise ValueError(unknown_name_message("loss", name, [*LOSSES, *classes]))
 
 
 def build_optimizer(
@@ -45,23 +93,35 @@ def build_optimizer(
     weight_decay: float = 0.0,
     momentum: float = 0.9,
 ) -> torch.optim.Optimizer:
-    """Build an optimizer by name (``adam``, ``adamw``, ``sgd``, ``rmsprop``)."""
-    key = name.lower()
-    if key not in OPTIMIZERS:
-        raise ValueError(unknown_name_message("optimizer", name, OPTIMIZERS))
+    """Build an optimizer by name.
+
+    Args:
+        name: a short name (``adam``, ``adamw``, ``sgd``, ``rmsprop``) or any
+            :mod:`torch.optim` class name (``Adam``, ``Adagrad``, ``NAdam``, ...).
+        params: the parameters (or parameter groups) to optimise.
+        lr: learning rate (> 0).
+        weight_decay: passed to optimizers that take it.
+        momentum: passed to optimizers that take it (SGD, RMSprop); the others have none.
+
+    Raises:
+        ValueError: an unknown name (the message lists the choices) or ``lr <= 0``.
+    """
+    cls = optimizer_class(name)
     if lr <= 0:
         raise ValueError(f"learning rate must be > 0, got lr={lr}")
-    kwargs: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay}
-    if key in ("sgd", "rmsprop"):
+    accepted = inspect.signature(cls.__init__).parameters
+    kwargs: dict[str, Any] = {"lr": lr}
+    if "weight_decay" in accepted:
+        kwargs["weight_decay"] = weight_decay
+    elif weight_decay:
+        raise ValueError(f"optimizer {name!r} takes no weight_decay (got {weight_decay})")
+    if "momentum" in accepted:
         kwargs["momentum"] = momentum
-    return OPTIMIZERS[key](params, **kwargs)
+    return cls(params, **kwargs)
 
 
 def build_loss(loss: str | Callable[..., torch.Tensor] | None) -> Callable[..., torch.Tensor] | None:
-    """A loss by name, a callable as is, or None (the model computes its own loss)."""
+    """A loss by name (short or :mod:`torch.nn` class name), a callable as is, or None (the model's own loss)."""
     if loss is None or callable(loss):
         return loss
-    key = loss.lower()
-    if key not in LOSSES:
-        raise ValueError(unknown_name_message("loss", loss, LOSSES))
-    return LOSSES[key]()
+    return loss_class(loss)()

@@ -1,34 +1,39 @@
-"""The training loop: a small :class:`Trainer` whose ``fit`` reads top to bottom."""
+"""The training loop: a small :class:`Trainer` whose ``fit`` reads top to bottom.
+
+``fit`` is the core: 1-based epochs, ``epochs`` a total, ``val_*`` metrics. ``train`` is a
+thin face over it with the numbering and names of the architecture-agnostic trainer the
+project grew from (see :mod:`trainables.train_call` and ``docs/seeds.md``).
+"""
 
 from __future__ import annotations
 
 import enum
 import math
-import os
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from trainables.callbacks import HOOKS, Callback, FunctionCallback, History
-from trainables.checkpoint import (
-    CHECKPOINT_FORMAT,
-    CheckpointError,
-    atomic_save,
-    check_compatible,
-    read_checkpoint,
-    rng_state,
-    set_rng_state,
-)
+from trainables.callbacks import Callback, GradientClipping, History
+from trainables.callbacks.host import CallbackHost
 from trainables.devices import resolve_device
 from trainables.distributed import all_reduce_sums, unwrap_model, world_info
 from trainables.optim import build_loss, build_optimizer
+from trainables.steps import accumulate as _accumulate
+from trainables.steps import batch_size as _batch_size
+from trainables.steps import means as _means
+from trainables.steps import shape_of as _shape
+from trainables.steps import share_rank0_buffers as _share_rank0_buffers
+from trainables.steps import split_loss as _split_loss
+from trainables.train_call import TrainCallMixin
+from trainables.trainer_checkpoints import CheckpointMixin
+from trainables.training_config import config_to_dict, training_options
 
-__all__ = ["Trainer", "StepInterval", "NonFinitePolicy", "NonFiniteLossError", "ShapeError"]
+__all__ = ["Trainer", "StepInterval", "NonFinitePolicy", "NonFiniteLossError", "ShapeError", "NothingToTrainWarning"]
 
 OptimizerArg = str | torch.optim.Optimizer | Sequence[torch.optim.Optimizer]
 SchedulerArg = Any  # an LRScheduler, a factory ``f(optimizer) -> scheduler``, or None
@@ -56,8 +61,18 @@ class ShapeError(ValueError):
     """The model or the loss rejected a batch because shapes do not match."""
 
 
-class Trainer:
+class NothingToTrainWarning(UserWarning):
+    """``fit`` was asked for a total of epochs the trainer has already completed."""
+
+
+class Trainer(CallbackHost, CheckpointMixin, TrainCallMixin):
     """Train a PyTorch model: ``train_step`` / ``eval_step`` per batch, ``fit`` for a run.
+
+    ``fit(loader, epochs, val_loader)`` is the loop (1-based epochs, ``epochs`` a total,
+    ``val_*`` metrics, a :class:`History` back); ``train(train_dataloader, num_epochs, ...)``
+    runs it with the names of the seed trainer (``num_epochs`` more, 0-based epochs,
+    ``eval_*`` metrics, a dict of lists back; see ``docs/seeds.md``). The first six
+    arguments may be given by position, in that trainer's order.
 
     Args:
         model: the module to train (may be wrapped in ``DistributedDataParallel``).
@@ -66,12 +81,17 @@ class Trainer:
         loss_fn: a name (``cross_entropy``, ``mse``, ...), a callable ``(outputs, targets)``,
             or None to use the loss the model returns itself (``outputs.loss``, as
             Hugging Face models do when given ``labels``).
-        lr, weight_decay: used when ``optimizer`` is a name.
+        config: the run's settings (a mapping, a dataclass or an object with attributes),
+            stored in every checkpoint. Its ``training`` section is read: ``weight_decay``,
+            ``max_grad_norm`` (adds gradient clipping) and ``scheduler_step_per_batch``;
+            any other key there is an error (:mod:`trainables.training_config`).
         device: ``"cpu"``, ``"cuda"``, ``"mps"``, a :class:`torch.device`, or None to detect.
         scheduler: an LR scheduler, or a factory ``f(optimizer) -> scheduler``.
+        lr, weight_decay: used when ``optimizer`` is a name (``weight_decay`` also comes
+            from ``config.training.weight_decay``, which then applies to given optimizers too).
         scheduler_interval: ``"epoch"`` (default) or ``"batch"``.
-        callbacks: :class:`Callback` objects or plain functions ``f(trainer, epoch, metrics)``.
-        config: anything JSON-like describing the run; stored in every checkpoint.
+        callbacks: :class:`Callback` objects or plain functions ``f(trainer, epoch, metrics)``
+            (1-based epochs, ``val_*`` names). Each is registered once however often it is passed.
         on_nonfinite: ``"stop"`` ends the fit with status ``diverged``; ``"raise"`` raises.
         train_accuracy: also measure each training batch's accuracy (for 2-d logits and
             integer targets), so that ``train_step`` returns ``accuracy``, callbacks'
@@ -86,29 +106,45 @@ class Trainer:
         model: nn.Module,
         optimizer: OptimizerArg = "adam",
         loss_fn: str | Callable[..., torch.Tensor] | None = "cross_entropy",
+        config: Any = None,
+        device: str | torch.device | None = None,
+        scheduler: SchedulerArg = None,
         *,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
-        device: str | torch.device | None = None,
-        scheduler: SchedulerArg = None,
-        scheduler_interval: str | StepInterval = StepInterval.EPOCH,
+        scheduler_interval: str | StepInterval | None = None,
         callbacks: Iterable[Callback | Callable[..., Any]] | None = None,
-        config: Mapping[str, Any] | None = None,
         on_nonfinite: str | NonFinitePolicy = NonFinitePolicy.STOP,
         train_accuracy: bool = False,
     ) -> None:
+        self.config = config_to_dict(config)
+        options = training_options(self.config)
+        if options.weight_decay is not None:
+            if weight_decay not in (0.0, options.weight_decay):
+                raise ValueError(f"weight_decay={weight_decay} disagrees with config.training.weight_decay="
+                                 f"{options.weight_decay}; give one of them")
+            weight_decay = options.weight_decay
         self.device = resolve_device(device)
         self.model = model.to(self.device)
         self.optimizers = self._build_optimizers(optimizer, lr, weight_decay)
+        if options.weight_decay is not None and not isinstance(optimizer, str):
+            for opt in self.optimizers:  # the config's value applies to optimizers built by the caller too
+                for group in opt.param_groups:
+                    group["weight_decay"] = options.weight_decay
         self.loss_fn = build_loss(loss_fn)
         self.schedulers = self._build_schedulers(scheduler)
-        self.scheduler_interval = StepInterval(scheduler_interval)
+        self.scheduler_interval = _scheduler_interval(scheduler_interval, options.scheduler_step_per_batch)
         self.on_nonfinite = NonFinitePolicy(on_nonfinite)
         self.train_accuracy = train_accuracy
-        self.config = dict(config or {})
         self.history = History()
         self.callbacks: list[Callback] = []
-        self.add_callbacks([self.history, *(callbacks or [])])
+        extra: list[Callback] = []
+        if options.max_grad_norm is not None:
+            if any(isinstance(cb, GradientClipping) for cb in callbacks or []):
+                raise ValueError("config.training.max_grad_norm and a GradientClipping callback both clip "
+                                 "gradients; keep one of them")
+            extra.append(GradientClipping(max_norm=options.max_grad_norm))
+        self.add_callbacks([self.history, *extra, *(callbacks or [])])
         self.epoch = 0  # last completed epoch (1-based), so a resumed fit starts at epoch + 1
         self.global_step = 0
         self.max_epochs: int | None = None
@@ -134,21 +170,6 @@ class Trainer:
         if callable(scheduler) and not hasattr(scheduler, "step"):
             scheduler = scheduler(self.optimizer)
         return list(scheduler) if isinstance(scheduler, (list, tuple)) else [scheduler]
-
-    def add_callbacks(self, callbacks: Iterable[Callback | Callable[..., Any]]) -> None:
-        for cb in callbacks:
-            if not isinstance(cb, Callback):
-                if not callable(cb):
-                    raise TypeError(f"callback {cb!r} is neither a Callback nor a function f(trainer, epoch, metrics)")
-                cb = FunctionCallback(cb)
-            self.callbacks.append(cb)
-        self.callbacks.sort(key=lambda c: c.order)  # stable: equal orders keep insertion order
-        # Per-batch hooks run thousands of times: keep only callbacks that override them.
-        self._hooked = {h: [c for c in self.callbacks if getattr(type(c), h) is not getattr(Callback, h)] for h in HOOKS}
-
-    def _notify(self, hook: str, *args: Any) -> None:
-        for cb in self._hooked[hook]:
-            getattr(cb, hook)(self, *args)
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -186,6 +207,13 @@ class Trainer:
             inputs = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
             return inputs, inputs.get("labels")
         return batch.to(self.device, non_blocking=True), None
+
+    def _forward_pass(self, inputs: Any) -> Any:
+        """The model's outputs for ``inputs`` (override to change the forward pass).
+
+        Without gradients (evaluation) it runs the module inside a DDP wrapper: see :meth:`eval_step`.
+        """
+        return self._forward(inputs, None if torch.is_grad_enabled() else unwrap_model(self.model))
 
     def _forward(self, inputs: Any, model: nn.Module | None = None) -> Any:
         model = self.model if model is None else model
@@ -236,7 +264,7 @@ class Trainer:
         inputs, targets = self._prepare_batch(batch)
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
-        outputs = self._forward(inputs)
+        outputs = self._forward_pass(inputs)
         loss, parts = _split_loss(self._compute_loss(outputs, targets))
         loss.backward()
         # Per-batch hooks are called only when a callback overrides them (most fits: none);
@@ -263,13 +291,34 @@ class Trainer:
         so through the wrapper the ranks would hang waiting for each other.
         """
         inputs, targets = self._prepare_batch(batch)
-        outputs = self._forward(inputs, unwrap_model(self.model))
+        outputs = self._forward_pass(inputs)  # under no_grad: the module inside a DDP wrapper
         loss, parts = _split_loss(self._compute_loss(outputs, targets))
         return self._step_metrics(outputs, targets, loss, parts)
 
     # ------------------------------------------------------------- per epoch
-    def train_epoch(self, loader: Iterable[Any], epoch: int) -> dict[str, float]:
-        """Train over ``loader`` once; returns ``train_*`` metrics averaged over samples."""
+    def train_epoch(self, loader: Iterable[Any], eval_dataloader: Iterable[Any] | int | None = None,
+                    epoch: int | None = None) -> dict[str, float]:
+        """Train over ``loader`` once; returns ``train_*`` metrics averaged over samples.
+
+        Args:
+            loader: the training batches.
+            eval_dataloader: evaluate on it after the epoch and add ``eval_*`` metrics (the
+                seed trainer's names; ``fit`` evaluates itself and names them ``val_*``).
+                An int here is taken as ``epoch`` (the older ``train_epoch(loader, epoch)``).
+            epoch: the epoch's number, for messages and distributed shuffling (default:
+                the next one, ``self.epoch + 1``).
+        """
+        if isinstance(eval_dataloader, int) and not isinstance(eval_dataloader, bool):
+            if epoch is not None:
+                raise TypeError("train_epoch: epoch given twice (as the second argument and as epoch=)")
+            eval_dataloader, epoch = None, eval_dataloader
+        epoch = self.epoch + 1 if epoch is None else epoch
+        metrics = self._train_epoch(loader, epoch)
+        if eval_dataloader is not None:
+            metrics.update({f"eval_{k}": v for k, v in self.evaluate(eval_dataloader).items()})
+        return metrics
+
+    def _train_epoch(self, loader: Iterable[Any], epoch: int) -> dict[str, float]:
         self.model.train()
         sampler = getattr(loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):  # DistributedSampler: a new shuffle each epoch
@@ -327,10 +376,19 @@ class Trainer:
     ) -> History:
         """Train until ``epochs`` (a total: a resumed trainer continues from ``self.epoch + 1``).
 
+        ``callbacks`` are added to the trainer's (once each, however often passed). When
+        ``epochs`` is not above the epochs already completed, nothing trains and a
+        :class:`NothingToTrainWarning` says why (``train(loader, num_epochs)`` counts
+        epochs from where the trainer is instead).
+
         Returns the :class:`History`; ``history.status`` says why the fit ended.
         """
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
+        if epochs <= self.epoch:
+            warnings.warn(f"fit: nothing to train: epochs={epochs} is a total and this trainer has already "
+                          f"completed epoch {self.epoch}; pass a larger total, or use "
+                          f"train(loader, num_epochs) to train num_epochs more", NothingToTrainWarning, stacklevel=2)
         if callbacks:
             self.add_callbacks(callbacks)
         self.max_epochs, self.should_stop, self.stop_reason = epochs, False, None
@@ -340,7 +398,7 @@ class Trainer:
             for epoch in range(self.epoch + 1, epochs + 1):
                 self._notify("on_epoch_start", epoch)
                 started = time.perf_counter()
-                metrics: dict[str, Any] = {"epoch": epoch, **self.train_epoch(train_loader, epoch)}
+                metrics: dict[str, Any] = {"epoch": epoch, **self.train_epoch(train_loader, epoch=epoch)}
                 if val_loader is not None:
                     metrics.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
                 metrics["lr"] = self.optimizer.param_groups[0]["lr"]
@@ -356,8 +414,6 @@ class Trainer:
         self._notify("on_fit_end")
         return self.history
 
-    train = fit  # the name some trainers use
-
     def _step_epoch_schedulers(self, metrics: Mapping[str, Any]) -> None:
         if self.scheduler_interval is not StepInterval.EPOCH:
             return
@@ -368,121 +424,12 @@ class Trainer:
             else:
                 sched.step()
 
-    def _attach_loader(self, loader: Iterable[Any]) -> None:
-        """Remember the train loader so checkpoints carry its shuffling RNG (exact resume)."""
-        self._train_loader = loader if isinstance(loader, DataLoader) else None
-        generator = getattr(self._train_loader, "generator", None)
-        if self._pending_loader_state is not None and generator is not None:
-            generator.set_state(self._pending_loader_state)
-        self._pending_loader_state = None
 
-    # ----------------------------------------------------------- checkpoints
-    def checkpoint_state(self, best_score: float | None = None) -> dict[str, Any]:
-        """Everything needed to resume: see :meth:`load_checkpoint`."""
-        generator = getattr(self._train_loader, "generator", None)
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "model_class": type(unwrap_model(self.model)).__qualname__,
-            "model": unwrap_model(self.model).state_dict(),
-            "optimizers": [opt.state_dict() for opt in self.optimizers],
-            "schedulers": [sched.state_dict() for sched in self.schedulers],
-            "epoch": self.epoch,
-            "global_step": self.global_step,
-            "best_score": best_score,
-            "config": self.config,
-            "callbacks": {cb.state_key: cb.state_dict() for cb in self.callbacks},
-            "rng": rng_state(),
-            "loader_rng": generator.get_state() if generator is not None else None,
-        }
-
-    def save_checkpoint(self, path: str | os.PathLike[str], best_score: float | None = None) -> Path:
-        """Write a checkpoint atomically; returns its path. Call on rank 0 only under DDP."""
-        return atomic_save(self.checkpoint_state(best_score), path)
-
-    def load_checkpoint(
-        self,
-        path: str | os.PathLike[str],
-        load_optimizer: bool = True,
-        load_scheduler: bool = True,
-        load_callbacks: bool = True,
-    ) -> dict[str, Any]:
-        """Restore a checkpoint so that ``fit`` continues exactly where it stopped.
-
-        Raises:
-            CheckpointError: the file is missing, damaged, or not one of ours.
-            CheckpointMismatchError: its weights belong to a different model.
-        """
-        # Read onto the CPU whatever the device: RNG states must stay CPU byte tensors (a CUDA
-        # one is refused by set_state), and load_state_dict copies weights and optimizer state
-        # to their parameters' device anyway.
-        data = read_checkpoint(path)
-        model = unwrap_model(self.model)
-        check_compatible(model, data["model"], path)
-        model.load_state_dict(data["model"])
-        if load_optimizer:
-            if len(data["optimizers"]) != len(self.optimizers):
-                raise CheckpointError(f"checkpoint {path} holds {len(data['optimizers'])} optimizer states, "
-                                      f"this trainer has {len(self.optimizers)}")
-            for opt, state in zip(self.optimizers, data["optimizers"]):
-                opt.load_state_dict(state)
-        if load_scheduler:
-            for sched, state in zip(self.schedulers, data["schedulers"]):
-                sched.load_state_dict(state)
-        if load_callbacks:
-            for cb in self.callbacks:
-                if cb.state_key in data["callbacks"]:
-                    cb.load_state_dict(data["callbacks"][cb.state_key])
-        self.epoch, self.global_step = data["epoch"], data["global_step"]
-        set_rng_state(data["rng"])
-        self._pending_loader_state = data.get("loader_rng")
-        return data
-
-
-def _split_loss(result: Any) -> tuple[torch.Tensor, Mapping[str, torch.Tensor]]:
-    return (result[0], result[1]) if isinstance(result, tuple) else (result, {})
-
-
-def _batch_size(targets: Any, outputs: Any) -> int:
-    for value in (targets, getattr(outputs, "logits", outputs)):
-        if torch.is_tensor(value) and value.dim() > 0:
-            return int(value.shape[0])
-    return 1
-
-
-def _share_rank0_buffers(model: nn.Module) -> None:
-    """Under DDP, give every rank rank 0's buffers (BatchNorm statistics) before evaluating, once.
-
-    DDP broadcasts them at the start of each training forward, so after the last step each
-    rank holds its own update; evaluation runs the inner module (no per-batch collective), so
-    without this the ranks would evaluate slightly different models. Every rank calls it.
-    """
-    if not isinstance(model, nn.parallel.DistributedDataParallel) or not model.broadcast_buffers:
-        return
-    import torch.distributed as dist
-
-    for buffer in model.module.buffers():
-        dist.broadcast(buffer, src=0)
-
-
-def _accumulate(sums: dict[str, float], step: Mapping[str, float]) -> None:
-    """Add a batch's per-sample means times its size, so epoch means are exact."""
-    n = step["n"]
-    sums["n"] = sums.get("n", 0) + n
-    for key, value in step.items():
-        if key != "n":
-            sums[key] = sums.get(key, 0.0) + value * n
-
-
-def _means(sums: Mapping[str, float]) -> dict[str, float]:
-    n = sums.get("n", 0)
-    return {k: v / n for k, v in sums.items() if k != "n"} if n else {}
-
-
-def _shape(value: Any) -> Any:
-    if torch.is_tensor(value):
-        return tuple(value.shape)
-    if isinstance(value, Mapping):
-        return {k: _shape(v) for k, v in value.items()}
-    if hasattr(value, "logits"):
-        return _shape(value.logits)
-    return type(value).__name__
+def _scheduler_interval(interval: str | StepInterval | None, per_batch: bool | None) -> StepInterval:
+    """The constructor's ``scheduler_interval`` and ``config.training.scheduler_step_per_batch`` agreed."""
+    from_config = None if per_batch is None else (StepInterval.BATCH if per_batch else StepInterval.EPOCH)
+    given = None if interval is None else StepInterval(interval)
+    if given is not None and from_config is not None and given is not from_config:
+        raise ValueError(f"scheduler_interval={given.value!r} disagrees with config.training."
+                         f"scheduler_step_per_batch={per_batch}; give one of them")
+    return given or from_config or StepInterval.EPOCH

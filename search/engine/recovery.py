@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from search.engine.internals import checkpoint_results, checkpoint_score_key, set_checkpoint_results, training_result
 from trainables.checkpoint import CheckpointError, read_checkpoint
 from trainables.files import CHECKPOINT_FILE, atomic_write
 
@@ -68,17 +69,17 @@ def repair_saved_state(path: Path, storage_folder: str | None = None, *, ours: b
     ``ours``: the trainable is a built-in one, whose ``checkpoint.pt`` is checked; a user's own
     checkpoint folders are taken as they are (any non-empty folder is intact).
     """
-    from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
-    from ray.tune.trainable.metadata import _TrainingRunMetadata
-    from ray.tune.utils.serialization import TuneFunctionEncoder, _loads_with_cloudpickle
+    from ray.tune.utils.serialization import TuneFunctionEncoder
+
+    from search.engine.internals import load_experiment_state, newest_experiment_state, training_run_metadata
 
     repair = Repair()
-    newest = _find_newest_experiment_checkpoint(str(path))
+    newest = newest_experiment_state(str(path))
     if newest is None:
         return repair
     state_file = Path(newest)
     try:
-        state = _loads_with_cloudpickle(state_file.read_text())
+        state = load_experiment_state(state_file.read_text())
         trial_data = state["trial_data"]
         known = {json.loads(t)["trial_id"]: (i, json.loads(t)) for i, (t, _) in enumerate(trial_data)}
     except Exception as exc:  # noqa: BLE001 - another Ray's format: leave it to Tune
@@ -90,7 +91,7 @@ def repair_saved_state(path: Path, storage_folder: str | None = None, *, ours: b
         if trial_json.get("status") in _FINISHED:
             continue
         folder = path / f"trial_{trial_id}"
-        meta = _TrainingRunMetadata.from_json_state(trial_data[index][1])
+        meta = training_run_metadata(trial_data[index][1])
         if _repoint(meta, folder, trial_id, repair, storage_folder, ours):
             trial_data[index] = [trial_data[index][0], meta.get_json_state()]
             changed = True
@@ -138,19 +139,17 @@ def _repoint(meta: Any, folder: Path, trial_id: str, repair: Repair, storage_fol
     else:
         if latest is None:
             return False
-        manager._latest_checkpoint_result = None
-        manager._checkpoint_results = [r for r in manager._checkpoint_results if _exists(r, folder)]
+        set_checkpoint_results(manager, [r for r in checkpoint_results(manager) if _exists(r, folder)], None)
         repair.repointed[trial_id] = (was, None)
         return True
     from ray.train import Checkpoint
-    from ray.train._internal.session import _TrainingResult
 
     filesystem = latest.checkpoint.filesystem if latest is not None else None
     where = f"{storage_folder}/{folder.name}/{newest.name}" if storage_folder else str(newest)
-    result = _TrainingResult(checkpoint=Checkpoint(where, filesystem=filesystem), metrics=metrics)
-    kept = [r for r in manager._checkpoint_results if _exists(r, folder) and Path(r.checkpoint.path).name != newest.name]
-    manager._checkpoint_results = sorted([*kept, result], key=manager._get_checkpoint_score)  # as Tune keeps it
-    manager._latest_checkpoint_result = result
+    result = training_result(Checkpoint(where, filesystem=filesystem), metrics)
+    kept = [r for r in checkpoint_results(manager) if _exists(r, folder) and Path(r.checkpoint.path).name != newest.name]
+    # Sorted as Tune keeps them.
+    set_checkpoint_results(manager, sorted([*kept, result], key=checkpoint_score_key(manager)), result)
     repair.repointed[trial_id] = (was, newest.name)
     return True
 
@@ -187,7 +186,7 @@ def _intact(folder: Path, ours: bool = True) -> Iterator[Path]:
                 yield candidate
             continue
         try:
-            read_checkpoint(file)
+            read_checkpoint(file, trusted=True)  # resume trusts the folder
         except CheckpointError as exc:
             print(f"warning: {exc}; not resuming from it", file=sys.stderr)
             continue

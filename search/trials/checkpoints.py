@@ -66,7 +66,7 @@ def _loads(folder: Path) -> bool:
     if not (folder / CHECKPOINT_FILE).exists():
         return any(folder.iterdir())  # no checkpoint.pt: a format we cannot check, used as is (empty: not usable)
     try:
-        read_checkpoint(folder / CHECKPOINT_FILE)
+        read_checkpoint(folder / CHECKPOINT_FILE, trusted=True)  # resume trusts the folder
         return True
     except CheckpointError as exc:
         print(f"warning: {exc}; falling back to the previous checkpoint", file=sys.stderr, flush=True)

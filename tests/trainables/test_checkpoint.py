@@ -235,3 +235,42 @@ def test_atomic_save_leaves_no_temporary_files(tmp_path):
         atomic_save({"a": lambda: None}, target)
     assert [p.name for p in target.parent.iterdir()] == ["state.pt"]  # the old file is intact
     assert torch.equal(torch.load(target)["a"], torch.arange(4))
+
+
+# ------------------------------------------------- snapshots (seed 002's layout)
+def test_snapshot_round_trip_with_two_optimizers(tmp_path, small_madelon):
+    from trainables import FeatureSelectionModel, FeatureSelectionTrainer, load_snapshot, save_snapshot
+
+    def make() -> FeatureSelectionTrainer:
+        torch.manual_seed(0)
+        model = FeatureSelectionModel(small_madelon.num_features, small_madelon.num_classes, hidden_sizes=(8,))
+        return FeatureSelectionTrainer(model, device="cpu", config={"model": {"hidden_sizes": [8]}})
+
+    trainer = make()
+    trainer.fit(small_madelon.loader("train", 64), 2)
+    path = save_snapshot(trainer, tmp_path / "snap.pt", best_loss=0.5)
+    data = torch.load(path, weights_only=True)  # nothing but tensors and plain values
+    assert data["MODEL"]["MODEL_CONFIG"] == {"hidden_sizes": [8]}
+    assert data["TRAIN_INFO"]["EPOCHS_RUN"] == 2 and data["TRAIN_INFO"]["BEST_LOSS"] == 0.5
+    assert len(data["TRAIN_INFO"]["OPTIMIZER_STATE"]) == 2 and data["TRAIN_INFO"]["SCHEDULER_STATE"] is None
+
+    fresh = make()
+    load_snapshot(fresh, path)
+    assert fresh.epoch == 2
+    for key, value in trainer.model.state_dict().items():
+        torch.testing.assert_close(fresh.model.state_dict()[key], value)
+    restored, saved = fresh.selector_optimizer.state_dict(), trainer.selector_optimizer.state_dict()
+    torch.testing.assert_close(restored["state"], saved["state"])
+
+
+def test_a_checkpoint_is_not_a_snapshot(tmp_path, make_model):
+    from trainables import read_snapshot
+
+    Trainer(make_model()).save_checkpoint(tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match=r"c.pt is not a snapshot: missing MODEL"):  # weights-safe, not a snapshot
+        read_snapshot(tmp_path / "c.pt")
+    atomic_save({"MODEL": {}, "weights": torch.zeros(1)}, tmp_path / "d.pt")
+    with pytest.raises(CheckpointError, match="d.pt is not a snapshot: missing TRAIN_INFO, GLOBAL_CONFIG"):
+        read_snapshot(tmp_path / "d.pt")
+    with pytest.raises(CheckpointError, match="snapshot not found"):
+        read_snapshot(tmp_path / "none.pt")

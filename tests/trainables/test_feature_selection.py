@@ -7,7 +7,7 @@ import torch
 from scipy.stats import norm
 from torch import nn
 
-from trainables import FeatureSelectionModel, FeatureSelectionTrainer, StochasticGates
+from trainables import EarlyStopping, FeatureSelectionModel, FeatureSelectionTrainer, GatedClassifier, StochasticGates
 from trainables.data import load_data
 from trainables.tasks import train_feature_selection
 
@@ -155,6 +155,66 @@ def test_trainer_rejects_models_without_gates_and_bad_settings(small_madelon):
 def test_max_norm_none_disables_clipping(small_madelon):
     trainer = FeatureSelectionTrainer(_model(small_madelon), max_norm=None)
     assert "GradientClipping" not in [type(c).__name__ for c in trainer.callbacks]
+
+
+# ---------------------------------------- two modules and the built-ins (seed 000)
+def test_a_selector_and_a_classifier_given_apart(small_madelon):
+    splits = small_madelon
+    selector = StochasticGates(splits.num_features)
+    classifier = nn.Sequential(nn.Linear(splits.num_features, 8), nn.ReLU(), nn.Linear(8, splits.num_classes))
+    trainer = FeatureSelectionTrainer(classifier, selector, device="cpu")
+
+    assert isinstance(trainer.model, GatedClassifier) and trainer.gates is selector
+    assert trainer.model.classifier is classifier
+    assert [id(p) for p in trainer.selector_optimizer.param_groups[0]["params"]] == [id(selector.mu)]
+    assert {id(p) for p in trainer.classifier_optimizer.param_groups[0]["params"]} == {
+        id(p) for p in classifier.parameters()}
+    assert (trainer.classifier_optimizer.param_groups[0]["lr"], trainer.selector_optimizer.param_groups[0]["lr"]) \
+        == (pytest.approx(0.001), pytest.approx(0.01))
+    x, _ = splits.tensors("val")
+    trainer.model.eval()
+    torch.testing.assert_close(trainer.model(x), classifier(selector(x)))
+
+
+def test_a_selector_must_be_one_and_the_model_must_not_have_one_already(small_madelon):
+    with pytest.raises(TypeError, match="selector Linear is not a feature selector"):
+        FeatureSelectionTrainer(nn.Linear(20, 2), nn.Linear(20, 20))
+    with pytest.raises(TypeError, match="the model already has `gates`"):
+        FeatureSelectionTrainer(_model(small_madelon), StochasticGates(20))
+
+
+def test_selector_lr_is_given_directly_or_as_a_ratio_not_both(small_madelon):
+    trainer = FeatureSelectionTrainer(_model(small_madelon), selector_lr=0.05)
+    assert trainer.selector_optimizer.param_groups[0]["lr"] == 0.05
+    with pytest.raises(ValueError, match="selector_lr or selector_lr_ratio, not both"):
+        FeatureSelectionTrainer(_model(small_madelon), selector_lr=0.05, selector_lr_ratio=3)
+
+
+def test_built_in_early_stopping_and_best_checkpoint(tmp_path, small_madelon):
+    splits = small_madelon
+    trainer = FeatureSelectionTrainer(_model(splits), lr=1e-2, patience=2, checkpoint_dir=tmp_path)
+    history = trainer.fit(splits.loader("train", 64), 40, splits.loader("val", 64))
+
+    early = trainer.early_stopping
+    assert early.monitor == "val_task_loss" and early.restore_best_weights
+    assert history.status == "early_stopping" and len(history) == early.best_epoch + 2
+    assert trainer.best_checkpoint == tmp_path / "best.pt"
+    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert best["epoch"] == early.best_epoch
+    for key, value in best["model"].items():  # the best weights are back in the model
+        torch.testing.assert_close(trainer.model.state_dict()[key], value)
+
+
+def test_built_ins_follow_the_training_loss_without_a_val_loader(small_madelon):
+    trainer = FeatureSelectionTrainer(_model(small_madelon), patience=3)
+    trainer.fit(small_madelon.loader("train", 64), 2)
+    assert trainer.early_stopping.monitor == "train_task_loss" and trainer.early_stopping.best_epoch is not None
+
+
+def test_built_in_early_stopping_is_off_by_default_and_not_doubled(small_madelon):
+    assert FeatureSelectionTrainer(_model(small_madelon)).early_stopping is None
+    with pytest.raises(ValueError, match="keep one of them"):
+        FeatureSelectionTrainer(_model(small_madelon), patience=3, callbacks=[EarlyStopping()])
 
 
 # ------------------------------------------------------- the Madelon result

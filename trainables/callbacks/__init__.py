@@ -2,7 +2,7 @@
 
 from trainables.callbacks.base import HOOKS, Callback, FunctionCallback
 from trainables.callbacks.checkpoint import ModelCheckpoint
-from trainables.callbacks.clipping import GradientClipping, clip_grad_norm
+from trainables.callbacks.clipping import GradientClipCallback, GradientClipping, clip_grad_norm
 from trainables.callbacks.early_stopping import EarlyStopping
 from trainables.callbacks.history import History
 from trainables.callbacks.misc import ProgressPrinter, StopAtThreshold
@@ -14,6 +14,7 @@ __all__ = [
     "FunctionCallback",
     "ModelCheckpoint",
     "GradientClipping",
+    "GradientClipCallback",
     "clip_grad_norm",
     "EarlyStopping",
     "History",

@@ -65,11 +65,18 @@ class ModelCheckpoint(Callback):
         if not trainer.is_main_process:
             return
         if improved:
-            self.best_path = trainer.save_checkpoint(self.dirpath / "best.pt", best_score=self.best_score)
+            self.best_path = self._write(trainer, self.dirpath / self.file_name("best", epoch), epoch)
         if self.every_n_epochs and epoch % self.every_n_epochs == 0:
-            trainer.save_checkpoint(self.dirpath / f"epoch_{epoch:04d}.pt", best_score=self.best_score)
+            self._write(trainer, self.dirpath / self.file_name("epoch", epoch), epoch)
         if self.save_last:
-            self.last_path = trainer.save_checkpoint(self.dirpath / "last.pt", best_score=self.best_score)
+            self.last_path = self._write(trainer, self.dirpath / self.file_name("last", epoch), epoch)
+
+    def file_name(self, kind: str, epoch: int) -> str:
+        """The file for ``kind`` (``best``, ``epoch``, ``last``) at ``epoch`` (1-based)."""
+        return f"epoch_{epoch:04d}.pt" if kind == "epoch" else f"{kind}.pt"
+
+    def _write(self, trainer: Trainer, path: Path, epoch: int) -> Path:
+        return trainer.save_checkpoint(path, best_score=self.best_score)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best_score": self.best_score, "best_path": str(self.best_path) if self.best_path else None}

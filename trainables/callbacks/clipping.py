@@ -7,13 +7,14 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
 from trainables.callbacks.base import Callback
 
 if TYPE_CHECKING:
     from trainables.trainer import Trainer
 
-__all__ = ["GradientClipping", "clip_grad_norm"]
+__all__ = ["GradientClipping", "GradientClipCallback", "clip_grad_norm"]
 
 
 def clip_grad_norm(
@@ -38,16 +39,30 @@ class GradientClipping(Callback):
     memory stays flat over long runs) and the fraction of steps that were clipped.
     Adds ``grad_norm_mean``, ``grad_norm_max`` and ``clip_fraction`` for the epoch
     to the epoch metrics.
+
+    In a hand-written loop: ``set_model(model)`` once, then ``on_after_backward()``
+    (no argument) between ``loss.backward()`` and ``optimizer.step()``; it returns the
+    pre-clip norm. :class:`GradientClipCallback` is the same class under the seed's name.
+
+    Args:
+        max_norm: largest total gradient norm allowed (> 0).
+        norm_type: the norm's order (2.0: L2).
+        error_if_nonfinite: raise on a NaN or infinite norm instead of clipping.
+        verbose: print a line the first time a step is clipped and at every non-finite
+            norm. None (default): on in a hand-written loop, off in a trainer (whose epoch
+            metrics carry the statistics).
     """
 
     order = 10
 
-    def __init__(self, max_norm: float = 5.0, norm_type: float = 2.0, error_if_nonfinite: bool = False) -> None:
+    def __init__(self, max_norm: float = 5.0, norm_type: float = 2.0, error_if_nonfinite: bool = False,
+                 *, verbose: bool | None = None) -> None:
         if max_norm <= 0:
             raise ValueError(f"GradientClipping: max_norm must be > 0, got {max_norm}")
         self.max_norm = max_norm
         self.norm_type = norm_type
         self.error_if_nonfinite = error_if_nonfinite
+        self.verbose = verbose
         self.total_steps = 0
         self.clipped_steps = 0
         self.last_norm = math.nan
@@ -56,6 +71,12 @@ class GradientClipping(Callback):
         self._epoch_steps = 0
         self._epoch_clipped = 0
         self._epoch_max = 0.0
+        self._model: nn.Module | None = None
+
+    def set_model(self, model: nn.Module) -> GradientClipping:
+        """Clip ``model``'s gradients in a hand-written loop; returns self."""
+        self._model = model
+        return self
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         self._epoch_sum, self._epoch_steps, self._epoch_clipped, self._epoch_max = 0.0, 0, 0, 0.0
@@ -63,10 +84,21 @@ class GradientClipping(Callback):
     def on_fit_start(self, trainer: Trainer) -> None:
         self._params = list(trainer.parameters())  # fixed for the fit: not rebuilt every step
 
-    def on_after_backward(self, trainer: Trainer) -> None:
-        params = [p for p in (getattr(self, "_params", None) or trainer.parameters()) if p.grad is not None]
+    def on_after_backward(self, trainer: Trainer | None = None) -> float:  # type: ignore[override]
+        """Clip now; returns the pre-clip norm (NaN when no parameter has a gradient).
+
+        ``trainer`` is None in a hand-written loop: the model given to :meth:`set_model` is clipped.
+        """
+        if trainer is None:
+            if self._model is None:
+                raise RuntimeError("GradientClipping: call set_model(model) before on_after_backward() "
+                                   "in a hand-written loop")
+            source: Iterable[torch.Tensor] = self._model.parameters()
+        else:
+            source = getattr(self, "_params", None) or trainer.parameters()
+        params = [p for p in source if p.grad is not None]
         if not params:
-            return
+            return math.nan
         norm = clip_grad_norm(params, self.max_norm, self.norm_type, self.error_if_nonfinite)
         self.last_norm = norm
         self.total_steps += 1
@@ -75,9 +107,18 @@ class GradientClipping(Callback):
             self._epoch_sum += norm
             self._epoch_max = max(self._epoch_max, norm)
             self.max_seen_norm = max(self.max_seen_norm, norm)
+        elif self._verbose(trainer):
+            print(f"GradientClipping: non-finite gradient norm ({norm}) at step {self.total_steps}", flush=True)
         if norm > self.max_norm:
+            if self.clipped_steps == 0 and self._verbose(trainer):
+                print(f"GradientClipping: gradient norm {norm:.4g} > max_norm {self.max_norm:g} at step "
+                      f"{self.total_steps}: clipped (further clips are counted in statistics())", flush=True)
             self.clipped_steps += 1
             self._epoch_clipped += 1
+        return norm
+
+    def _verbose(self, trainer: Trainer | None) -> bool:
+        return self.verbose if self.verbose is not None else trainer is None
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
         steps = max(self._epoch_steps, 1)
@@ -108,3 +149,7 @@ class GradientClipping(Callback):
         self.clipped_steps = state["clipped_steps"]
         self.max_seen_norm = state["max_seen_norm"]
         self.last_norm = state["last_norm"]
+
+
+#: The seed document's name for :class:`GradientClipping` (the same class).
+GradientClipCallback = GradientClipping
