@@ -12,7 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "ray_session_dir"]
+__all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "ray_session_dir", "Bracket",
+           "bracket_rungs", "newest_experiment_state", "load_experiment_state", "training_run_metadata",
+           "set_checkpoint_results", "checkpoint_score_key", "training_result", "storage_of", "frozen_trial_id",
+           "in_distribution"]
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,22 @@ CHECKED_ON = {"ray": "2.60", "optuna": "5.1"}
 USES: tuple[tuple[str, str, str, str], ...] = (
     ("ray", "ray._private.worker._global_node.get_session_dir_path()", "engine.session",
      "the embedded cluster's session folder, recorded so a killed run's leftovers can be stopped"),
+    ("ray", "ray.tune.schedulers.async_hyperband._Bracket and its _rungs", "engine.scheduler",
+     "MO-ASHA's brackets subclass Ray's; rungs are refilled after a resume (Tune never saves the scheduler)"),
+    ("ray", "AsyncHyperBandScheduler._brackets, _trial_info, _max_t, _metric_op, _reduction_factor, "
+            "_stop_last_trials", "engine.scheduler", "PruningASHA's own state, inherited from Ray's ASHA"),
+    ("ray", "ray.tune.execution.experiment_state._find_newest_experiment_checkpoint", "engine.recovery",
+     "the state file Tune.restore will read"),
+    ("ray", "ray.tune.utils.serialization._loads_with_cloudpickle", "engine.recovery", "reading that state file"),
+    ("ray", "ray.tune.trainable.metadata._TrainingRunMetadata", "engine.recovery", "a trial's saved checkpoints"),
+    ("ray", "_CheckpointManager._checkpoint_results, _latest_checkpoint_result, _get_checkpoint_score",
+     "engine.recovery, engine.callbacks", "pointing a trial at a checkpoint that exists; keeping a cut trial's best"),
+    ("ray", "ray.train._internal.session._TrainingResult", "engine.recovery", "a checkpoint with its metrics"),
+    ("ray", "OptunaSearch._ot_study, _ot_trials, _completed_trials, _space, _mode", "engine.searcher",
+     "PruningAwareOptunaSearch's own state, inherited from Ray's OptunaSearch"),
+    ("optuna", "Study._storage, Study._study_id, FrozenTrial._trial_id", "engine.searcher",
+     "writing the study's trials into the journal through the storage API"),
+    ("optuna", "BaseDistribution._contains", "engine.searcher", "a warm start keeps the earlier trials that fit"),
 )
 
 
@@ -64,3 +83,113 @@ def ray_session_dir() -> str | None:
     except Exception as exc:  # noqa: BLE001 - another Ray: no record, nothing to clean up later
         log.warning("%s", unavailable("ray._private.worker._global_node.get_session_dir_path", exc))
         return None
+
+
+def verify() -> None:
+    """Check that every private name in :data:`USES` exists in the installed Ray and Optuna.
+
+    Raises:
+        InternalsError: one that does not, named, with the versions the uses were checked on.
+    """
+    import importlib
+
+    checks = {
+        "ray.tune.schedulers.async_hyperband": ("_Bracket",),
+        "ray.tune.execution.experiment_state": ("_find_newest_experiment_checkpoint",),
+        "ray.tune.utils.serialization": ("_loads_with_cloudpickle", "TuneFunctionEncoder"),
+        "ray.tune.trainable.metadata": ("_TrainingRunMetadata",),
+        "ray.train._internal.session": ("_TrainingResult",),
+    }
+    for module, names in checks.items():
+        try:
+            loaded = importlib.import_module(module)
+            for name in names:
+                getattr(loaded, name)
+        except (ImportError, AttributeError) as exc:
+            raise unavailable(f"{module}.{'/'.join(names)}", exc) from None
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    scheduler = AsyncHyperBandScheduler(metric="m", mode="max", max_t=4)
+    for name in ("_brackets", "_trial_info", "_max_t", "_metric_op", "_reduction_factor", "_stop_last_trials"):
+        if not hasattr(scheduler, name):
+            raise unavailable(f"AsyncHyperBandScheduler.{name}", AttributeError(name))
+    if not hasattr(scheduler._brackets[0], "_rungs"):
+        raise unavailable("_Bracket._rungs", AttributeError("_rungs"))
+
+
+# ---------------------------------------------------------------- ASHA (engine.scheduler)
+def _bracket_class() -> type:
+    try:
+        from ray.tune.schedulers.async_hyperband import _Bracket
+    except ImportError as exc:  # pragma: no cover - another Ray
+        raise unavailable("ray.tune.schedulers.async_hyperband._Bracket", exc) from None
+    return _Bracket
+
+
+#: Ray's ASHA bracket (private in Ray 2.60): MO-ASHA's brackets subclass it.
+Bracket: type = _bracket_class()
+
+
+def bracket_rungs(bracket: Any) -> list[tuple[float, dict[str, Any]]]:
+    """A bracket's rungs: ``[(milestone, {trial id: recorded value}), ...]``, top rung first (Ray's order)."""
+    return bracket._rungs
+
+
+# ---------------------------------------------------------------- Tune's saved state (engine.recovery)
+def newest_experiment_state(folder: str) -> str | None:
+    """The newest ``experiment_state-*.json`` in an experiment folder, as Tune.restore picks it."""
+    from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
+
+    return _find_newest_experiment_checkpoint(folder)
+
+
+def load_experiment_state(text: str) -> dict[str, Any]:
+    """Tune's experiment state file, parsed with Tune's own deserialiser."""
+    from ray.tune.utils.serialization import _loads_with_cloudpickle
+
+    return _loads_with_cloudpickle(text)
+
+
+def training_run_metadata(json_state: str) -> Any:
+    """A trial's run metadata (its checkpoint manager) from the state file's entry."""
+    from ray.tune.trainable.metadata import _TrainingRunMetadata
+
+    return _TrainingRunMetadata.from_json_state(json_state)
+
+
+def set_checkpoint_results(manager: Any, results: list[Any], latest: Any) -> None:
+    """Set a trial's checkpoint manager's kept results and latest one (Tune reads both on restore)."""
+    manager._checkpoint_results = results
+    manager._latest_checkpoint_result = latest
+
+
+def checkpoint_results(manager: Any) -> list[Any]:
+    return list(manager._checkpoint_results)
+
+
+def checkpoint_score_key(manager: Any) -> Any:
+    """The sort key Tune's checkpoint manager keeps its results in."""
+    return manager._get_checkpoint_score
+
+
+def training_result(checkpoint: Any, metrics: dict[str, Any]) -> Any:
+    """A checkpoint with the metrics reported with it, as the checkpoint manager keeps them."""
+    from ray.train._internal.session import _TrainingResult
+
+    return _TrainingResult(checkpoint=checkpoint, metrics=metrics)
+
+
+# ---------------------------------------------------------------- Optuna (engine.searcher)
+def storage_of(study: Any) -> tuple[Any, int]:
+    """A study's storage and its id in it (Optuna's BaseStorage API is public; these two handles are not)."""
+    return study._storage, study._study_id
+
+
+def frozen_trial_id(trial: Any) -> int:
+    """A FrozenTrial's id in its storage (not its number)."""
+    return trial._trial_id
+
+
+def in_distribution(distribution: Any, value: Any) -> bool:
+    """Whether ``value`` lies in an Optuna distribution (its own check, used by Optuna's add_trial)."""
+    return bool(distribution._contains(distribution.to_internal_repr(value)))

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
-from ray.tune.schedulers.async_hyperband import _Bracket
+
+from search.engine.internals import Bracket, bracket_rungs
 
 from search.engine.searcher import EPOCH, PruningAwareOptunaSearch
 
@@ -117,7 +118,7 @@ def continues_at_rung(recorded: Sequence[Sequence[float]], point: Sequence[float
     return ahead <= math.floor((others - 1) / reduction_factor + 0.5 + 1e-9)  # 1e-9: a half a hair low in float
 
 
-class _ParetoBracket(_Bracket):
+class _ParetoBracket(Bracket):
     """Ray's bracket (its milestones and rung bookkeeping), its rungs recording Points ranked by MO-ASHA."""
 
     def on_result(self, trial: Any, cur_iter: float, cur_rew: Point | None) -> str:  # type: ignore[override]
@@ -199,7 +200,7 @@ class PruningASHA(AsyncHyperBandScheduler):
         for trial_id, values in self._history().items():
             epochs = sorted(values)
             bracket = self._brackets[min(self.searcher.bracket_of(trial_id), len(self._brackets) - 1)]
-            for milestone, recorded in bracket._rungs:
+            for milestone, recorded in bracket_rungs(bracket):
                 reached = next((e for e in epochs if e >= milestone - 1e-9), None)
                 if reached is not None and trial_id not in recorded:
                     recorded[trial_id] = values[reached]
@@ -276,7 +277,7 @@ class PruningASHA(AsyncHyperBandScheduler):
         if not self.objectives:
             return super().debug_string()
         rungs = " | ".join(f"epoch {milestone:g}: {len(recorded)} recorded"
-                           for bracket in self._brackets for milestone, recorded in bracket._rungs)
+                           for bracket in self._brackets for milestone, recorded in bracket_rungs(bracket))
         return f"Using MO-ASHA on {', '.join(m for m, _ in self.objectives)}: num_stopped={self._num_stopped}\n{rungs}"
 
     def _is_cut(self, trial: Any, result: dict[str, Any]) -> bool:

@@ -153,6 +153,29 @@ def test_no_module_is_over_450_lines(name):
     assert lines <= 450, f"{name} has {lines} lines: split it by concern"
 
 
+def _third_party_imports(path: Path) -> list[tuple[str, str | None]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(a.name, None) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found += [(node.module, a.name) for a in node.names]
+    return [(m, n) for m, n in found if m.split(".")[0] in ("ray", "optuna")]
+
+
+def test_private_ray_and_optuna_names_only_in_the_internals_module():
+    # A Ray upgrade means reading search/engine/internals.py, not hunting (each use is listed there).
+    private = sorted((name, f"{module}{'.' + taken if taken else ''}") for name, path in MODULES.items()
+                     if name.startswith("search.") and name != "search.engine.internals"
+                     for module, taken in _third_party_imports(path)
+                     if any(part.startswith("_") for part in module.split(".")) or (taken or "").startswith("_"))
+    assert not private
+    source = "\n".join(p.read_text() for n, p in MODULES.items() if n.startswith("search.") and n != "search.engine.internals")
+    for name in ("_checkpoint_results", "_latest_checkpoint_result", "_global_node", "._rungs", "._storage",
+                 "._study_id", "._trial_id", "._contains("):
+        assert name not in source, name
+
+
 def test_no_private_name_is_imported_from_another_module():
     private = [(name, f"{target}.{taken}") for name, path in MODULES.items()
                for target, taken in _imports(name, path)
