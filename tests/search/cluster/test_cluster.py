@@ -2,7 +2,10 @@
 
 The cluster is this module's own: a head (with the dashboard on 127.0.0.1, for the Jobs
 API) and a second node, each started by ``ray start --block`` on free ports and in a temp
-folder of its own, with token authentication on and a token of their own. (Ray registers
+folder of its own, with token authentication on and a token of their own. Its nodes run the
+project as a cluster user installs it: a wheel built from this checkout and installed (not
+editable) into a virtual environment of their own, which sees the test venv's other packages
+(Ray, torch) but not its editable install. (Ray registers
 both nodes under this machine's IP: it replaces 127.0.0.1 by it.) The module stops them by
 process id, never with ``ray stop``, which would stop every Ray on the machine, other
 tests' included.
@@ -138,7 +141,13 @@ def test_job_request_ships_the_folder_and_runs_the_spec_relative_to_it(tmp_path,
     assert request.entrypoint == "python -m search run exp/space.yaml --storage out/runs --seed 3"
     assert request.runtime_env["working_dir"] == str(work)
     assert set(DEFAULT_EXCLUDES) <= set(request.runtime_env["excludes"])
-    assert {"results/", ".venv/", ".git/", "__pycache__/", "*.pt"} <= set(request.runtime_env["excludes"])
+    assert {"/results/", ".venv/", ".git/", "__pycache__/", "*.pt"} <= set(request.runtime_env["excludes"])
+    # Matched as Ray matches them (its own gitwildmatch): the package's own search/results/ is shipped.
+    from ray._private.thirdparty.pathspec import PathSpec
+
+    excluded = PathSpec.from_lines("gitwildmatch", request.runtime_env["excludes"]).match_file
+    assert excluded("results/old.txt") and excluded("out/runs/x/result.json") and excluded("model.pt")
+    assert not excluded("search/results/table.py") and not excluded("exp/results_notes.md")
     assert "/out/runs/" in request.runtime_env["excludes"]  # the storage folder, anchored
     env = request.runtime_env["env_vars"]
     assert env["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] == "0.1"
@@ -204,6 +213,7 @@ def _free_port() -> int:
 class LocalCluster:
     temp_dir: Path
     env: dict[str, str]  # for clients: PATH, RAY_AUTH_MODE, RAY_AUTH_TOKEN
+    python: Path = Path(sys.executable)  # the nodes' Python: a venv with the project installed from a wheel
     gcs_address: str = ""
     dashboard: str = ""
     processes: list[subprocess.Popen] = field(default_factory=list)
@@ -232,7 +242,7 @@ def _start_node(cluster: LocalCluster, *args: str, name: str) -> subprocess.Pope
              f"--metrics-export-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
              f"--dashboard-agent-grpc-port={_free_port()}", f"--runtime-env-agent-port={_free_port()}",
              "--min-worker-port=0", "--max-worker-port=0"]
-    command = [str(VENV_BIN / "ray"), "start", "--block", f"--temp-dir={cluster.temp_dir / name}",
+    command = [str(cluster.python), "-m", "ray.scripts.scripts", "start", "--block", f"--temp-dir={cluster.temp_dir / name}",
                "--object-store-memory=100000000", "--disable-usage-stats", *ports, *args]
     with open(cluster.temp_dir / f"{name}.log", "w") as log:
         process = subprocess.Popen(command, env=cluster.env, stdout=log, stderr=subprocess.STDOUT)
@@ -305,6 +315,33 @@ def _stop(cluster: LocalCluster) -> None:
         print(f"test cluster: killed {len(leftovers)} leftover process(es) {leftovers}", file=sys.stderr)
 
 
+def _installed_venv(folder: Path) -> Path:
+    """A venv whose ``hpsearch`` is a wheel of this checkout, installed (``pip install .``'s result); its python.
+
+    The test venv's site-packages is added by a ``.pth`` line, for Ray and torch: a folder added that
+    way has its own ``.pth`` files ignored, so the test venv's editable install does not reach it.
+    """
+    import sysconfig
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    purelib = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                  capture_output=True, text=True, check=True).stdout.strip())
+    purelib.mkdir(parents=True, exist_ok=True)
+    (purelib / "_test_venv_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    wheels = folder / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPO)], check=True,
+                   capture_output=True)
+    (wheel,) = wheels.glob("hpsearch-*.whl")
+    with zipfile.ZipFile(wheel) as archive:  # what pip does with a pure-Python wheel, less the scripts
+        archive.extractall(purelib)
+    found = subprocess.run([str(python), "-c", "import search.results, search; print(search.__file__)"],
+                           capture_output=True, text=True, check=True, cwd=folder).stdout.strip()
+    assert Path(found).is_relative_to(purelib), found  # the installed copy, not this checkout
+    return python
+
+
 @pytest.fixture(scope="module")
 def cluster(s3_server, tmp_path_factory) -> Iterator[LocalCluster]:
     """A head (1 CPU, dashboard) and a worker node (2 CPUs) on this machine, token auth on.
@@ -317,7 +354,9 @@ def cluster(s3_server, tmp_path_factory) -> Iterator[LocalCluster]:
     env.update(PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", RAY_AUTH_MODE="token",
                RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_USAGE_STATS_ENABLED="0", **s3_server.env,
                SEARCH_CACHE_DIR=str(tmp_path_factory.mktemp("cache")))
-    cluster = LocalCluster(temp_dir, env)
+    python = _installed_venv(temp_dir / "venv")
+    env["PATH"] = f"{python.parent}{os.pathsep}{env['PATH']}"  # the job's `python -m search` is the installed one
+    cluster = LocalCluster(temp_dir, env, python=python)
     try:
         gcs_port, dashboard_port = _free_port(), _free_port()
         _start_node(cluster, "--head", f"--port={gcs_port}", f"--num-cpus={HEAD_CPUS}", "--include-dashboard=true",
@@ -377,9 +416,8 @@ RAY_NOISE = ("Connecting to existing Ray cluster", "INFO worker.py", "Configurat
 
 
 def test_submit_wait_runs_the_experiment_as_a_job_then_jobs_and_export(cluster, tmp_path):
+    # A user's project folder: the job runs on the project the nodes installed (a wheel, not editable).
     work, spec_path = _experiment(tmp_path, "submit")
-    for package in ("search", "trainables"):  # submitted from a project folder: the project travels too
-        shutil.copytree(REPO / package, work / package, ignore=shutil.ignore_patterns("__pycache__"))
     (work / "results").mkdir()
     (work / "results" / "old.txt").write_text("an earlier run's results")
     (work / "model.pt").write_bytes(b"weights")
@@ -420,9 +458,15 @@ def test_submit_wait_runs_the_experiment_as_a_job_then_jobs_and_export(cluster, 
 
 
 def test_submit_with_s3_storage_then_export_and_best_from_the_uri(cluster, s3_server, tmp_path):
+    # Submitted from a checkout of the project: the checkout travels, search/results/ included (an unanchored
+    # `results/` exclude dropped it, and the job failed after the whole search: no module search.results).
     work, _ = _experiment(tmp_path, "s3")
-    for package in ("search", "trainables"):
-        shutil.copytree(REPO / package, work / package, ignore=shutil.ignore_patterns("__pycache__"))
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for name in tracked:
+        if (REPO / name).is_file() and name.split("/")[0] in ("search", "trainables", "pyproject.toml"):
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, work / name)
+    assert (work / "search" / "results" / "table.py").is_file()
     uri = f"s3://{s3_server.bucket}/{tmp_path.name}"
     proc = _cli("submit", "exp/space.yaml", "--address", cluster.dashboard, "--storage", uri, "--num-samples", "2",
                 "--wait", cwd=work, env=cluster.env)
