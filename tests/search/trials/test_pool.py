@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from search.trials.pool import Mailbox, pack_folder, unpacked
+from search.trials.mailbox import Mailbox, pack_folder, unpacked
 
 
 def run(coro):
