@@ -3,7 +3,7 @@
 With the TorchTrainer executor, the Tune trial only runs a driver; Ray Train places
 the workers in a placement group of their own, *outside* the trial's resources. If
 the drivers take the CPUs the workers need, every trial waits for workers that can
-never be placed (see RAY_NOTES.md). So: drivers ask for a token resource, and the
+never be placed (see docs/ray_optuna_notes.md). So: drivers ask for a token resource, and the
 number of concurrent trials follows from the workers' demand.
 """
 
