@@ -118,7 +118,8 @@ def test_done_needs_every_rank(world_size):
     run(scenario())
 
 
-def test_tune_retiring_a_trial_process_closes_its_pools(monkeypatch):
+@pytest.mark.ray
+def test_tune_retiring_a_trial_process_closes_its_pools(ray_cluster, monkeypatch):  # with_parameters puts to Ray
     from ray.tune.trainable.function_trainable import FunctionTrainable, wrap_function
 
     from search.trials import pool
