@@ -27,6 +27,7 @@ from typing import Any
 
 from search.engine.session import REPORT_INTERVAL_S
 from search.experiment import Experiment
+from search.spec.models import Spec
 
 __all__ = [
     "JobsError", "JobRequest", "JobSummary", "JobsClient", "build_job_request", "auth_hint", "connect_error",
@@ -101,7 +102,7 @@ class JobRequest:
     warnings: list[str] = field(default_factory=list)  # one line each, for stderr
 
 
-def build_job_request(spec: Any, spec_path: Path, working_dir: Path, run_args: Sequence[str] = (),
+def build_job_request(spec: Spec, spec_path: Path, working_dir: Path, run_args: Sequence[str] = (),
                       driver_cpus: float = DRIVER_CPUS) -> JobRequest:
     """The job that runs ``python -m search run <spec> <run_args>`` in ``working_dir`` on the cluster.
 
