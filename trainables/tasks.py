@@ -34,7 +34,7 @@ from trainables.suggest import did_you_mean
 from trainables.trainer import Trainer
 
 __all__ = ["FeatureSelectionConfig", "ConfigError", "train_feature_selection", "ReportCallback", "seed_everything", "rank_seed", "evaluate_feature_selection",
-           "CHECKPOINT_FILE", "SELECTION_FILE", "PREPROCESSING_FILE"]
+           "refit_feature_selection", "majority_rate", "CHECKPOINT_FILE", "SELECTION_FILE", "PREPROCESSING_FILE"]
 
 
 
@@ -151,15 +151,17 @@ class ReportCallback(Callback):
     order = 80  # after early stopping and History: its counters and this epoch belong in the checkpoint
 
     def __init__(self, report: ReportFn, checkpoint_every: int = 1,
-                 preprocessing: Preprocessing | None = None) -> None:
+                 preprocessing: Preprocessing | None = None, constants: Mapping[str, float] | None = None) -> None:
         self.report = report
         self.checkpoint_every = checkpoint_every
+        self.constants = dict(constants or {})  # the same figures in every report (``majority_rate``)
         # The same text in every checkpoint: render it once.
         self._preprocessing_json = json.dumps(preprocessing.to_dict()) if preprocessing is not None else None
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
         # The history must include this epoch before it is saved in the checkpoint.
         metrics["stop_reason"] = trainer.stop_reason or ""
+        metrics.update(self.constants)
         final = trainer.should_stop or epoch == trainer.max_epochs
         wants = self.checkpoint_every and (epoch % self.checkpoint_every == 0 or final)
         if trainer.stop_reason == "diverged":
@@ -211,30 +213,35 @@ def train_feature_selection(
     seed_everything(cfg.seed)
     splits = data if data is not None else load_data(cfg.data)
     model = FeatureSelectionModel(splits.num_features, splits.num_classes, cfg.hidden_sizes, cfg.dropout, cfg.gate_sigma)
-    early = EarlyStopping(cfg.monitor, cfg.monitor_mode, cfg.patience, cfg.min_delta, restore_best_weights=True)
+    validated = len(splits.y_val) > 0  # no validation part (a refit on train + val): a fixed number of epochs
+    early = (EarlyStopping(cfg.monitor, cfg.monitor_mode, cfg.patience, cfg.min_delta, restore_best_weights=True)
+             if validated else None)
+    constants = {"majority_rate": majority_rate(splits)} if validated else {}
     trainer = FeatureSelectionTrainer(
         _maybe_ddp(model, world, cfg.device),  # every rank built the same model from the same seed
         lr=cfg.lr, selector_lr_ratio=cfg.selector_lr_ratio, sparsity_lambda=cfg.sparsity_lambda,
         max_norm=cfg.max_norm, optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
         feature_names=splits.feature_names, device=cfg.device, on_nonfinite=cfg.on_nonfinite,
         train_accuracy=True,  # ``train_accuracy`` is one of the metrics declared below (a spec may name it)
-        callbacks=[early, ReportCallback(report, cfg.checkpoint_every, splits.preprocessing)],
+        callbacks=[c for c in (early, ReportCallback(report, cfg.checkpoint_every, splits.preprocessing, constants))
+                   if c is not None],
         config=dataclasses.asdict(cfg),
     )
     if resume_from is not None:
         path = Path(resume_from)
-        trainer.load_checkpoint(path / CHECKPOINT_FILE if path.is_dir() else path)
+        trainer.load_checkpoint(path / CHECKPOINT_FILE if path.is_dir() else path, trusted=True)  # the trial's own
     if world.world_size > 1:
         # Gate noise (and dropout) come from torch's global RNG: with one seed (or rank 0's
         # restored RNG state) every rank would draw the same noise for its own shard.
         torch.manual_seed(rank_seed(cfg.seed, world.rank, trainer.epoch))
-    train_loader, val_loader = _loaders(splits, cfg, world)
+    train_loader, val_loader = _loaders(splits, cfg, world, trainer.device)
     history = trainer.fit(train_loader, cfg.epochs, val_loader)
-    test = trainer.evaluate(splits.loader("test", cfg.batch_size)) if len(splits.y_test) else {}
+    test = (trainer.evaluate(splits.loader("test", cfg.batch_size, device=trainer.device))
+            if len(splits.y_test) else {})
     return {
         "status": history.status,
         "epochs": trainer.epoch,
-        "best": early.get_best_metrics(),
+        "best": early.get_best_metrics() if early is not None else {},
         "test_accuracy": test.get("accuracy"),
         "selected_features": trainer.selected_features(),
         "history": history,
@@ -244,9 +251,11 @@ def train_feature_selection(
 train_feature_selection.metrics = (  # type: ignore[attr-defined]
     "epoch", "train_loss", "train_accuracy", "train_task_loss", "train_penalty", "val_loss", "val_accuracy",
     "val_task_loss", "val_penalty", "num_selected", "expected_open_gates", "grad_norm_mean", "grad_norm_max",
-    "clip_fraction", "epochs_since_improvement", "lr", "epoch_time_s", "stop_reason",
+    "clip_fraction", "epochs_since_improvement", "lr", "epoch_time_s", "stop_reason", "majority_rate",
 )
 train_feature_selection.config_keys = tuple(f.name for f in dataclasses.fields(FeatureSelectionConfig))  # type: ignore[attr-defined]
+#: Checks a config as a trial would (``validate`` runs it on the spec's fixed values): raises ConfigError.
+train_feature_selection.validate_config = FeatureSelectionConfig.from_mapping  # type: ignore[attr-defined]
 
 
 def evaluate_feature_selection(config: Mapping[str, Any], checkpoint: str | Path, data: DataSplits | None = None,
@@ -277,6 +286,48 @@ def evaluate_feature_selection(config: Mapping[str, Any], checkpoint: str | Path
 train_feature_selection.evaluate = evaluate_feature_selection  # type: ignore[attr-defined]
 
 
+def majority_rate(splits: DataSplits) -> float:
+    """The validation accuracy of always answering the train part's most frequent class (chance, for a classifier).
+
+    A trial whose best validation accuracy is no better has learned nothing (``search`` calls it
+    collapsed); 0.0 without train or validation rows.
+    """
+    if not len(splits.y_train) or not len(splits.y_val):
+        return 0.0
+    majority = int(np.bincount(np.asarray(splits.y_train), minlength=splits.num_classes).argmax())
+    return float(np.mean(np.asarray(splits.y_val) == majority))
+
+
+def refit_feature_selection(config: Mapping[str, Any], data: DataSplits | None, epochs: int,
+                            out_dir: str | Path) -> None:
+    """Train the chosen configuration once more, on train + validation, for ``epochs``; save it in ``out_dir``.
+
+    The refit function of :func:`train_feature_selection` (its ``refit`` attribute; scikit-learn's
+    ``refit``): ``search`` calls it once after the search with the picked trial's config and its
+    best epoch. The same seed and settings, :meth:`DataSplits.merged_train` as the data: with no
+    validation part there is no early stopping, so it trains exactly ``epochs`` epochs.
+    ``out_dir`` receives the final checkpoint (``checkpoint.pt``, ``selection.json``,
+    ``preprocessing.json``), as a trial's checkpoint folder holds them.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
+        raise ConfigError(f"refit: epochs must be an integer >= 1, got {epochs!r}")
+    cfg = FeatureSelectionConfig.from_mapping(config)
+    splits = data if data is not None else load_data(cfg.data)
+    out = Path(out_dir)
+
+    def keep(metrics: Mapping[str, Any], checkpoint: Path | None) -> None:
+        if checkpoint is not None:  # the final epoch's (checkpoint_every = epochs): copy it before it is removed
+            shutil.copytree(checkpoint, out, dirs_exist_ok=True)
+
+    refit_config = {**dict(config), "epochs": int(epochs), "checkpoint_every": int(epochs), "device": "cpu"}
+    train_feature_selection(refit_config, keep, data=splits.merged_train())
+    if not (out / CHECKPOINT_FILE).is_file():
+        raise RuntimeError(f"refit: training ended without a checkpoint in {out}")
+
+
+train_feature_selection.refit = refit_feature_selection  # type: ignore[attr-defined]
+
+
 def _maybe_ddp(model: torch.nn.Module, world: WorldInfo, device: str | None) -> torch.nn.Module:
     if not (world.is_distributed and torch.distributed.is_initialized()):
         return model
@@ -287,14 +338,20 @@ def _maybe_ddp(model: torch.nn.Module, world: WorldInfo, device: str | None) -> 
     return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
 
-def _loaders(splits: DataSplits, cfg: FeatureSelectionConfig, world: WorldInfo) -> tuple[Any, Any]:
+def _loaders(splits: DataSplits, cfg: FeatureSelectionConfig, world: WorldInfo,
+             device: torch.device) -> tuple[Any, Any]:
+    """Train and val batches, each part placed on the trial's ``device`` once (no per-batch copy there).
+
+    Under DDP a ``DistributedSampler`` picks each rank's train rows (padded to equal shards,
+    reshuffled by ``set_epoch``) and a :class:`ShardSampler` its val rows (every row once).
+    """
     if not world.is_distributed:
-        return splits.loader("train", cfg.batch_size, seed=cfg.seed), splits.loader("val", cfg.batch_size)
+        return (splits.loader("train", cfg.batch_size, seed=cfg.seed, device=device),
+                splits.loader("val", cfg.batch_size, device=device) if len(splits.y_val) else None)
     from torch.utils.data.distributed import DistributedSampler
 
-    x_train, _ = splits.tensors("train")
-    train_sampler = DistributedSampler(range(len(x_train)), num_replicas=world.world_size, rank=world.rank,
+    train_sampler = DistributedSampler(range(len(splits.y_train)), num_replicas=world.world_size, rank=world.rank,
                                        shuffle=True, seed=cfg.seed)
     val_sampler = ShardSampler(len(splits.y_val), world.rank, world.world_size)
-    return (splits.loader("train", cfg.batch_size, shuffle=False, sampler=train_sampler),
-            splits.loader("val", cfg.batch_size, shuffle=False, sampler=val_sampler))
+    return (splits.loader("train", cfg.batch_size, shuffle=False, sampler=train_sampler, device=device),
+            splits.loader("val", cfg.batch_size, shuffle=False, sampler=val_sampler, device=device))

@@ -59,9 +59,8 @@ def test_trainables_imports_and_trains_with_ray_optuna_and_pydantic_blocked():
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    expected = {f"trainables.{p.stem}" for p in PACKAGE_DIR.glob("*.py") if p.stem != "__init__"}
-    expected |= {f"trainables.callbacks.{p.stem}" for p in (PACKAGE_DIR / "callbacks").glob("*.py")
-                 if p.stem != "__init__"} | {"trainables.callbacks"}
+    expected = {"trainables." + ".".join(p.relative_to(PACKAGE_DIR).with_suffix("").parts).removesuffix(".__init__")
+                for p in PACKAGE_DIR.rglob("*.py") if p != PACKAGE_DIR / "__init__.py"}
     assert set(result["modules"]) == expected
     assert result["epochs"] == [1]
     assert result["status"] == "completed"

@@ -1,4 +1,4 @@
-"""Tests for trainables.data: built-in sets, synthetic madelon, files, splits, loaders, errors."""
+"""Tests for trainables.data: built-in sets, synthetic madelon, files, splits, sliced batches, errors."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 from sklearn.neighbors import KNeighborsClassifier
+from torch.utils.data import DataLoader, TensorDataset
 
 from trainables.data import (
     BUILTIN_DATASETS,
@@ -520,3 +521,174 @@ def test_datasplits_checks_its_arrays() -> None:
         DataSplits(x, y, x, y, x, y + 5, ("a", "b"), ("n", "p"), "toy")
     with pytest.raises(DataError, match="preprocessing names other features or classes"):
         DataSplits(x, y, x, y, x, y, ("a", "b"), ("n", "p"), "toy", preprocessing=Preprocessing(("b", "a"), ("n", "p")))
+
+
+# --- batches sliced from placed tensors (issue 25) -------------------------------------------
+
+
+def _dataloader_order(generator: torch.Generator, n: int) -> torch.Tensor:
+    """What a seeded DataLoader(shuffle=True) draws per pass: its base seed, the order, RandomSampler's remainder."""
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    order = torch.randperm(n, generator=generator)
+    torch.randperm(n, generator=generator)
+    return order
+
+
+def _rows(batches) -> list[list[int]]:
+    """Each batch's labels: the toy set's label is its row number."""
+    return [y.tolist() for _, y in batches]
+
+
+@pytest.fixture()
+def numbered() -> DataSplits:
+    """70 train rows (not a multiple of 16) whose label is the row number and whose features repeat it."""
+    n = 70
+    x = np.repeat(np.arange(n, dtype=np.float32)[:, None], 2, axis=1)
+    return DataSplits(x, np.arange(n), x[:9], np.arange(9), x[:0], np.arange(0), ("a", "b"),
+                      tuple(str(k) for k in range(n)), "numbered")
+
+
+def test_train_batches_are_slices_of_the_seeded_permutation(numbered: DataSplits) -> None:
+    loader = numbered.loader("train", 16, seed=5)
+    generator = torch.Generator().manual_seed(5)
+    for epoch in (1, 2, 3):
+        loader.sampler.set_epoch(epoch)  # as Trainer.fit does before each epoch
+        expected = _dataloader_order(generator, 70)
+        batches = list(loader)
+        assert _rows(batches) == [expected[i:i + 16].tolist() for i in range(0, 70, 16)]
+        for x, y in batches:  # features travel with their labels
+            np.testing.assert_array_equal(x[:, 0].numpy(), y.numpy().astype(np.float32))
+
+
+@pytest.mark.parametrize(("batch_size", "drop_last"), [(16, False), (16, True), (7, True), (70, False), (100, True)])
+def test_batches_equal_a_seeded_dataloaders_epoch_for_epoch(numbered: DataSplits, batch_size: int,
+                                                            drop_last: bool) -> None:
+    old = DataLoader(TensorDataset(*numbered.tensors("train")), batch_size=batch_size, shuffle=True,
+                     drop_last=drop_last, generator=torch.Generator().manual_seed(3))
+    new = numbered.loader("train", batch_size, seed=3, drop_last=drop_last)
+    assert isinstance(new, DataLoader) and len(new) == len(old)
+    for epoch in (1, 2, 3, 4):
+        new.sampler.set_epoch(epoch)
+        assert _rows(new) == _rows(old), f"epoch {epoch}"
+        # The trainer checkpoints the loader's generator: its state matches the DataLoader's too.
+        assert torch.equal(new.generator.get_state(), old.generator.get_state())
+    assert [len(y) for _, y in new] == [len(y) for _, y in old]  # the last, partial batch as before
+
+
+def test_seed_and_epoch_alone_fix_the_order(numbered: DataSplits) -> None:
+    straight = numbered.loader("train", 16, seed=1)
+    orders = {}
+    for epoch in (1, 2, 3, 4):
+        straight.sampler.set_epoch(epoch)
+        orders[epoch] = _rows(straight)
+    resumed = numbered.loader("train", 16, seed=1)  # a fresh process resuming at epoch 3
+    resumed.sampler.set_epoch(3)
+    assert _rows(resumed) == orders[3]
+    resumed.sampler.set_epoch(2)  # backwards too
+    assert _rows(resumed) == orders[2]
+    without = numbered.loader("train", 16, seed=1)  # no set_epoch: each pass continues, like a DataLoader
+    assert [_rows(without) for _ in range(4)] == [orders[e] for e in (1, 2, 3, 4)]
+    again = numbered.loader("train", 16, seed=1)
+    again.sampler.set_epoch(2)
+    again.generator.manual_seed(1234)  # a restored or disturbed generator: set_epoch still decides
+    assert _rows(again) == orders[2]
+
+
+def test_every_row_once_per_epoch_and_a_new_order_each_epoch(numbered: DataSplits) -> None:
+    loader = numbered.loader("train", 16, seed=0)
+    seen = []
+    for epoch in (1, 2, 3):
+        loader.sampler.set_epoch(epoch)
+        rows = sum(_rows(loader), [])
+        assert sorted(rows) == list(range(70))
+        seen.append(rows)
+    assert seen[0] != seen[1] != seen[2] != seen[0]
+    other_seed = numbered.loader("train", 16, seed=1)
+    other_seed.sampler.set_epoch(1)
+    assert sum(_rows(other_seed), []) != seen[0]
+
+
+def test_drop_last_drops_only_the_partial_batch(numbered: DataSplits) -> None:
+    kept = numbered.loader("train", 16, seed=0)
+    dropped = numbered.loader("train", 16, seed=0, drop_last=True)
+    assert (len(kept), len(dropped)) == (5, 4)
+    assert [len(y) for _, y in kept] == [16, 16, 16, 16, 6]
+    kept.sampler.set_epoch(1)
+    assert _rows(dropped) == _rows(kept)[:4]  # the same first epoch, its last 6 rows left out
+    assert [len(y) for _, y in numbered.loader("val", 4, drop_last=True)] == [4, 4]
+
+
+def test_no_per_sample_indexing(numbered: DataSplits, monkeypatch: pytest.MonkeyPatch) -> None:
+    def per_sample(self, index):
+        raise AssertionError("a batch was built sample by sample")
+
+    monkeypatch.setattr(TensorDataset, "__getitem__", per_sample)
+    assert sum(len(y) for _, y in numbered.loader("train", 16)) == 70
+    assert sum(len(y) for _, y in numbered.loader("val", 4)) == 9
+
+
+def test_tensors_are_placed_once_and_batches_are_views(numbered: DataSplits) -> None:
+    val = numbered.loader("val", 4, device="cpu")
+    placed_x, placed_y = val.dataset.tensors
+    assert val.device == torch.device("cpu") and placed_x.device.type == "cpu"
+    # On the CPU the part keeps sharing memory with the split's arrays: no copy at all.
+    assert placed_x.untyped_storage().data_ptr() == numbered.x_val.__array_interface__["data"][0]
+    for _ in range(2):  # every epoch slices the same placed tensors
+        for x, y in val:
+            assert x.untyped_storage().data_ptr() == placed_x.untyped_storage().data_ptr()
+            assert y.untyped_storage().data_ptr() == placed_y.untyped_storage().data_ptr()
+    train = numbered.loader("train", 16, device="cpu")
+    storages = {x.untyped_storage().data_ptr() for x, _ in train}
+    assert len(storages) == 1  # one gather per epoch, then slices of it
+
+
+def test_set_epoch_counts_from_one(numbered: DataSplits) -> None:
+    with pytest.raises(DataError, match=r"epoch=0 must be an integer >= 1 \(epochs count from 1"):
+        numbered.loader("train", 16).sampler.set_epoch(0)
+
+
+def test_an_empty_part_shuffled_yields_nothing(numbered: DataSplits) -> None:
+    assert list(numbered.loader("test", 8, shuffle=True)) == []
+
+
+@pytest.mark.parametrize(("world_size", "batch_size"), [(2, 16), (3, 8), (4, 32)])
+def test_ddp_shards_are_the_distributed_samplers_rows(numbered: DataSplits, world_size: int,
+                                                      batch_size: int) -> None:
+    from torch.utils.data.distributed import DistributedSampler
+
+    for epoch in (1, 2):
+        covered = []
+        for rank in range(world_size):
+            sampler = DistributedSampler(range(70), num_replicas=world_size, rank=rank, shuffle=True, seed=4)
+            loader = numbered.loader("train", batch_size, shuffle=False, sampler=sampler)
+            loader.sampler.set_epoch(epoch)  # what the trainer calls
+            reference = DistributedSampler(range(70), num_replicas=world_size, rank=rank, shuffle=True, seed=4)
+            reference.set_epoch(epoch)
+            rows = sum(_rows(loader), [])
+            assert rows == list(reference)
+            assert len(loader) == -(-len(reference) // batch_size)
+            covered += rows
+        assert set(covered) == set(range(70)) and len(covered) == -(-70 // world_size) * world_size
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("fits", [True, False])
+def test_cuda_batches_match_the_cpu_ones(numbered: DataSplits, monkeypatch: pytest.MonkeyPatch, fits: bool) -> None:
+    from trainables.data import batches
+
+    monkeypatch.setattr(batches, "fits_on_device", lambda device, nbytes: fits)
+    cuda = numbered.loader("train", 16, seed=2, device="cuda")
+    cpu = numbered.loader("train", 16, seed=2)
+    assert cuda.resident is fits
+    placed = cuda.dataset.tensors[0]
+    assert placed.device.type == ("cuda" if fits else "cpu") and (fits or placed.is_pinned())
+    for epoch in (1, 2):
+        cuda.sampler.set_epoch(epoch)
+        cpu.sampler.set_epoch(epoch)
+        got = list(cuda)
+        assert all(x.device.type == "cuda" and y.device.type == "cuda" for x, y in got)
+        assert [y.tolist() for _, y in got] == _rows(cpu)
+    assert cuda.dataset.tensors[0] is placed  # placed once, not per epoch
+    val = numbered.loader("val", 4, device="cuda")
+    assert [y.cpu().tolist() for _, y in val] == _rows(numbered.loader("val", 4))

@@ -80,6 +80,7 @@ def _rows(out: Path, rank: int) -> dict:
     return json.loads((out / f"rank{rank}.json").read_text())
 
 
+@pytest.mark.slow
 def test_every_rank_sees_the_same_all_reduced_metrics(ddp_run):
     out, _ = ddp_run
     ranks = [_rows(out, r) for r in range(WORLD_SIZE)]
@@ -91,12 +92,14 @@ def test_every_rank_sees_the_same_all_reduced_metrics(ddp_run):
             assert zero["metrics"][key] == one["metrics"][key], key
 
 
+@pytest.mark.slow
 def test_each_rank_draws_its_own_gate_noise(ddp_run):
     out, _ = ddp_run
     zero, one = (_rows(out, r)["next_noise"] for r in range(WORLD_SIZE))
     assert zero != one  # same seed, same number of draws per rank: the streams differ only by rank
 
 
+@pytest.mark.slow
 def test_only_rank_zero_writes_checkpoints(ddp_run):
     out, _ = ddp_run
     assert [row["checkpoint"] for row in _rows(out, 0)["rows"]] == [True, True, True]
@@ -104,6 +107,7 @@ def test_only_rank_zero_writes_checkpoints(ddp_run):
     assert sorted(p.name for p in out.glob("*.pt")) == ["rank0-epoch1.pt", "rank0-epoch2.pt", "rank0-epoch3.pt"]
 
 
+@pytest.mark.slow
 def test_global_val_metrics_equal_a_single_process_evaluation(ddp_run):
     out, splits = ddp_run
     assert len(splits.y_val) == 201
@@ -186,6 +190,7 @@ def _nan_training(rank: int, out: str) -> None:
     (Path(out) / f"nan{rank}.json").write_text(json.dumps({"status": history.status, "epochs": len(history)}))
 
 
+@pytest.mark.slow
 def test_nonfinite_loss_on_one_rank_stops_every_rank_without_hanging(tmp_path):
     mp.spawn(_nan_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
     seen = [json.loads((tmp_path / f"nan{r}.json").read_text()) for r in range(WORLD_SIZE)]
@@ -228,6 +233,7 @@ def _bn_training(rank: int, out: str, n_val: int) -> None:
         torch.save(unwrap_model(model).state_dict(), Path(out) / "bn.pt")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_val", [5, 1])  # 3 and 2 samples (2 batches and 1); 1 and 0 (rank 1 has none)
 def test_ddp_evaluation_with_batchnorm_and_uneven_or_empty_shards_does_not_hang(tmp_path, n_val):
     from trainables import Trainer
