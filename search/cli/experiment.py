@@ -8,6 +8,7 @@ resources, 130 interrupted with trials left (the message says how to resume).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import sys
 from collections.abc import Callable
@@ -21,35 +22,45 @@ from search.experiment import Experiment
 __all__ = ["add_parsers", "HANDLERS"]
 
 
+_VERBOSE_HELP = ("let Ray's and Tune's own output through, and print every trial's every epoch (default: one line "
+                 "per trial event; Ray's output goes to <experiment>/run.log)")
+_ADDRESS_HELP = "Ray cluster address (default: $RAY_ADDRESS, else a local embedded Ray)"
+_NUM_CPUS_HELP = "CPUs of the embedded Ray (default: all of this machine's)"
+_TOP_HELP = "rows of the summary's table of top trials (default: %(default)s; every trial: results.md)"
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="check a spec and print the plan; starts nothing")
-    p.add_argument("spec", type=Path)
+    p.add_argument("spec", type=Path, help="the spec file (YAML), e.g. spaces/quickstart.yaml")
 
     p = sub.add_parser("run", help="run the experiment a spec describes")
-    p.add_argument("spec", type=Path)
-    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local embedded Ray)")
-    p.add_argument("--name", help="experiment name (overrides the spec's)")
-    p.add_argument("--num-samples", type=int, help="number of trials (overrides search.num_samples)")
-    p.add_argument("--seed", type=int, help="sampler seed (overrides search.seed)")
-    p.add_argument("--storage", help="results folder or URI (overrides storage)")
-    p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+    p.add_argument("spec", type=Path, help="the spec file (YAML), e.g. spaces/quickstart.yaml")
+    p.add_argument("--address", help=_ADDRESS_HELP)
+    p.add_argument("--name", help="experiment name (default: the spec's `name`)")
+    p.add_argument("--num-samples", type=int, help="number of trials (default: the spec's search.num_samples)")
+    p.add_argument("--seed", type=int, help="sampler seed (default: the spec's search.seed)")
+    p.add_argument("--storage", help="results folder or URI (default: the spec's `storage`, else ./results)")
+    p.add_argument("--num-cpus", type=int, help=_NUM_CPUS_HELP)
     p.add_argument("--warm-start", type=Experiment.at, metavar="EXPERIMENT",
-                   help="first tell the searcher every finished trial of this earlier experiment folder")
+                   help="first tell the searcher every finished trial of this earlier experiment folder "
+                        "(default: start from nothing)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete an existing experiment of the same name first (default: refuse to run into it)")
-    p.add_argument("--top", type=int, default=5, help="rows of the final table")
-    p.add_argument("--verbose", action="store_true",
-                   help="let Ray's and Tune's own output through, and print every trial's every epoch "
-                        "(default: one line per trial event; Ray's output goes to <experiment>/run.log)")
+    p.add_argument("--top", type=int, default=5, help=_TOP_HELP)
+    p.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
 
-    p = sub.add_parser("resume", help="continue an interrupted experiment from its folder")
+    p = sub.add_parser("resume", help="continue an interrupted experiment from its folder",
+                       description="Continue an interrupted experiment: finished trials are kept, interrupted and "
+                       "failed ones continue from their last checkpoint. A finished experiment is left as it is "
+                       "(exit 0, nothing started) unless --force.")
     p.add_argument("experiment", type=Experiment.at, help="the experiment folder, <storage>/<name> (a path or a URI)")
-    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local embedded Ray)")
-    p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
-    p.add_argument("--top", type=int, default=5, help="rows of the final table")
-    p.add_argument("--verbose", action="store_true",
-                   help="let Ray's and Tune's own output through, and print every trial's every epoch "
-                        "(default: one line per trial event; Ray's output goes to <experiment>/run.log)")
+    p.add_argument("--address", help=_ADDRESS_HELP)
+    p.add_argument("--num-cpus", type=int, help=_NUM_CPUS_HELP)
+    p.add_argument("--force", action="store_true",
+                   help="resume even a finished experiment: redo its held-out test and rewrite its tables "
+                        "(default: say it is finished and change nothing)")
+    p.add_argument("--top", type=int, default=5, help=_TOP_HELP)
+    p.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -107,25 +118,73 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from search.engine.console import announced, objectives_shown
     from search.engine.run import RunOptions, run_experiment
     from search.spec.load import load_spec
 
     spec = load_spec(args.spec, _overrides(args))
     _check_storage(args.spec, spec.storage, "--storage" if args.storage else None, probe_uri_as=spec.name)
-    print(f"running {spec.name}: {spec.search.num_samples} trials -> {Experiment.in_storage(spec.storage, spec.name)}",
-          file=sys.stderr)
     options = RunOptions(address=args.address, spec_path=args.spec.resolve(), num_cpus=args.num_cpus,
                          overwrite=args.overwrite, quiet=not args.verbose, epoch_lines=args.verbose)
-    outcome = run_experiment(spec, options, warm_start_from=args.warm_start)
+    # Said with the run's first line: a run refused before it starts (the name taken, the data
+    # unreadable, ...) prints the refusal only, not a header it then contradicts.
+    header = f"running {spec.name}: {spec.search.num_samples} trials -> {Experiment.in_storage(spec.storage, spec.name)}"
+    with announced(header), objectives_shown(spec.objectives, spec.select.tolerance, dict(spec.select.limits)):
+        outcome = run_experiment(spec, options, warm_start_from=args.warm_start)
     return _finish(spec, outcome, args.top)
 
 
 def resume(args: argparse.Namespace) -> int:
+    from search.engine.console import objectives_shown
     from search.engine.run import RunOptions, resume_experiment
 
-    outcome = resume_experiment(args.experiment, RunOptions(address=args.address, num_cpus=args.num_cpus,
-                                                            quiet=not args.verbose, epoch_lines=args.verbose))
+    if not args.force and (done := _finished(args.experiment)) is not None:
+        print(done, file=sys.stderr)
+        return EXIT_OK
+    spec = _saved_spec(args.experiment)
+    shown = objectives_shown(spec.objectives, spec.select.tolerance, dict(spec.select.limits)) if spec is not None \
+        else contextlib.nullcontext()
+    with shown:
+        outcome = resume_experiment(args.experiment, RunOptions(address=args.address, num_cpus=args.num_cpus,
+                                                                quiet=not args.verbose, epoch_lines=args.verbose))
     return _finish(outcome.spec, outcome, args.top)
+
+
+def _saved_spec(experiment: Experiment) -> Any:
+    """The spec an experiment folder ran (read offline), or None when it cannot be read."""
+    from search.results import ResultsError, open_results
+
+    try:
+        return open_results(experiment).info.spec
+    except (ResultsError, OSError):
+        return None
+
+
+def _finished(experiment: Experiment) -> str | None:
+    """What to say about an experiment with nothing left to resume, read offline; None: something is left.
+
+    Finished: as many trials as the spec asked for, every one ended, none unfinished or failed
+    (resume continues those from their last checkpoint), and the run's end reached (its tables,
+    written after the held-out test, are there). Nothing is started or written.
+    """
+    from search.results import DEFAULT_EXPORTS, Outcome, ResultsError, open_results
+    from search.results.summary import counts_line
+
+    try:
+        results = open_results(experiment)
+    except (ResultsError, OSError):  # not readable here: resume itself says what is wrong
+        return None
+    spec, table = results.info.spec, results.table
+    if spec is None or len(table) < spec.search.num_samples:
+        return None
+    if table["outcome"].isin([Outcome.UNFINISHED.value, Outcome.FAILED.value]).any():
+        return None
+    if not all((results.path / name).is_file() for name in DEFAULT_EXPORTS):
+        return None  # its tables never written: stopped after its trials, before its held-out test and tables
+    where = shlex.quote(str(results.experiment))
+    return (f"experiment {results.info.name} is finished ({counts_line(table)}): nothing to resume; nothing was "
+            f"started or rewritten.\n  its results: python -m search best {where}   (or export, report)\n"
+            f"  to redo its held-out test and tables: python -m search resume --force {where}")
 
 
 def _finish(spec: Any, outcome: Any, top: int) -> int:

@@ -26,31 +26,33 @@ ADDRESS_HELP = ("the head node's dashboard, e.g. http://HEAD:8265 (default: $RAY
 def add_parsers(subparsers: Any) -> None:
     """Add ``submit`` and ``jobs`` to the top-level subparsers of ``python -m search``."""
     p = subparsers.add_parser("submit", help="run the experiment on a Ray cluster as a Ray job")
-    p.add_argument("spec", type=Path)
+    p.add_argument("spec", type=Path, help="the spec file (YAML), inside --working-dir")
     p.add_argument("--address", help=ADDRESS_HELP)
-    p.add_argument("--wait", action="store_true", help="stream the job's log until it ends; exit with its outcome")
+    p.add_argument("--wait", action="store_true", help="stream the job's log until it ends; exit with its outcome "
+                   "(default: print the job id and return)")
     p.add_argument("--working-dir", type=Path, help="folder shipped to the cluster, containing the spec "
                    "(default: the current folder)")
     p.add_argument("--driver-cpus", type=float, default=1.0, help="CPUs reserved for the driver (default: 1)")
-    p.add_argument("--name", help="experiment name (overrides the spec's)")
-    p.add_argument("--num-samples", type=int, help="number of trials (overrides search.num_samples)")
-    p.add_argument("--seed", type=int, help="sampler seed (overrides search.seed)")
-    p.add_argument("--storage", help="results path or URI as seen from the cluster: a shared path or s3://, gs://")
+    p.add_argument("--name", help="experiment name (default: the spec's `name`)")
+    p.add_argument("--num-samples", type=int, help="number of trials (default: the spec's search.num_samples)")
+    p.add_argument("--seed", type=int, help="sampler seed (default: the spec's search.seed)")
+    p.add_argument("--storage", help="results path or URI as seen from the cluster: a shared path or s3://, gs:// "
+                   "(default: the spec's `storage`)")
     p.add_argument("--overwrite", action="store_true", help="the job's run deletes an existing experiment of the "
                    "same name first (default: the job refuses to run into it)")
 
     p = subparsers.add_parser("jobs", help="list the cluster's jobs; show, follow or stop one")
-    verbs = p.add_subparsers(dest="jobs_command", required=True)
+    verbs = p.add_subparsers(dest="jobs_command", required=True, metavar="VERB")
     verb = verbs.add_parser("list", help="submitted jobs and their status")
     verb.add_argument("--address", help=ADDRESS_HELP)
     for name, text in (("status", "a job's status (exit 1 when it failed)"), ("logs", "a job's log"),
                        ("stop", "stop a running job")):
         verb = verbs.add_parser(name, help=text)
-        verb.add_argument("job_id")
+        verb.add_argument("job_id", help="the job's id, as `submit` printed it or `jobs list` shows it")
         verb.add_argument("--address", help=ADDRESS_HELP)
         if name == "logs":
             verb.add_argument("--follow", action="store_true", help="keep streaming until the job ends; "
-                              "exit with its outcome")
+                              "exit with its outcome (default: the log so far)")
 
 
 def _run_args(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:

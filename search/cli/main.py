@@ -1,5 +1,5 @@
 """``python -m search <command>``: validate, run, resume, export, best, features, report, predict,
-submit, jobs.
+data, submit, jobs.
 
 Results go to stdout; progress and logs to stderr. Exit codes: 0 success, 1 the
 run failed, 2 bad usage or a bad spec.
@@ -19,35 +19,49 @@ __all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from search.cli import experiment, jobs, results
+    from search.cli import data, experiment, jobs, results
 
     parser = argparse.ArgumentParser(prog="python -m search", description="Hyperparameter search for PyTorch models "
                                      "on Ray Tune + Optuna + ASHA.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors (default: one message)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     experiment.add_parsers(sub)  # validate, run, resume
     results.add_parsers(sub)  # export, best, features, report, predict
+    data.add_parsers(sub)  # data
     jobs.add_parsers(sub)  # submit, jobs
     return parser
 
 
+#: The errors that are the user's to fix (one message, exit 2): (module, class). Their modules are not
+#: imported for this: ``trainables.data`` brings torch, seconds before a run's first line.
+_USER_ERRORS = (("search.trials.resources", "ResourcePlanError"), ("trainables.data.checks", "DataError"),
+                ("search.spec.registry", "TrainableError"), ("search.experiment", "ExperimentError"))
+
+
+def _imported(errors: tuple[tuple[str, str], ...]) -> tuple[type[BaseException], ...]:
+    """The classes of ``errors`` whose modules the command imported: no other one can have been raised.
+
+    Called in an ``except`` clause, so only while an exception propagates.
+    """
+    return tuple(getattr(sys.modules[module], name) for module, name in errors if module in sys.modules)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from search.engine.console import start_clock
+
+    start_clock()  # the run's lines count time from here: the user waits from here
     parser = _parser()
     args = parser.parse_args(argv)
-    from search.cli import experiment, jobs, results
-    from search.engine.run import ExperimentError
+    from search.cli import data, experiment, jobs, results
     from search.spec.errors import SpecError
-    from search.spec.registry import TrainableError
-    from search.trials.resources import ResourcePlanError
-    from trainables.data import DataError
 
-    handlers = {**experiment.HANDLERS, **results.HANDLERS, **jobs.HANDLERS}
+    handlers = {**experiment.HANDLERS, **results.HANDLERS, **data.HANDLERS, **jobs.HANDLERS}
     try:
         return handlers[args.command](args)
     except SpecError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_USAGE
-    except (ResourcePlanError, DataError, TrainableError, ExperimentError) as exc:
+    except _imported(_USER_ERRORS) as exc:
         if args.debug:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)

@@ -26,27 +26,33 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     """Register ``export``, ``best``, ``features``, ``report`` and ``predict`` on a ``add_subparsers()`` object."""
     p = subparsers.add_parser("export", help="the results table: one row per trial, best first")
     p.add_argument("experiment", help=_EXPERIMENT_HELP)
-    p.add_argument("--format", help="csv (default), parquet, json, md or html; default: from -o's suffix")
+    p.add_argument("--format", help="csv, parquet, json, md or html (default: from -o's suffix, else csv)")
     p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
 
-    p = subparsers.add_parser("best", help="the best trial's parameters as YAML, ready for `fixed:`",
+    p = subparsers.add_parser("best", help="the best trial's parameters as YAML, ready for `fixed:` (several "
+                              "objectives: the front and the picked trial)",
                               description="Several objectives: prints the Pareto front (as YAML comments) and the "
                               "trial picked from it, by the spec's `select` or by --tolerance/--limit.")
     p.add_argument("experiment", help=_EXPERIMENT_HELP)
     p.add_argument("--tolerance", type=float, help="several objectives: among trials within this much of the best first "
-                   "objective, the one best on the next (e.g. 0.01: the fewest features within 0.01 accuracy)")
+                   "objective, the one best on the next (e.g. 0.01: the fewest features within 0.01 accuracy; default: "
+                   "the spec's select.tolerance)")
     p.add_argument("--limit", action="append", default=[], metavar="METRIC=BOUND",
-                   help="several objectives: keep trials with METRIC at most (min) / at least (max) BOUND; repeatable")
+                   help="several objectives: keep trials with METRIC at most (min) / at least (max) BOUND; repeatable "
+                   "(default: the spec's select.limits)")
 
-    p = subparsers.add_parser("features", help="feature gates of the best trial and their stability over the top K")
+    p = subparsers.add_parser("features", help="the features the best (several objectives: picked) trial selects and "
+                              "how often the live trials select them")
     p.add_argument("experiment", help=_EXPERIMENT_HELP)
-    p.add_argument("--top-k", type=int, default=10, help="trials counted for the selection frequency (default 10)")
-    p.add_argument("--format", default="table", choices=("table", "csv", "json"), help="output format")
+    p.add_argument("--top-k", type=int, default=10, help="one objective: live trials counted for the selection "
+                   "frequency; several: the live front is counted (default: %(default)s)")
+    p.add_argument("--all", action="store_true", help="every feature, not only the selected ones (default: off)")
+    p.add_argument("--format", default="table", choices=("table", "csv", "json"), help="output format (default: %(default)s)")
 
     p = subparsers.add_parser("report", help="one self-contained HTML report (opens offline)")
     p.add_argument("experiment", help=_EXPERIMENT_HELP)
     p.add_argument("-o", "--output", type=Path, help="HTML file (default: report.html in the experiment folder)")
-    p.add_argument("--top-k", type=int, default=10, help="trials in the stability heat map (default 10)")
+    p.add_argument("--top-k", type=int, default=10, help="trials in the stability heat map (default: %(default)s)")
 
     p = subparsers.add_parser("predict", help="apply a trial's model to new raw data (CSV or Parquet)",
                               description="Score a file of raw features with a trial's model: columns are matched "
@@ -54,10 +60,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                               "on stderr). Writes `prediction` and one `proba_<class>` column per class, in the "
                               "file's row order.")
     p.add_argument("experiment", help=_EXPERIMENT_HELP)
-    p.add_argument("data", type=Path, help="a .csv or .parquet file with the training feature columns, any order")
+    p.add_argument("data", type=Path, help="a .csv or .parquet file with the training feature columns, any order, "
+                   "raw (unscaled); `python -m search data` writes a built-in set's")
     p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
-    p.add_argument("--format", help="csv (default), parquet, json, md or html; default: from -o's suffix")
-    p.add_argument("--trial", help="trial id (default: the best trial)")
+    p.add_argument("--format", help="csv, parquet, json, md or html (default: from -o's suffix, else csv)")
+    p.add_argument("--trial", help="trial id (default: the best trial; several objectives: the picked one)")
 
 
 def _print_notes(notes: list[str]) -> None:
@@ -131,11 +138,13 @@ def _cmd_features(args: argparse.Namespace) -> int:
     from search.results import feature_table, open_results
 
     results = open_results(args.experiment)
-    df = feature_table(results, args.top_k)
+    df = feature_table(results, args.top_k, all_features=args.all)
     _print_notes(results.notes)
     top = df.attrs["top_trials"]
-    print(f"best trial {df.attrs['best_trial']}; selection frequency over the top {len(top)} trials "
-          f"({', '.join(top)})", file=sys.stderr)
+    which = "picked" if results.info.multi_objective else "best"
+    over = "the live front" if results.info.multi_objective else f"the top {len(top)} live trials"
+    print(f"{which} trial {df.attrs['best_trial']}: {len(df)} feature(s){'' if args.all else ' selected'}; "
+          f"selection frequency over {over} ({', '.join(top)})", file=sys.stderr)
     if args.format == "csv":
         sys.stdout.write(df.to_csv(index=False))
     elif args.format == "json":
@@ -173,7 +182,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         table = predictor.table(frame)
     except InputDataError as exc:
         raise InputDataError(f"data file {str(args.data)!r}: {exc}") from exc
-    which = "the best trial" if args.trial is None else "trial"
+    which = "trial" if args.trial is not None else "the picked trial" if results.info.multi_objective else "the best trial"
     print(f"{len(table)} rows of {args.data} scored by {which} {predictor.trial_id} ({predictor.checkpoint})",
           file=sys.stderr)
     if predictor.target is not None and predictor.target in frame.columns:

@@ -4,7 +4,9 @@
 * :mod:`.session` — join a cluster or start an embedded one;
 * :mod:`.tuner` — the Tuner of a spec;
 * :mod:`.searcher`, :mod:`.scheduler` — Optuna told the truth about ASHA's cuts;
-* :mod:`.callbacks` — progress lines, and disk kept bounded;
+* :mod:`.progress` — what a run shows while it runs: event and status lines, the live panel;
+* :mod:`.console` — where those lines go, the command's clock, the run's header;
+* :mod:`.callbacks` — disk kept bounded, the time budget's stops told to Optuna;
 * :mod:`.plan` — the plan ``validate`` prints.
 
 Ray is imported when a run starts, not when this package is imported.

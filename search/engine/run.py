@@ -178,6 +178,14 @@ def _trial_setup(spec: Spec, experiment: Experiment, search_paths: tuple[Path, .
 
     from search.trials.setup import TrialSetup
 
+    from search.engine.internals import InternalsError, check_versions, verify
+
+    for line in check_versions():  # another Ray or Optuna than the private names were checked on
+        say(f"note: {line}")
+        try:
+            verify()
+        except InternalsError as exc:
+            raise ExperimentError(str(exc)) from None
     cluster, nodes, available = cluster_view()
     if warning := storage_warning(spec.storage, nodes):
         say(f"warning: {warning}")
@@ -265,7 +273,7 @@ def resume_experiment(experiment: Experiment, options: RunOptions | None = None)
         print(f"note: {line}", file=sys.stderr)
     with _prepared(spec, options, experiment) as (plan, setup):
         trainable = trial_trainable(plan, setup)
-        # resume_errored, not restart_errored: restarting with OptunaSearch crashes (RAY_NOTES.md),
+        # resume_errored, not restart_errored: restarting with OptunaSearch crashes (docs/ray_optuna_notes.md),
         # and continuing from the last checkpoint is what a user wants anyway.
         tuner = tune.Tuner.restore(experiment.location, trainable, resume_unfinished=True, resume_errored=True,
                                    param_space=dict(spec.fixed))
@@ -280,22 +288,35 @@ def resume_experiment(experiment: Experiment, options: RunOptions | None = None)
 
 
 def _heldout(spec: Spec, experiment: Experiment, setup: Any, options: RunOptions, saved: Any = None) -> None:
-    """The chosen trial on the held-out test split, once (:mod:`search.engine.heldout`); a failure is one line."""
+    """The picked trial refitted on train + validation (:mod:`search.engine.refit`, when missing), then tested on
+    the held-out split, once (:mod:`search.engine.heldout`); a failure of either is one line."""
     import ray
 
     from search.engine.heldout import evaluate_heldout
+    from search.engine.refit import refit_picked
     from search.results import ResultsError
 
+    paths, refit, data = spec_search_paths(options.spec_path), None, None
     try:
         data = ray.get(setup.data_ref) if setup.data_ref is not None else None
-        shown = evaluate_heldout(spec, experiment, data, spec_search_paths(options.spec_path), results=saved)
+        refit = refit_picked(spec, experiment, data, paths, results=saved)
+        if refit is not None:
+            say(f"refit: trial {refit['trial_id']}'s configuration trained on train + validation for "
+                f"{refit['epochs']} epochs -> {refit['checkpoint']}")
+    except ResultsError:  # no trial to pick: the summary says why
+        return
+    except Exception as exc:  # noqa: BLE001 - the search's own model stands without it
+        say(f"warning: no refit, the search's own model is used: {type(exc).__name__}: {exc}")
+    try:
+        shown = evaluate_heldout(spec, experiment, data, paths, results=saved, refit=refit)
     except ResultsError:  # no trial to evaluate: the summary says why
         return
     except Exception as exc:  # noqa: BLE001 - the search's results stand without it
         say(f"warning: no held-out test: {type(exc).__name__}: {exc}")
         return
     if shown:
-        say("held-out test of the best trial: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+        which = f"the refit model of trial {refit['trial_id']}" if refit is not None else "the best trial"
+        say(f"held-out test of {which if refit is not None else 'the picked trial' if spec.multi_objective else 'the best trial'}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
 
 
 def _refuse_live_driver(experiment: Experiment) -> None:

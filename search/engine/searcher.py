@@ -45,6 +45,7 @@ from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
+from search.engine.internals import frozen_trial_id, in_distribution, storage_of
 from search.experiment import OPTUNA_JOURNAL
 
 __all__ = ["PruningAwareOptunaSearch", "EPOCH", "warm_start"]
@@ -164,6 +165,13 @@ class PruningAwareOptunaSearch(OptunaSearch):
                     return super().on_trial_complete(trial_id, None, True)
             elif (best := self.__dict__.get("_best", {}).get(trial_id)) is not None:
                 result = {**result, self.metric: best}
+            if _collapsed(result, self.objectives, self.__dict__.get("_best", {}).get(trial_id)):
+                # Chance's values (no feature kept, or no better than the majority class): told
+                # COMPLETE they would sit on the front and teach TPE that the region is fine.
+                # PRUNED ranks below every completed trial (TPE) or is ignored (NSGA-II).
+                self._ot_trials[trial_id].set_user_attr("cut_by", "collapsed")  # not ASHA's cut (the readers)
+                self._tell_pruned(trial_id)
+                return
         super().on_trial_complete(trial_id, result, error)
 
     def _tell_pruned(self, trial_id: str) -> None:
@@ -228,7 +236,7 @@ class PruningAwareOptunaSearch(OptunaSearch):
             known = {t.user_attrs.get("trial_id"): t for t in study.get_trials(deepcopy=False)}
             cached = self._journal = (str(path), study, known)
         _, study, known = cached
-        storage, study_id = study._storage, study._study_id  # Optuna's storage API (BaseStorage): public
+        storage, study_id = storage_of(study)  # Optuna's storage API (BaseStorage) is public; the handles are not
         tune_ids = {ot_trial.number: trial_id for trial_id, ot_trial in self._ot_trials.items()}
         for frozen in self._ot_study.get_trials(deepcopy=False):
             if frozen.state is optuna.trial.TrialState.WAITING:  # enqueued (points_to_evaluate), not yet asked
@@ -246,14 +254,14 @@ class PruningAwareOptunaSearch(OptunaSearch):
                     user_attrs={**frozen.user_attrs, "trial_id": key})
                 number = storage.create_new_trial(study_id, template_trial=template)
             else:
-                number = written._trial_id
+                number = frozen_trial_id(written)
                 for step, value in frozen.intermediate_values.items():
                     if step not in written.intermediate_values:
                         storage.set_trial_intermediate_value(number, step, value)
                 if frozen.state.is_finished():
-                    for key, value in frozen.user_attrs.items():  # set at its end: values_at_cut, cut_by
-                        if key not in written.user_attrs:
-                            storage.set_trial_user_attr(number, key, value)
+                    for attr, value in frozen.user_attrs.items():  # set at its end: values_at_cut, cut_by
+                        if attr not in written.user_attrs:
+                            storage.set_trial_user_attr(number, attr, value)
                     storage.set_trial_state_values(number, frozen.state, frozen.values if valued else None)
             known[key] = storage.get_trial(number)
 
@@ -305,6 +313,21 @@ def _fits(distribution: Any, value: Any) -> bool:
     if distribution is None:
         return False
     try:
-        return bool(distribution._contains(distribution.to_internal_repr(value)))
+        return in_distribution(distribution, value)
     except (ValueError, TypeError):  # a categorical value that is no longer a choice
         return False
+
+
+def _collapsed(result: dict[str, Any], objectives: tuple[tuple[str, str], ...], best: float | None) -> bool:
+    """A trial that learned nothing: no feature kept, or a validation accuracy no better than the majority class.
+
+    ``result``: its values at its best epoch (several objectives) or its last result;
+    ``best``: its best value of the first objective. ``majority_rate`` is what the built-in
+    trainable reports (a trainable without it is judged on ``num_selected`` alone).
+    """
+    kept = result.get("num_selected")
+    if _finite(kept) and kept <= 0:
+        return True
+    majority = result.get("majority_rate")
+    accuracy = best if objectives[0] == ("val_accuracy", "max") and best is not None else result.get("val_accuracy")
+    return _finite(majority) and _finite(accuracy) and accuracy <= majority + 1e-9

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from search.engine.console import say
 from search.experiment import DRIVER_RECORD, EMBEDDED_RAY_RECORD, Experiment, redact
 from search.trials.resources import DRIVER_RESOURCE
 
@@ -52,6 +53,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
     # (resolve_trainable appends the spec's folder to sys.path, after the installed packages).
     if os.environ.get("PYTHONPATH"):
         env_vars["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    say(f"connecting to Ray at {redact(address)}…" if address else f"starting Ray (embedded, {num_cpus or os.cpu_count()} CPUs)…")
     if address:
         ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=True)
     else:

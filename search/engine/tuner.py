@@ -37,8 +37,10 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, *, epoch_lines: bool = 
                                 reduction_factor=spec.scheduler.reduction_factor, brackets=spec.scheduler.brackets)
     trainable = trial_trainable(plan, setup)
     pruned = scheduler.pruned if scheduler else {}
+    select = (spec.select.tolerance, dict(spec.select.limits)) if spec.multi_objective else None
     callbacks = [ProgressLines(spec.primary_metric, spec.primary_mode, pruned=pruned, num_samples=spec.search.num_samples,
-                               epoch_lines=epoch_lines), PrunedCheckpointCleanup(pruned)]
+                               epoch_lines=epoch_lines, objectives=list(spec.objectives), select=select),
+                 PrunedCheckpointCleanup(pruned)]
     if spec.search.time_budget_s:
         callbacks.append(TellBudgetStops(searcher, spec.search.time_budget_s))
     if spec.tracking.mlflow is not None:

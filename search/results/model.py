@@ -1,4 +1,4 @@
-"""The trained model of a trial, rebuilt from its best checkpoint (torch is imported on use)."""
+"""The trained model: the picked trial's refit (else its best checkpoint), or a trial's own (torch imported on use)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,19 @@ from typing import Any
 
 from search.experiment import ExperimentLike
 from search.results.folder import ResultsError
-from search.results.table import ExperimentResults, best_trial, open_results, require_checkpoint
+from search.results.table import open_results, model_checkpoint
 
 __all__ = ["load_model"]
 
 
 def load_model(experiment: ExperimentLike, trial_id: str | None = None, *,
                model: Any = None, map_location: str = "cpu") -> Any:
-    """The trained model of a trial's best checkpoint (default: the best trial), in eval mode.
+    """The trained model, in eval mode: by default the picked trial's, a trial's own with ``trial_id``.
 
-    A built-in feature-selection model is rebuilt from the checkpoint's config; for any
+    Default: the model the run refitted on train + validation with the picked trial's
+    configuration (``refit/checkpoint``, see :func:`~search.results.table.model_checkpoint`), or,
+    without a refit, the picked trial's best checkpoint. ``trial_id``: that trial's own best
+    checkpoint, as the search trained it. A built-in feature-selection model is rebuilt from the checkpoint's config; for any
     other model, pass ``model`` (an instance of the same architecture) to load into.
 
     Raises:
@@ -25,8 +28,7 @@ def load_model(experiment: ExperimentLike, trial_id: str | None = None, *,
     from trainables.checkpoint import CheckpointError, check_compatible, read_checkpoint
 
     results = open_results(experiment)
-    record = results.record(trial_id or best_trial(results).trial_id)
-    path = require_checkpoint(results, record)
+    _, path, _ = model_checkpoint(results, trial_id)
     try:
         data = read_checkpoint(path, map_location=map_location)
         model = model if model is not None else _build_model(data, path)

@@ -4,7 +4,9 @@ A trial is on the front when it ended as the searcher counts a finished trial (i
 end, or stopped itself: patience, a threshold; Optuna holds exactly these as COMPLETE), has a
 finite value for every objective, and no other such trial is at least as good on every
 objective and better on one. Trials cut by ASHA, diverged, failed or unfinished are never on
-it (their values are from an epoch they would have gone past). The values are those of the
+it (their values are from an epoch they would have gone past), nor are collapsed ones (no feature
+kept, or no better than the majority class: chance's values, which would otherwise sit on the
+front for their 0 features; the table's ``outcome`` says ``collapsed``). The values are those of the
 table's ``best_<metric>`` columns: every objective at the trial's best epoch.
 
 The pick (:func:`pick`) follows the spec's ``select`` (:class:`~search.spec.models.SelectSpec`)

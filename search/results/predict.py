@@ -28,7 +28,7 @@ import pandas as pd
 from search.experiment import ExperimentLike
 from search.results.folder import ResultsError
 from search.results.model import load_model
-from search.results.table import ExperimentResults, best_trial, open_results, require_checkpoint
+from search.results.table import ExperimentResults, model_checkpoint, open_results
 from search.spec.errors import did_you_mean
 from trainables.files import PREPROCESSING_FILE, SELECTION_FILE
 
@@ -70,6 +70,8 @@ class Predictor:
         selected_features: The features whose gates are open (from ``selection.json``), or
             None when the checkpoint has no selection. Closed gates zero their feature, but
             every feature column must still be given.
+        refit: The model is the picked trial's configuration refitted on train + validation
+            (``refit/checkpoint``), not the trial's own checkpoint.
     """
 
     model: Any
@@ -77,6 +79,7 @@ class Predictor:
     trial_id: str
     checkpoint: Path
     selected_features: tuple[str, ...] | None = None
+    refit: bool = False
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -259,11 +262,13 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def load_predictor(experiment: ExperimentLike, trial_id: str | None = None, *,
                    model: Any = None, map_location: str = "cpu") -> Predictor:
-    """The model of a trial's best checkpoint (default: the best trial) with its saved preprocessing.
+    """A trained model with its saved preprocessing: by default the picked trial's, a trial's own with ``trial_id``.
 
     Args:
         experiment: An experiment folder, a name under ``./results/``, or opened results.
-        trial_id: The trial; default the best one.
+        trial_id: A trial, whose own best checkpoint is used; default the picked trial, through
+            the model the run refitted on train + validation when there is one
+            (:attr:`Predictor.refit`), else its best checkpoint.
         model: For a model other than the built-in one, an instance to load the weights
             into (as :func:`~search.results.model.load_model`).
         map_location: Where the weights go (``"cpu"``, ``"cuda"``).
@@ -273,15 +278,14 @@ def load_predictor(experiment: ExperimentLike, trial_id: str | None = None, *,
             ``preprocessing.json`` (a user trainable, or an experiment run before it was saved).
     """
     results = open_results(experiment)
-    trial_id = trial_id or best_trial(results).trial_id
-    checkpoint = require_checkpoint(results, results.record(trial_id))
+    trial_id, checkpoint, refit = model_checkpoint(results, trial_id)
     preprocessing = _read_preprocessing(checkpoint, trial_id)
-    network = load_model(results, trial_id, model=model, map_location=map_location)
+    network = load_model(results, None if refit else trial_id, model=model, map_location=map_location)
     gates = getattr(getattr(network, "gates", None), "mu", None)
     if gates is not None and int(gates.shape[0]) != len(preprocessing.feature_names):
         raise ResultsError(f"trial {trial_id}: the model takes {int(gates.shape[0])} features, but "
                            f"{checkpoint / PREPROCESSING_FILE} lists {len(preprocessing.feature_names)}")
-    return Predictor(network, preprocessing, trial_id, checkpoint, _read_selected(checkpoint))
+    return Predictor(network, preprocessing, trial_id, checkpoint, _read_selected(checkpoint), refit)
 
 
 def _read_preprocessing(checkpoint: Path, trial_id: str) -> Preprocessing:

@@ -9,7 +9,6 @@ selection) becomes a note in its section instead of failing the report.
 from __future__ import annotations
 
 import html
-from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 from search.results.export import write_output
 from search.results.folder import ResultsError
-from search.results.summary import heldout_line
+from search.results.summary import counts_line, heldout_line
 from search.results.table import ExperimentResults, best_column, open_results
 from search.experiment import ExperimentLike
 
@@ -39,9 +38,12 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1320px;color:#222}
 h1{font-size:24px;margin-bottom:4px} h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .meta{color:#555;font-size:14px} .note{background:#fff8e1;border-left:4px solid #f0b400;padding:8px 12px;font-size:14px}
-.scroll{overflow-x:auto} table.results{border-collapse:collapse;font-size:12px;white-space:nowrap}
-table.results th,table.results td{padding:3px 8px;border-bottom:1px solid #e5e5e5;text-align:right}
-table.results th{background:#f5f5f5} table.results tr:first-child td{font-weight:600}
+.scroll{overflow-x:auto;max-width:100%}
+table.results{border-collapse:separate;border-spacing:0;font-size:12px;white-space:nowrap}
+table.results th,table.results td{padding:3px 8px;border-bottom:1px solid #e5e5e5;text-align:right;background:#fff}
+table.results th{background:#f5f5f5} table.results td.words,table.results th.words{text-align:left}
+table.results th:first-child,table.results td:first-child{position:sticky;left:0;z-index:1;text-align:left;
+  border-right:1px solid #ccc} table.results tr.chosen td{font-weight:600;background:#fffbe6}
 """
 
 
@@ -61,48 +63,88 @@ def _note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>'
 
 
-def _table_html(results: ExperimentResults) -> str:
-    table = results.table.copy()
+def _table_columns(results: ExperimentResults) -> list[str]:
+    """The table's columns in the order a reader looks for them: the trial, how it ended, its
+    objectives and test figures, its parameters; the bookkeeping (last value, time, checkpoint) last."""
+    from search.results.table import param_column
+
+    table, info = results.table, results.info
+    first = ["trial_id", "status", *(f"best_{m}" for m, _ in info.all_objectives),
+             *(["pareto"] if info.multi_objective else []), "best_epoch",
+             *(c for c in table.columns if c.startswith("test_")),
+             *(["num_selected"] if "num_selected" not in dict(info.all_objectives) else []),
+             *(param_column(p) for p in info.params)]
+    first = [c for c in dict.fromkeys(first) if c in table.columns]
+    # The table's own num_selected is at the best epoch too: beside best_num_selected it would say it twice.
+    hidden = {"outcome", *(["num_selected"] if "num_selected" in dict(info.all_objectives) else [])}
+    return first + [c for c in table.columns if c not in first and c not in hidden]
+
+
+def _table_html(results: ExperimentResults, chosen: str | None) -> str:
+    table = results.table[_table_columns(results)].copy()
     root = str(results.path) + "/"
     table["checkpoint"] = table["checkpoint"].map(lambda p: p.removeprefix(root) if isinstance(p, str) else "")
-    body = table.to_html(index=False, na_rep="", border=0, classes="results",
-                         float_format=lambda v: f"{v:.4g}")
-    return f'<p class="meta">Best first; checkpoints relative to {html.escape(root)}</p><div class="scroll">{body}</div>'
+    header = "".join(f'<th{_words_class(c)}>{html.escape(str(c))}</th>' for c in table.columns)
+    rows = []
+    for row in table.itertuples(index=False):
+        cells = "".join(f"<td{_words_class(c)}>{html.escape(_cell(v))}</td>" for c, v in zip(table.columns, row))
+        rows.append(f'<tr{" class=chosen" if row[0] == chosen else ""}>{cells}</tr>')
+    what = "the picked trial" if results.info.multi_objective else "the best trial"
+    return (f'<p class="meta">Best {results.info.metric} first; {what} highlighted; the trial column stays in view '
+            f'while the table scrolls; checkpoints relative to {html.escape(root)}</p>'
+            f'<div class="scroll"><table class="results"><thead><tr>{header}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
-_OUTCOME_WORDS = {"pruned": "stopped by ASHA", "early_stopped": "stopped early by patience",
-                  "threshold": "reached their target", "stopped": "stopped before their last epoch"}
+def _words_class(column: str) -> str:
+    return ' class="words"' if column in ("status", "checkpoint") else ""
 
 
-def _summary_html(results: ExperimentResults) -> str:
+def _cell(value: Any) -> str:
+    import pandas as pd
+
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _chosen(results: ExperimentResults) -> Any:
+    """The best trial (several objectives: the picked one), or the reason there is none."""
+    from search.results.table import best_trial
+
+    try:
+        return best_trial(results)
+    except ResultsError as exc:
+        return exc
+
+
+def _summary_html(results: ExperimentResults, chosen: Any) -> str:
     info, table = results.info, results.table
-    counts = Counter(table["outcome"])
-    parts = [f"{n} {_OUTCOME_WORDS.get(outcome, outcome)}" for outcome, n in counts.most_common()]
-    lines = [f"{len(table)} trials: {', '.join(parts) or 'none'}.",
-             f"Metric: {info.metric} ({info.mode}). Folder: {results.path}."]
-    best = table[best_column(info)].dropna()
+    lines = [f"{counts_line(table)}.", f"Metric: {info.metric} ({info.mode}). Folder: {results.path}."]
     if info.multi_objective:
         lines[-1] = (f"Objectives: {', '.join(f'{m} ({mode})' for m, mode in info.all_objectives)}: a Pareto front. "
                      f"Folder: {results.path}.")
-        from search.results.table import best_trial
-
-        try:
-            picked = best_trial(results)
-        except ResultsError as exc:
-            lines.append(f"No trial picked: {exc}")
+    if isinstance(chosen, ResultsError):
+        if table[best_column(info)].notna().any():
+            lines.append(f"No trial picked: {chosen}")
+    else:
+        what = "picked trial" if chosen.front is not None else "best trial"
+        row = table.loc[table["trial_id"] == chosen.trial_id].iloc[0]
+        if chosen.front is not None:
+            shown = ", ".join(f"{k} = {v:.4g}" for k, v in chosen.values.items())
+            lines.append(f"Pareto front: {len(chosen.front)} trial(s). Picked ({chosen.rule}): trial {chosen.trial_id}, "
+                         f"{shown} at epoch {chosen.epoch} ({chosen.status}).")
+            top = table.iloc[0]
+            if top["trial_id"] != chosen.trial_id:
+                lines.append(f"Highest {info.metric}: trial {top['trial_id']} ({top[best_column(info)]:.4g}), not picked.")
         else:
-            shown = ", ".join(f"{k} = {v:.4g}" for k, v in picked.values.items())
-            lines.append(f"Pareto front: {len(picked.front)} trial(s). Picked ({picked.rule}): trial {picked.trial_id}, "
-                         f"{shown} at epoch {picked.epoch} ({picked.status}).")
-            row = table.loc[table["trial_id"] == picked.trial_id].iloc[0]
-            if heldout := heldout_line(row):
-                lines.append(f"{heldout[0].upper()}{heldout[1:]} (measured once, after the search, on data no trial "
-                             "trained or was selected on).")
-    elif not best.empty:
-        row = table.loc[best.index[0]]
-        lines.append(f"Best: trial {row['trial_id']}, {info.metric} = {row[best_column(info)]:.4g} "
-                     f"at epoch {row['best_epoch']} ({row['status']}).")
-        if heldout := heldout_line(row):
+            lines.append(f"Best trial: {chosen.trial_id}, {info.metric} = {chosen.value:.4g} "
+                         f"at epoch {chosen.epoch} ({chosen.status}).")
+        if heldout := heldout_line(row, of=f"the {what} {chosen.trial_id}"):
             lines.append(f"{heldout[0].upper()}{heldout[1:]} (measured once, after the search, on data no trial "
                          "trained or was selected on).")
     notes = "".join(_note(n) for n in results.notes)
@@ -128,10 +170,11 @@ def render_report(experiment: ExperimentLike, top_k: int = 10) -> str:
     from search.results import report_plots
 
     results = open_results(experiment)
-    sections = [_section("summary", "Summary", _summary_html(results))]
+    chosen = _chosen(results)
+    sections = [_section("summary", "Summary", _summary_html(results, chosen))]
     for section_id, (title, builder_name) in SECTIONS.items():
         if builder_name is None:
-            body = _table_html(results)
+            body = _table_html(results, None if isinstance(chosen, ResultsError) else chosen.trial_id)
         else:
             kw = {"top_k": top_k} if builder_name == "stability" else {}
             body = _build(getattr(report_plots, builder_name), results, section_id, **kw)

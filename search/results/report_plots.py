@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 
 from search.results.features import selection_matrix
 from search.results.folder import ResultsError
-from search.results.outcomes import Outcome, is_finite_number, pareto_front
+from search.results.outcomes import WORDS, Outcome, is_finite_number, pareto_front
 from search.results.table import ExperimentResults, best_column, param_column
 
 __all__ = ["NoPlot", "learning_curves", "parallel_coordinates", "importance", "pareto", "stability"]
@@ -26,6 +26,7 @@ _STYLE = {  # outcome -> line dash, marker at the last epoch, colour (None: the 
     Outcome.FAILED.value: ("dot", "circle-open", "#d62728"),
     Outcome.UNFINISHED.value: ("dot", "triangle-right", None),
     Outcome.DIVERGED.value: ("dot", "star", "#d62728"),
+    Outcome.COLLAPSED.value: ("dot", "square-open", "#7f7f7f"),
 }
 MAX_FEATURES_SHOWN = 60
 
@@ -61,7 +62,7 @@ def learning_curves(results: ExperimentResults) -> go.Figure:
     for rung in info.rungs:
         fig.add_vline(x=rung, line={"dash": "dot", "color": "#999", "width": 1}, annotation_text=f"ASHA rung {rung}",
                       annotation_position="top", annotation_font_size=10)
-    return _layout(fig, f"{info.metric} by epoch (dashed with x: stopped by ASHA)", 520,
+    return _layout(fig, f"{info.metric} by epoch (dashed with x: {WORDS[Outcome.PRUNED]})", 520,
                    xaxis_title="epoch", yaxis_title=info.metric, legend={"font": {"size": 10}})
 
 
@@ -149,7 +150,7 @@ def importance(results: ExperimentResults) -> go.Figure:
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if len(complete) < 2:
         raise NoPlot(f"parameter importance needs at least 2 completed trials; Optuna saw {len(complete)} "
-                     "(trials stopped by ASHA count as pruned, failed ones not at all)")
+                     f"(trials {WORDS[Outcome.PRUNED]} count as pruned, failed ones not at all)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -202,7 +203,8 @@ def _objective_front(results: ExperimentResults) -> go.Figure:
     fig = go.Figure()
     groups = (("finished, dominated", ~shown[PARETO_COLUMN] & shown["outcome"].isin(FRONT_OUTCOMES),
                {"size": 9, "color": "#9ecae1"}, "markers"),
-              ("cut by ASHA, stopped or failed (not on the front)", ~shown["outcome"].isin(FRONT_OUTCOMES),
+              (f"{WORDS[Outcome.PRUNED]}, stopped, collapsed or failed (not on the front)",
+               ~shown["outcome"].isin(FRONT_OUTCOMES),
                {"size": 8, "color": "#bbbbbb", "symbol": "x"}, "markers"),
               ("Pareto front", shown[PARETO_COLUMN], {"size": 12, "color": "#d62728", "symbol": "diamond"},
                "lines+markers"))
@@ -256,15 +258,19 @@ def stability(results: ExperimentResults, top_k: int = 10) -> go.Figure:
     order = [f for f in frequency.index if frequency[f] > 0 or probs[f].max() > 0.05][:MAX_FEATURES_SHOWN]
     order = order or list(frequency.index[:MAX_FEATURES_SHOWN])
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.3, 0.7], vertical_spacing=0.04)
-    fig.add_trace(go.Bar(x=order, y=[frequency[f] for f in order], marker_color="#4c78a8", name="selected in top K",
-                         hovertemplate="%{x}: selected by %{y:.0%} of the top trials<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Bar(x=order, y=[frequency[f] for f in order], marker_color="#4c78a8", name="selected by the live trials",
+                         hovertemplate="%{x}: selected by %{y:.0%} of the live trials shown<extra></extra>"), row=1, col=1)
     labels = [f"#{i + 1} {tid}" for i, tid in enumerate(probs.index)]
     fig.add_trace(go.Heatmap(z=probs[order].to_numpy(), x=order, y=labels, zmin=0, zmax=1, colorscale="Blues",
                              colorbar={"title": {"text": "P(gate open)"}, "y": 0.35, "len": 0.7},
                              hovertemplate="trial %{y}<br>%{x}: %{z:.3f}<extra></extra>"), row=2, col=1)
     fig.update_yaxes(title_text="frequency", range=[0, 1], row=1, col=1)
     fig.update_yaxes(autorange="reversed", row=2, col=1)
+    # What is hidden, counted for what it is: features no trial selected, and selected ones past the display cap.
     hidden = len(frequency) - len(order)
-    note = f" ({hidden} never-selected features hidden)" if hidden > 0 else ""
-    return _layout(fig, f"feature selection across the top {len(probs)} trials{note}", 260 + 28 * len(probs),
+    never = min(int(((frequency == 0) & (probs.max() <= 0.05)).sum()), hidden)
+    parts = ([f"{never} never selected"] if never else []) + (
+        [f"{hidden - never} past the first {MAX_FEATURES_SHOWN} shown"] if hidden > never else [])
+    note = f" ({hidden} features hidden: {', '.join(parts)})" if hidden > 0 else ""
+    return _layout(fig, f"feature selection across the {len(probs)} live trials shown{note}", 260 + 28 * len(probs),
                    showlegend=False)

@@ -33,12 +33,21 @@ from search.experiment import HELDOUT_FILE, TRAIN_RUNS_DIR, Experiment, Experime
 from search.spec.models import Spec
 
 __all__ = ["ExperimentResults", "open_results", "load_results", "BestTrial", "best_trial", "best_column",
-           "param_column", "require_checkpoint", "write_default_exports", "DEFAULT_EXPORTS", "front_text"]
+           "param_column", "require_checkpoint", "write_default_exports", "DEFAULT_EXPORTS", "front_text",
+           "REFIT_DIR", "REFIT_RECORD", "REFIT_CHECKPOINT", "read_refit", "model_checkpoint"]
 
 log = logging.getLogger(__name__)
 
 #: Files ``run`` writes into the experiment folder at the end.
 DEFAULT_EXPORTS = ("results.csv", "results.md")
+#: The refit (engine.refit): the picked trial's configuration trained again on train + validation.
+REFIT_DIR = "refit"
+#: What was refitted: ``trial_id``, ``epochs``, ``rows``, ``checkpoint`` (relative to the experiment folder).
+REFIT_RECORD = f"{REFIT_DIR}/refit.json"
+#: The refitted model's checkpoint folder, laid out as a trial's.
+REFIT_CHECKPOINT = f"{REFIT_DIR}/checkpoint"
+#: Outcomes of trials that trained to a judged end (the others failed, diverged or are unfinished).
+_JUDGED = frozenset({Outcome.COMPLETED, Outcome.EARLY_STOPPED, Outcome.THRESHOLD, Outcome.STOPPED, Outcome.PRUNED})
 
 
 # ---------------------------------------------------------------- the table
@@ -90,6 +99,8 @@ def open_results(experiment: ExperimentLike, spec: Spec | None = None) -> Experi
     files = read_experiment(experiment, spec)
     rows = [_row(record, files) for record in files.trials]
     table = _with_heldout(_frame(rows, files), files.path)
+    if (refit := read_refit(files.path)) is not None:
+        table.attrs["refit"] = {**refit, "checkpoint": str(refit["checkpoint"])}
     for note in files.warnings:
         log.info("%s", note)
     return ExperimentResults(files, table)
@@ -137,6 +148,8 @@ def _row(record: TrialRecord, files: ExperimentFiles) -> dict[str, Any]:
         last_value=None if last is None else float(values[last]),
         pruned=None if files.pruned is None else record.trial_id in files.pruned,
         planned_epochs=_planned_epochs(record, info)))
+    if outcome in _JUDGED and (why := _collapse(history, best if best is not None else last)):
+        outcome, words = Outcome.COLLAPSED, why
     if checkpoint is None and reported_checkpoints(history):
         files.warnings.append(f"trial {record.trial_id}: its checkpoints are missing from {record.path} "
                               "(deleted or not copied?)")
@@ -154,6 +167,26 @@ def _row(record: TrialRecord, files: ExperimentFiles) -> dict[str, Any]:
         "checkpoint": str(checkpoint) if checkpoint else None,
     })
     return row
+
+
+def _collapse(history: pd.DataFrame, at: Any) -> str | None:
+    """Why a trial learned nothing (the ``collapsed`` outcome), or None.
+
+    Collapsed: no feature kept at its best epoch (``num_selected`` 0), or a best validation
+    accuracy no better than always answering the majority class (``majority_rate``, which the
+    built-in trainable reports). Its values are chance's, so it is never on the front or picked.
+    """
+    kept = _float_at(history, "num_selected", at)
+    if kept is not None and kept <= 0:
+        return f"collapsed: no feature kept at epoch {value_at(history, 'epoch', at)}"
+    if "val_accuracy" not in history or "majority_rate" not in history:
+        return None
+    accuracy = pd.to_numeric(history["val_accuracy"], errors="coerce").dropna()
+    majority = pd.to_numeric(history["majority_rate"], errors="coerce").dropna()
+    if accuracy.empty or majority.empty or accuracy.max() > majority.iloc[-1] + 1e-9:
+        return None
+    return (f"collapsed: best validation accuracy {accuracy.max():.3f}, no better than the majority class "
+            f"({majority.iloc[-1]:.3f})")
 
 
 def _float_at(history: pd.DataFrame, column: str, index: Any) -> float | None:
@@ -190,9 +223,13 @@ def _frame(rows: list[dict[str, Any]], files: ExperimentFiles) -> pd.DataFrame:
         from search.results.pareto import PARETO_COLUMN, pareto_mask
 
         df.insert(3, PARETO_COLUMN, pareto_mask(df, info.all_objectives))
-    for name in info.params:
-        df[param_column(name)] = _tidy_param(df[param_column(name)])
-    df = df.sort_values(best_column(info), ascending=info.mode == "min", na_position="last", kind="stable")
+    for name in info.params:  # from the rows as read: a DataFrame makes [None, 16, 100] floats before we look
+        column = param_column(name)
+        df[column] = _tidy_param(pd.Series([row.get(column) for row in rows], index=df.index, dtype=object))
+    # Ties by trial id (as the front's pick breaks them): the order, and so the pick, must not depend on the
+    # order the folder lists trials in, which a resume changes (and with it the refit's trial).
+    df = df.sort_values([best_column(info), "trial_id"], ascending=[info.mode == "min", True], na_position="last",
+                        kind="stable")
     df = df.reset_index(drop=True)
     df.attrs = {"experiment": str(files.path), "name": info.name, "metric": info.metric, "mode": info.mode,
                 "objectives": [list(o) for o in info.all_objectives], "params": list(info.params),
@@ -221,6 +258,32 @@ def _with_heldout(table: pd.DataFrame, folder: Path) -> pd.DataFrame:
         table[column] = [float(by_trial.get(str(t), {}).get(column, math.nan)) for t in table["trial_id"]]
     table.attrs["heldout"] = {k: v for k, v in heldout.items() if k != "trials"}
     return table
+
+
+def read_refit(folder: Path) -> dict[str, Any] | None:
+    """The refit's record (:data:`REFIT_RECORD`) with ``checkpoint`` as a folder on disk, or None (no refit here)."""
+    import json
+
+    try:
+        record = json.loads((folder / REFIT_RECORD).read_text())
+        checkpoint, trial_id = folder / str(record["checkpoint"]), str(record["trial_id"])
+    except (OSError, ValueError, KeyError, TypeError):  # none, or cut short: the trial's own model stands
+        return None
+    return {**record, "trial_id": trial_id, "checkpoint": checkpoint} if checkpoint.is_dir() else None
+
+
+def model_checkpoint(results: ExperimentResults, trial_id: str | None = None) -> tuple[str, Path, bool]:
+    """The checkpoint whose model the readers use: (trial id, folder, whether it is the refit).
+
+    No ``trial_id``: the picked trial's refit model (:data:`REFIT_CHECKPOINT`) when the run made
+    one for it, else its own best checkpoint. A ``trial_id``: that trial's own best checkpoint.
+    """
+    if trial_id is None:
+        trial_id = best_trial(results).trial_id
+        refit = read_refit(results.path)
+        if refit is not None and str(refit["trial_id"]) == trial_id:
+            return trial_id, refit["checkpoint"], True
+    return trial_id, require_checkpoint(results, results.record(trial_id)), False
 
 
 def _tidy_param(column: pd.Series) -> pd.Series:
@@ -313,11 +376,15 @@ def best_trial(experiment: ExperimentLike, *, tolerance: float | None = None,
         try:
             row = front.loc[pick(front, info.all_objectives, tolerance, limits)]
         except PickError as exc:
-            raise ResultsError(f"{results.path}: {exc}") from None
+            raise ResultsError(f"{results.path}: {exc}{_collapsed_note(table, info, limits)}") from None
         rule = describe_rule(info.all_objectives, tolerance, limits or {})
     else:
-        healthy = finite[finite["outcome"] != Outcome.FAILED.value]
-        row = (healthy if not healthy.empty else finite).iloc[0]
+        live = finite[finite["outcome"] != Outcome.COLLAPSED.value]
+        if live.empty:
+            raise ResultsError(f"every trial of {results.path} that reported {info.metric!r} collapsed (no feature "
+                               "kept, or no better than the majority class): nothing to pick; see `export`")
+        healthy = live[live["outcome"] != Outcome.FAILED.value]
+        row = (healthy if not healthy.empty else live).iloc[0]
     record = results.record(row["trial_id"])
     params = {name: record.config[name] for name in info.params if name in record.config}
     checkpoint = row["checkpoint"]
@@ -326,6 +393,20 @@ def best_trial(experiment: ExperimentLike, *, tolerance: float | None = None,
                      None if pd.isna(row["best_epoch"]) else int(row["best_epoch"]), row["status"], params,
                      dict(record.config), Path(checkpoint) if isinstance(checkpoint, str) else None,
                      values, rule, front)
+
+
+def _collapsed_note(table: pd.DataFrame, info: ExperimentInfo, limits: dict[str, float] | None) -> str:
+    """Say so when collapsed trials, never picked, are the ones that meet the limits."""
+    collapsed = table[table["outcome"] == Outcome.COLLAPSED.value]
+    modes = dict(info.all_objectives)
+    for metric, bound in (limits or {}).items():
+        if metric in modes and f"best_{metric}" in collapsed:
+            column = collapsed[f"best_{metric}"]
+            collapsed = collapsed[column <= bound if modes[metric] == "min" else column >= bound]
+    if collapsed.empty:
+        return ""
+    return (f"; {len(collapsed)} collapsed trial(s) ({', '.join(collapsed['trial_id'])}: no feature kept, or no "
+            "better than the majority class) would meet it, but a collapsed trial is never on the front or picked")
 
 
 # ---------------------------------------------------------------- after `run`

@@ -170,9 +170,22 @@ def _check_target(path: Path, target: Any, lines: LineIndex) -> Iterator[Problem
     except Exception as exc:  # unreadable file: say so, the loader would fail too
         yield Problem("data.name", f"cannot read {path}: {exc}", lines.line_of(["data", "name"]))
         return
+    import difflib
+
+    def closest_first(word: str, limit: int = 12) -> str:
+        # A long header listed in file order hides the column the user meant: the closest names
+        # to what was typed come first (label-like names when nothing was typed), then a count.
+        names = [str(c) for c in columns]
+        def score(name: str) -> float:
+            return max(difflib.SequenceMatcher(None, w.lower(), name.lower()).ratio() for w in word.split("|"))
+        ranked = sorted(names, key=lambda name: -score(name))  # stable: file order among equals
+        more = len(names) - limit
+        return ", ".join(ranked[:limit]) + (f", … and {more} more" if more > 0 else "")
+
     if target is None:
-        yield Problem("data.target", f"a data file needs 'target': the label column (columns: {', '.join(map(str, columns[:20]))})",
-                      lines.line_of(["data"]))
+        yield Problem("data.target", f"a data file needs 'target': the label column ({len(columns)} columns, "
+                      f"label-like first: {closest_first('target|label|class|y')})", lines.line_of(["data"]))
     elif target not in columns:
         yield Problem("data.target", f"column {target!r} not in {path.name}{did_you_mean(target, columns)}; "
-                      f"columns: {', '.join(map(str, columns[:20]))}", lines.line_of(["data", "target"]))
+                      f"{len(columns)} columns, closest first: {closest_first(str(target))}",
+                      lines.line_of(["data", "target"]))

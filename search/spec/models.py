@@ -28,8 +28,10 @@ class _Model(BaseModel):
 
 
 class _ParamBase(_Model):
-    when: dict[str, Scalar | list[Scalar]] | None = Field(
-        default=None, description="Only sample this parameter when every named categorical parameter has one of the given values.")
+    when: dict[str, Scalar | list[Scalar] | dict[str, Scalar | list[Scalar]]] | None = Field(
+        default=None, description="Only sample this parameter when every named parameter (declared before it) meets "
+                                  "its condition: a value, a list of values, or operators ({ge: 2}; eq, ne, lt, le, "
+                                  "gt, ge, in; comparisons on int and float parameters).")
 
 
 class FloatParam(_ParamBase):
@@ -251,6 +253,9 @@ class Spec(_Model):
     storage: str = "results"
     failure: FailureSpec = Field(default_factory=FailureSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    refit: bool = Field(default=True, description="After the search, train the picked trial's configuration once "
+                        "more on train + validation for its best epoch count (a trainable with a `refit` function); "
+                        "that model is the one tested, loaded and used to predict.")
 
     @model_validator(mode="after")
     def _objectives(self) -> Spec:
@@ -320,22 +325,20 @@ class Spec(_Model):
         return problems
 
     def _condition_problems(self) -> list[tuple[str, str]]:
+        from search.spec.conditions import condition_problems
+
         problems: list[tuple[str, str]] = []
         declared: list[str] = []
         for name, param in self.space.items():
-            for parent, values in (param.when or {}).items():
+            for parent, condition in (param.when or {}).items():
                 path = f"space.{name}.when.{parent}"
                 parent_param = self.space.get(parent)
                 if parent_param is None:
                     problems.append((path, f"condition on unknown parameter {parent!r}{did_you_mean(parent, self.space)}"))
                 elif parent not in declared:
                     problems.append((path, f"condition on {parent!r}, which must be declared before {name!r}"))
-                elif not isinstance(parent_param, CategoricalParam):
-                    problems.append((path, f"conditions must refer to a categorical parameter; {parent!r} is not"))
                 else:
-                    for value in values if isinstance(values, list) else [values]:
-                        if value not in parent_param.choices:
-                            problems.append((path, f"{value!r} is not one of {parent!r}'s choices {parent_param.choices}"))
+                    problems += [(path, message) for message in condition_problems(parent, parent_param, condition)]
             declared.append(name)
         return problems
 

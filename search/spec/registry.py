@@ -11,7 +11,7 @@ from typing import Any
 
 from search.spec.errors import did_you_mean
 
-__all__ = ["TRAINABLES", "SAMPLERS", "TrainableError", "resolve_trainable", "build_sampler", "sampler_problems"]
+__all__ = ["TRAINABLES", "SAMPLERS", "TrainableError", "is_ray_style", "resolve_trainable", "build_sampler", "sampler_problems"]
 
 #: Built-in trainables: name -> "module:function".
 TRAINABLES: dict[str, str] = {
@@ -66,14 +66,39 @@ def resolve_trainable(name: str, search_paths: tuple[str | Path, ...] = ()) -> C
         raise TrainableError(f"module {module_name!r} has no function {attr!r}{did_you_mean(attr, public)}")
     if not callable(fn):
         raise TrainableError(f"{ref!r} is not callable")
+    if is_ray_style(fn):
+        return fn
     from trainables.api import accepted_context
 
     try:  # bind as search will call it: (config, report, **the context keywords it declares)
         inspect.signature(fn).bind({}, lambda m, c=None: None, **dict.fromkeys(accepted_context(fn)))
     except TypeError as exc:
         raise TrainableError(f"trainable {ref!r} must accept (config, report) plus optional keywords "
-                             f"data, resume_from, world: {exc}") from exc
+                             f"data, resume_from, world, or be a Ray-style function of (config) alone that "
+                             f"reports with ray.tune.report / ray.train.report: {exc}") from exc
     return fn
+
+
+def is_ray_style(fn: Callable[..., Any]) -> bool:
+    """True for a Ray Tune / Ray Train function: ``fn(config)``, reporting through ``ray.tune.report`` or
+    ``ray.train.report`` itself, rather than ``fn(config, report)``.
+
+    That is: it takes one positional argument, or its second one has a default and is not named
+    ``report`` (``train_cifar(config, data_dir=None)``, as Ray's tutorial writes it). A function that
+    cannot be inspected is taken as ``(config, report)``.
+    """
+    try:
+        params = [p for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        inspect.signature(fn).bind({})
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in inspect.signature(fn).parameters.values()):
+        return False
+    if len(params) < 2:
+        return True
+    second = params[1]
+    return second.default is not inspect.Parameter.empty and second.name != "report"
 
 
 def _sampler_class(name: str) -> type:

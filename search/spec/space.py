@@ -7,6 +7,7 @@ from typing import Any
 
 import optuna
 
+from search.spec.conditions import describe_condition, holds
 from search.spec.models import CategoricalParam, FloatParam, IntParam
 
 __all__ = ["DefineByRun", "to_distribution", "describe", "is_active"]
@@ -24,12 +25,8 @@ def to_distribution(param: ParamSpec) -> optuna.distributions.BaseDistribution:
 
 
 def is_active(param: ParamSpec, values: Mapping[str, Any]) -> bool:
-    """True when every ``when`` condition holds for the values sampled so far."""
-    for parent, allowed in (param.when or {}).items():
-        options = allowed if isinstance(allowed, list) else [allowed]
-        if parent not in values or values[parent] not in options:
-            return False
-    return True
+    """True when every ``when`` condition holds for the values sampled so far (an inactive parent: never)."""
+    return all(parent in values and holds(condition, values[parent]) for parent, condition in (param.when or {}).items())
 
 
 class DefineByRun:
@@ -69,6 +66,6 @@ def describe(name: str, param: ParamSpec) -> str:
         if param.step not in (None, 1) or (isinstance(param, FloatParam) and param.step):
             text += f" step {param.step}"
     if param.when:
-        cond = " and ".join(f"{k} in {v}" if isinstance(v, list) else f"{k} == {v!r}" for k, v in param.when.items())
+        cond = " and ".join(describe_condition(parent, condition) for parent, condition in param.when.items())
         text += f"  (only when {cond})"
     return f"{name:<20} {text}"

@@ -40,7 +40,7 @@ from search.experiment import TRAIN_RUNS_DIR
 from search.trials.checkpoints import resume_dir
 from search.trials.mailbox import Mailbox, pack_folder, unpacked
 from search.trials.direct import tune_report
-from search.trials.setup import TrialSetup, checked_report
+from search.trials.setup import TrialSetup, call_ray_style, checked_report, epoch_state, train_api_routed
 
 __all__ = ["ClosesPools", "PoolError", "TrialWorkerError", "close_pools", "pooled_trainable", "run_pooled_trial"]
 
@@ -66,7 +66,7 @@ class _Stopped(BaseException):
 
 def _serve(loop_config: dict[str, Any]) -> None:
     """The Train workers' loop: run the mailbox's jobs until it closes."""
-    from search.spec.registry import resolve_trainable
+    from search.spec.registry import is_ray_style, resolve_trainable
     from trainables.api import call_training_function
     from trainables.distributed import WorldInfo
 
@@ -89,13 +89,43 @@ def _serve(loop_config: dict[str, Any]) -> None:
             resume_files = ray.get(job["resume"][0]) if job["resume"] else None
             with unpacked(resume_files, "search-resume-") as resume:
                 report = _worker_report(mailbox, seq, world.rank)
-                call_training_function(fn, config, report, data=setup.load_data(), resume_from=resume, world=world)
+                if is_ray_style(fn):
+                    _run_ray_style(fn, config, report, resume, setup, world)
+                else:
+                    call_training_function(fn, config, report, data=setup.load_data(), resume_from=resume, world=world)
         except _Stopped:
             pass
         except BaseException:  # noqa: BLE001 - sys.exit() in user code too: the trial reports it, the worker goes on
             error = traceback.format_exc()
         ray.get(mailbox.finish.remote(seq, world.rank, error))
         _release_gpu_memory()  # the next job may need it all
+
+
+class _Relay:
+    """A Ray-style trainable's ``ray.train.report(metrics, checkpoint=Checkpoint)`` as the pool's ``report(metrics,
+    folder)``; counts the reports (none at all is an error :func:`call_ray_style` explains)."""
+
+    def __init__(self, report: Any, trainable: str) -> None:
+        self.report, self.trainable, self.reports = report, trainable, 0
+
+    def __call__(self, metrics: Mapping[str, Any], checkpoint: Any = None) -> None:
+        self.reports += 1
+        if checkpoint is None:
+            self.report(metrics, None)
+            return
+        with checkpoint.as_directory() as folder:  # a local checkpoint: its own folder, nothing copied
+            self.report(metrics, folder)
+
+
+def _run_ray_style(fn: Any, config: dict[str, Any], report: Any, resume: str | None, setup: TrialSetup,
+                   world: Any) -> None:
+    """Run a Ray-style ``fn(config)`` on this worker: its ``ray.train.report`` / ``get_checkpoint`` (and
+    ``ray.tune``'s) are the pool's for the duration of the job (:func:`search.trials.setup.train_api_routed`),
+    not the pool's own ``TorchTrainer``'s, which serves every trial of this process."""
+    relay = _Relay(report, setup.trainable_ref)
+    checkpoint = ray.train.Checkpoint.from_directory(resume) if resume else None
+    with train_api_routed(relay, checkpoint):
+        call_ray_style(fn, config, relay, data=setup.load_data(), world=world)
 
 
 def _worker_report(mailbox: Any, seq: int, rank: int) -> Any:
@@ -259,10 +289,11 @@ def run_pooled_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     from ray import tune
 
     pool = _pool_for(setup)
-    with resume_dir(tune.get_checkpoint(), ours=setup.builtin) as resume:
+    checkpoint = tune.get_checkpoint()
+    with resume_dir(checkpoint, ours=setup.builtin) as resume:
         resume_ref = [ray.put(pack_folder(resume))] if resume else None
     seq = ray.get(pool.mailbox.submit.remote({"config": config, "setup": setup, "resume": resume_ref}))
-    report = checked_report(tune_report, setup.required_metrics, setup.trainable_ref)
+    report = checked_report(tune_report, setup.required_metrics, setup.trainable_ref, epoch_state(checkpoint))
     left = False
     try:
         while True:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import enum
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +13,8 @@ from typing import Any
 from search.spec.errors import did_you_mean
 from search.trials.resources import TrialPlan
 
-__all__ = ["TrialSetup", "MetricNotReportedError", "checked_report", "plain_metrics"]
+__all__ = ["TrialSetup", "MetricNotReportedError", "CheckedReport", "EpochMode", "NothingReportedError",
+           "call_ray_style", "checked_report", "epoch_state", "plain_metrics", "train_api_routed", "tune_session_routed"]
 
 
 @dataclass(frozen=True)
@@ -49,28 +53,201 @@ class MetricNotReportedError(KeyError):
         return str(self.args[0])
 
 
-def checked_report(report: Any, required: tuple[str, ...], trainable: str) -> Any:
-    """Wrap ``report`` to check the first report has every required metric.
+#: Checkpoint metadata key (Ray's ``Checkpoint.set_metadata``) under which a trial's epoch bookkeeping travels with
+#: its checkpoints, so a retried or resumed trial counts on from where its checkpoint was taken.
+EPOCH_STATE_KEY = "hpsearch_epoch"
 
-    Without this, Tune fails the whole experiment with its own traceback when a
-    trainable (one that does not declare ``metrics``) never reports the spec's metric.
+
+class EpochMode(str, enum.Enum):
+    """Where a trial's ``epoch`` comes from."""
+
+    OWN = "own"          # the trainable reports a 1-based epoch: used as it is
+    COUNTED = "counted"  # it reports none: search counts its reports, 1, 2, ...
+    SHIFTED = "shifted"  # its first epoch was 0: every epoch is shifted by one
+
+
+class CheckedReport:
+    """``report`` with our checks and bookkeeping: plain numbers, the required metrics, a 1-based ``epoch``.
+
+    Called as ``report(metrics, checkpoint)``; ``checkpoint`` is whatever the wrapped report takes (a
+    folder, or a Ray ``Checkpoint`` for a Ray-style trainable) and is passed on unchanged. A trainable
+    that reports no ``epoch`` gets one (its reports counted from 1), and a first ``epoch`` of 0 shifts
+    every epoch by one: ASHA's milestones and the progress lines count 1-based epochs, and a 0-based
+    count would cut every trial one epoch late and say "completed 9 epochs" after 10. Either is said
+    once, on the trial's stderr. ``resumed`` is the bookkeeping stored with the checkpoint the trial
+    resumes from (:func:`epoch_state`).
     """
-    checked = False
 
-    def wrapper(metrics: Mapping[str, Any], checkpoint_dir: str | Path | None = None) -> None:
-        nonlocal checked
-        metrics = plain_metrics(metrics)
-        if not checked:
-            missing = [m for m in required if m not in metrics]
+    def __init__(self, report: Any, required: tuple[str, ...], trainable: str,
+                 resumed: Mapping[str, Any] | None = None) -> None:
+        self.report, self.required, self.trainable = report, required, trainable
+        self.checked = False
+        self.reports = 0
+        self.mode: EpochMode | None = EpochMode(resumed["mode"]) if resumed else None
+        self.epoch = int(resumed["epoch"]) if resumed else 0  # the last epoch reported, as search numbers it
+
+    def __call__(self, metrics: Mapping[str, Any], checkpoint: Any = None) -> None:
+        metrics = self._numbered(plain_metrics(metrics))
+        if not self.checked:
+            missing = [m for m in self.required if m not in metrics]
             if missing:
                 hints = "".join(did_you_mean(m, metrics) for m in missing)
                 raise MetricNotReportedError(
-                    f"trainable {trainable} reported {sorted(metrics)} but the spec needs {missing}{hints}: "
-                    "fix the spec's metric (or checkpoint.score), or report it (ASHA also needs 'epoch')")
-            checked = True
-        report(metrics, checkpoint_dir)
+                    f"trainable {self.trainable} reported {sorted(metrics)} but the spec needs {missing}{hints}: "
+                    "fix the spec's metric (or checkpoint.score), or report it")
+            self.checked = True
+        self.reports += 1
+        if checkpoint is not None and self.mode is not EpochMode.OWN:
+            _remember_epoch(checkpoint, {"mode": self.mode.value, "epoch": self.epoch})
+        self.report(metrics, checkpoint)
 
-    return wrapper
+    def _numbered(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        epoch = metrics.get("epoch")
+        if self.mode is None:
+            if epoch is None:
+                self.mode = EpochMode.COUNTED
+                _say(f"note: trainable {self.trainable} reports no 'epoch': search numbers its reports 1, 2, ... "
+                     "as its epochs (ASHA and the progress lines count them)")
+            elif isinstance(epoch, (int, float)) and not isinstance(epoch, bool) and epoch == 0:
+                self.mode = EpochMode.SHIFTED
+                _say(f"note: trainable {self.trainable} counts epochs from 0: search adds 1 to each (epochs are "
+                     "1-based here, for ASHA's milestones and the progress lines)")
+            else:
+                self.mode = EpochMode.OWN
+        if self.mode is EpochMode.COUNTED:
+            self.epoch += 1
+            return {**metrics, "epoch": self.epoch}
+        if self.mode is EpochMode.SHIFTED and isinstance(epoch, (int, float)) and not isinstance(epoch, bool):
+            self.epoch = epoch + 1
+            return {**metrics, "epoch": self.epoch}
+        return metrics
+
+
+def checked_report(report: Any, required: tuple[str, ...], trainable: str,
+                   resumed: Mapping[str, Any] | None = None) -> CheckedReport:
+    """Wrap ``report`` (see :class:`CheckedReport`).
+
+    Without the metric check, Tune fails the whole experiment with its own traceback when a
+    trainable (one that does not declare ``metrics``) never reports the spec's metric.
+    """
+    return CheckedReport(report, required, trainable, resumed)
+
+
+def epoch_state(checkpoint: Any) -> dict[str, Any] | None:
+    """The epoch bookkeeping stored with a Ray ``Checkpoint`` by :class:`CheckedReport`, or None."""
+    if checkpoint is None:
+        return None
+    try:
+        state = checkpoint.get_metadata().get(EPOCH_STATE_KEY)
+    except Exception:  # noqa: BLE001 - unreadable metadata: count as a new trial would
+        return None
+    return state if isinstance(state, dict) and state.get("mode") in {m.value for m in EpochMode} else None
+
+
+def _remember_epoch(checkpoint: Any, state: dict[str, Any]) -> None:
+    """Store ``state`` in the checkpoint's metadata (Ray's ``.metadata.json``, kept with the checkpoint's files)."""
+    if isinstance(checkpoint, (str, Path)):
+        from ray.train import Checkpoint
+
+        checkpoint = Checkpoint.from_directory(str(checkpoint))
+    checkpoint.update_metadata({EPOCH_STATE_KEY: state})
+
+
+class NothingReportedError(RuntimeError):
+    """A Ray-style trainable returned without one report reaching search."""
+
+
+def call_ray_style(fn: Any, config: Mapping[str, Any], report: Any, **context: Any) -> None:
+    """Call a Ray-style trainable ``fn(config)`` (plus the context keywords it declares), then check it reported.
+
+    ``report`` counts what arrived (``reports``) and names the trainable (``trainable``): a
+    :class:`CheckedReport`, or the pool's relay on a worker. Its reports reach it through the Ray API it calls, routed by :func:`tune_session_routed` or
+    :func:`train_api_routed` around this call.
+    """
+    from trainables.api import accepted_context
+
+    wanted = accepted_context(fn)
+    fn(dict(config), **{k: v for k, v in context.items() if k in wanted})
+    if report.reports == 0:
+        raise NothingReportedError(
+            f"trainable {report.trainable} returned without reporting: a function of one argument (config) reports "
+            "with ray.tune.report (executor direct) or ray.train.report (executor torch_trainer); a call made "
+            "outside a trial (a thread of its own, a subprocess) or a name imported before the trial started "
+            "(`from ray.tune import report` on Train workers) does not reach search")
+
+
+@contextlib.contextmanager
+def tune_session_routed(required: tuple[str, ...], trainable: str) -> Iterator[CheckedReport]:
+    """In a Tune trial: ``ray.tune.report`` goes through a :class:`CheckedReport`, then on to Tune, while inside.
+
+    ``ray.tune.report`` (under any name it was imported as) calls the trial's session's ``report``; the
+    session object is this trial's own, so overriding that one method on it for the duration of the call
+    catches every report and changes nothing for any other trial. ``tune.get_checkpoint()`` is Tune's
+    own, untouched; the epoch bookkeeping resumes from the checkpoint's metadata. (Ray internals, read on
+    Ray 2.60: ``tune.report`` is ``get_session().report(metrics, checkpoint=...)`` in
+    ``ray/tune/trainable/trainable_fn_utils.py``.)
+    """
+    import ray.tune
+    from ray.tune.trainable.trainable_fn_utils import get_session  # the session tune.report itself uses
+
+    session = get_session()
+    original = session.report
+    report = checked_report(lambda metrics, checkpoint=None: original(metrics, checkpoint=checkpoint), required,
+                            trainable, epoch_state(ray.tune.get_checkpoint()))
+    session.report = lambda metrics, checkpoint=None: report(metrics, checkpoint)
+    try:
+        yield report
+    finally:
+        vars(session).pop("report", None)
+
+
+@contextlib.contextmanager
+def train_api_routed(report: Any, checkpoint: Any) -> Iterator[dict[str, Any]]:
+    """On a Ray Train worker: ``ray.train.report`` / ``get_checkpoint`` (and ``ray.tune.report`` /
+    ``get_checkpoint``, which on a Train worker would warn and return None) go to ``report(metrics,
+    checkpoint)`` and return ``checkpoint``, while inside; yields the last report's other arguments
+    (upload mode, ...), for Train's own report.
+
+    Train V2 answers ``ray.train.report`` / ``get_checkpoint`` through one per-worker object, "the
+    TrainFnUtils ... can be patched if new user APIs behaviors is wanted"
+    (``ray/train/v2/_internal/execution/train_fn_utils.py``, Ray 2.60): its two methods are overridden
+    on that object for the call; ``get_context``, collectives and datasets stay Train's. The worker
+    process is ours alone, one trial at a time. ``ray.tune.report`` is replaced by name
+    (``tune.report(...)``, as Ray's tutorials call it); a copy imported earlier (``from ray.tune import
+    report``) still warns, and :func:`call_ray_style` says so.
+    """
+    import ray.tune
+    from ray.train.v2.api.train_fn_utils import get_train_fn_utils
+
+    utils = get_train_fn_utils()
+    options: dict[str, Any] = {}
+
+    def routed(metrics: Mapping[str, Any], checkpoint: Any = None, **other: Any) -> None:
+        options.clear()
+        options.update(other)
+        report(metrics, checkpoint)
+
+    saved = ray.tune.report, ray.tune.get_checkpoint
+    utils.report, utils.get_checkpoint = routed, lambda: checkpoint
+    ray.tune.report = lambda metrics, *, checkpoint=None: report(metrics, checkpoint)
+    ray.tune.get_checkpoint = lambda: checkpoint
+    try:
+        yield options
+    finally:
+        for name in ("report", "get_checkpoint"):
+            vars(utils).pop(name, None)
+        ray.tune.report, ray.tune.get_checkpoint = saved
+
+
+#: Notes already said by this process: a trial process serves trial after trial (``reuse_actors``), and the
+#: run's log needs a note once, not once per trial.
+_said: set[str] = set()
+
+
+def _say(line: str) -> None:
+    if line not in _said:
+        _said.add(line)
+        print(line, file=sys.stderr, flush=True)
 
 
 def plain_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 The Train V2 pattern: a Tune function trainable builds and fits a ``TorchTrainer``, a Train
 run per trial named by the trial id (so a retried trial finds its own checkpoints); rank
-0's metrics reach Tune through ``TuneReportCallback``. Costs about 15 s per trial in
+0's metrics reach Tune through ``TuneReportCallback``. A Ray-style trainable (``fn(config)`` calling
+``ray.train.report`` / ``get_checkpoint``) runs here unchanged, its reports checked on the way
+(:func:`search.trials.setup.train_api_routed`). Costs about 15 s per trial in
 start-up; the default keeps workers across trials instead (:mod:`search.trials.pool`).
 """
 
@@ -15,10 +17,10 @@ from typing import Any
 import ray
 from ray import tune
 
-from search.spec.registry import resolve_trainable
+from search.spec.registry import is_ray_style, resolve_trainable
 from search.experiment import TRAIN_RUNS_DIR
 from search.trials.checkpoints import resume_dir
-from search.trials.setup import TrialSetup, checked_report
+from search.trials.setup import TrialSetup, call_ray_style, checked_report, epoch_state, train_api_routed
 from trainables.api import call_training_function
 from trainables.distributed import WorldInfo
 
@@ -41,8 +43,19 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         config["device"] = str(get_device())
     ctx = ray.train.get_context()
     world = WorldInfo(ctx.get_world_rank(), ctx.get_world_size(), ctx.get_local_rank())
-    with resume_dir(ray.train.get_checkpoint(), ours=setup.builtin) as resume:
-        report = checked_report(_train_report, setup.required_metrics, setup.trainable_ref)
+    checkpoint = ray.train.get_checkpoint()
+    if is_ray_style(fn):  # ray.train.report goes through our checks, then on to Train (whose callback tells Tune)
+        from ray.train.v2.api.train_fn_utils import get_train_fn_utils
+
+        native = get_train_fn_utils().report
+        # `options` (bound below) carries the caller's other report arguments (upload mode, ...) to Train's own.
+        report = checked_report(lambda metrics, ckpt=None: native(metrics, ckpt, **options),
+                                setup.required_metrics, setup.trainable_ref, epoch_state(checkpoint))
+        with train_api_routed(report, checkpoint) as options:
+            call_ray_style(fn, config, report, data=setup.load_data(), world=world)
+        return
+    with resume_dir(checkpoint, ours=setup.builtin) as resume:
+        report = checked_report(_train_report, setup.required_metrics, setup.trainable_ref, epoch_state(checkpoint))
         call_training_function(fn, config, report, data=setup.load_data(), resume_from=resume, world=world)
 
 

@@ -67,3 +67,26 @@ def test_finished_trials_and_unknown_ones_are_left_alone(tmp_path):
     (tmp_path / "trial_done" / "result.json").write_text(json.dumps({"acc": 0.99, "epoch": 2}) + "\n")
     assert _catch_up_searcher(tmp_path, ["done", "never_asked"], Repair()) is None
     assert _restored(state)._ot_study.get_trials(deepcopy=False)[0].value == 0.4
+
+
+def test_the_journal_follows_trials_whose_attributes_are_set_at_their_end(tmp_path):
+    """A trial written while running, then cut by ASHA (its cut_by attribute set at its end), then more saves:
+    every save brings the journal up to the study (a stale entry once made Optuna refuse it, and the journal
+    stopped being written for the rest of the run)."""
+    from search.results.searcher_state import load_journal_study
+
+    searcher = _searcher()
+    for tid in ("a", "b"):
+        searcher.suggest(tid)
+        searcher.on_trial_result(tid, {"acc": 0.5, "epoch": 1})
+    state = str(tmp_path / "searcher-state-x.pkl")
+    searcher.save(state)  # both written while running
+    searcher.mark_pruned("a")
+    searcher.on_trial_complete("a", {"acc": 0.4, "epoch": 2})
+    searcher.save(state)
+    searcher.on_trial_complete("b", {"acc": 0.9, "epoch": 2})
+    searcher.save(state)
+    assert not searcher.__dict__.get("_journal_warned")
+    journal = {t.user_attrs["trial_id"]: t for t in load_journal_study(tmp_path).get_trials(deepcopy=False)}
+    assert journal["a"].state is optuna.trial.TrialState.PRUNED and journal["a"].user_attrs["cut_by"] == "asha"
+    assert journal["b"].state is optuna.trial.TrialState.COMPLETE and journal["b"].value == 0.9

@@ -145,7 +145,7 @@ def test_asha_cuts_after_resume_against_the_rungs_of_before(tmp_path):
     folder = tmp_path / "results" / "rungs"
     done = _resume(folder, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "stopped by ASHA at epoch 1" in done.stderr
+    assert "cut by ASHA at epoch 1" in done.stderr
     assert "[3/3 done]" in done.stderr  # the counts Tune saved with its state: 2 done before the interrupt
     from search.results import open_results
 

@@ -1,4 +1,5 @@
-"""The run's terminal lines: one per trial event and a status line now and then, not one per epoch."""
+"""The run's terminal lines: one per trial event and a status line now and then, not one per epoch;
+times from the command's start, outcomes in the words of search.results.outcomes."""
 
 from __future__ import annotations
 
@@ -9,9 +10,18 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from search.engine.callbacks import ProgressLines
+import pytest
+
+from search.engine import console as terminal
+from search.engine.progress import ProgressLines
 
 REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(autouse=True)
+def _command_starts_now():
+    """Each test is a command of its own: its lines count time from its start."""
+    terminal.start_clock()
 
 
 def _trial(tid: str, status: str = "RUNNING", **last) -> SimpleNamespace:
@@ -37,10 +47,10 @@ def test_events_and_status_lines_but_no_epoch_lines_by_default():
     assert len(text) == 5 and not any("trial a epoch" in line for line in text)
     assert text[0].endswith("trial a started  lr=0.0123")
     # The trial's value is its best epoch's (as in the table and the study), not its last epoch's 0.6.
-    assert text[1].endswith("trial a completed 3 epochs val_accuracy=0.7 (best, epoch 2)  [1/4 done]")
-    assert text[2].endswith("trial b stopped by ASHA at epoch 2 val_accuracy=0.4  [2/4 done]")
+    assert text[1].endswith("trial a completed: val_accuracy=0.7 (best, epoch 2)  [1/4 done]")
+    assert text[2].endswith("trial b cut by ASHA at epoch 2: val_accuracy=0.4  [2/4 done]")
     assert "trial c diverged at epoch 1" in text[3]
-    assert text[4].endswith("3/4 trials done (1 running: 1 completed, 1 cut by ASHA, 1 diverged); "
+    assert text[4].endswith("3/4 trials done, 1 running: 1 completed, 1 cut by ASHA, 1 diverged; "
                             "best val_accuracy=0.7 (trial a); ~0s left")
 
 
@@ -57,7 +67,7 @@ def test_epoch_lines_when_asked_and_status_only_after_its_interval():
 def test_status_lines_thin_out_as_a_long_run_goes_on(monkeypatch):
     """A 4-hour search polled every second: a status line every 30 s at first, then further apart."""
     clock = [1000.0]
-    monkeypatch.setattr("search.engine.callbacks.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("search.engine.progress.time.monotonic", lambda: clock[0])
     out = io.StringIO()
     lines = ProgressLines("val_accuracy", "max", stream=out, num_samples=60)
     lines.setup()
@@ -78,7 +88,7 @@ def test_a_resumed_run_counts_time_and_pace_from_its_own_start(monkeypatch):
     import pickle
 
     clock = [5.0]
-    monkeypatch.setattr("search.engine.callbacks.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("search.engine.progress.time.monotonic", lambda: clock[0])
     first = ProgressLines("score", "max", stream=io.StringIO(), num_samples=20, status_every_s=0)
     first.setup()
     for tid in "abcdefghij":  # 10 trials done in the first run's 1,000 s
@@ -95,6 +105,7 @@ def test_a_resumed_run_counts_time_and_pace_from_its_own_start(monkeypatch):
                                                       status_every_s=0)))
     resumed.stream = out = io.StringIO()
     clock[0] = 7.0  # a new process (or a reboot): its monotonic clock knows nothing of the old one
+    terminal.start_clock()  # the resume command starts
     resumed.setup()
     resumed.set_state(saved)
     assert (resumed.best, resumed.best_trial) == (0.5, "a")
@@ -103,7 +114,7 @@ def test_a_resumed_run_counts_time_and_pace_from_its_own_start(monkeypatch):
     resumed.on_trial_complete(0, [k], k)  # 1 trial in the resumed run's first 60 s: 9 left, ~9 minutes
     resumed.on_step_end(0, [k])
     text = out.getvalue().splitlines()
-    assert text[0].startswith("[   60.0s] trial k completed 1 epochs score=0.6  [11/20 done]")
+    assert text[0].startswith("[   60.0s] trial k completed: score=0.6  [11/20 done]")
     assert text[-1].startswith("[   60.0s] 11/20 trials done") and text[-1].endswith("~9m left")
 
 
@@ -116,9 +127,9 @@ def test_failed_and_early_stopped_trials_are_counted_and_named():
     lines.on_trial_error(0, [early, broken], broken)
     lines.on_step_end(0, [early, broken])
     text = out.getvalue().splitlines()
-    assert text[0].endswith("trial e stopped (early_stopping) at epoch 4 score=0.5  [1/3 done]")
-    assert text[1].endswith("trial f FAILED: /x/error.txt")
-    assert "2/3 trials done (0 running: 1 stopped early, 1 failed)" in text[2]
+    assert text[0].endswith("trial e stopped early by patience at epoch 4: score=0.5  [1/3 done]")
+    assert text[1].endswith("trial f failed: see /x/error.txt  [2/3 done]")
+    assert "2/3 trials done, 0 running: 1 stopped early by patience, 1 failed" in text[2]
 
 
 def test_quiet_terminal_sends_descriptors_to_the_log_and_our_lines_to_the_terminal(tmp_path):
@@ -164,8 +175,8 @@ def test_on_a_terminal_a_live_panel_shows_progress_best_and_running_trials():
     lines.on_experiment_end([a, b])
     assert lines._panel is None
     text = out.getvalue()
-    assert "trial aaaa started" in text and "trial aaaa completed 2 epochs" in text  # events scroll above it
-    assert "0s elapsed · 1/3 trials done" in text and "(1 running: 1 completed)" in " ".join(text.split())
+    assert "trial aaaa started" in text and "trial aaaa completed: val_accuracy=0.75" in text  # events scroll above it
+    assert "1/3 trials done · 1 running · 0s elapsed" in text and "ended: 1 completed" in " ".join(text.split())
     assert "best: trial bbbb  val_accuracy=0.9  lr=0.5" in text
     assert "bbbb" in text.split("running")[-1] and "0.9" in text.split("running")[-1]  # the running trials' table
     assert "trials done" not in "".join(line for line in text.splitlines() if line.startswith("["))  # no status lines
@@ -178,7 +189,7 @@ def test_the_live_panel_draws_on_a_pseudo_terminal_and_plain_lines_elsewhere(tmp
     script = """
 import time
 from types import SimpleNamespace
-from search.engine.callbacks import ProgressLines
+from search.engine.progress import ProgressLines
 lines = ProgressLines("score", "max", num_samples=2)
 lines.setup()
 print("panel" if lines._panel is not None else "lines", flush=True)

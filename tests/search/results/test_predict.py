@@ -300,3 +300,35 @@ def test_the_predictor_on_the_raw_test_split_reproduces_the_trials_test_accuracy
     accuracy_seen, labelled = load_predictor(run.path).score(rows)
     assert labelled == len(scaled.y_test) > 0
     assert accuracy_seen == pytest.approx(trial_accuracy, abs=1e-12)
+
+
+@pytest.mark.ray
+def test_the_default_model_is_the_refit_and_trial_reaches_the_trials_own(run: Run, new_rows: pd.DataFrame,
+                                                                         tmp_path: Path):
+    """The run refitted the picked trial on train + validation: every reader's default; --trial, the trial's own."""
+    folder = Path(run.path)
+    best = best_trial(folder)
+    refit_dir = folder / "refit" / "checkpoint"
+    assert json.loads((folder / "refit" / "refit.json").read_text())["trial_id"] == best.trial_id
+    predictor, own = load_predictor(run.path), load_predictor(run.path, best.trial_id)
+    assert predictor.refit and predictor.checkpoint == refit_dir and predictor.trial_id == best.trial_id
+    assert not own.refit and own.checkpoint == best.checkpoint
+    refit_weights, own_weights = load_model(run.path).state_dict(), load_model(run.path, best.trial_id).state_dict()
+    assert not all(torch.equal(refit_weights[k], own_weights[k]) for k in refit_weights)
+    heldout = json.loads((folder / "heldout.json").read_text())
+    assert heldout["refit"]["trial_id"] == best.trial_id and heldout["refit"]["checkpoint"] == "refit/checkpoint"
+    scaled = load_data(run.data)
+    with torch.no_grad():
+        logits = load_model(run.path)(torch.tensor(scaled.x_test, dtype=torch.float32))
+    assert heldout["trials"][best.trial_id]["test_accuracy"] == pytest.approx(
+        float((logits.argmax(dim=1).numpy() == scaled.y_test).mean()), abs=1e-12)  # the test scored the refit
+
+    new_rows.to_csv(tmp_path / "new.csv", index=False)
+    code, out, err = cli("predict", str(run.path), str(tmp_path / "new.csv"))
+    assert code == 0 and f"({refit_dir})" in err
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(out)), predictor.table(new_rows).reset_index(drop=True),
+                                  check_exact=False, rtol=1e-12)
+    code, out, err = cli("predict", str(run.path), str(tmp_path / "new.csv"), "--trial", best.trial_id)
+    assert code == 0 and f"({best.checkpoint})" in err
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(out)), own.table(new_rows).reset_index(drop=True),
+                                  check_exact=False, rtol=1e-12)

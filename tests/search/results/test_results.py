@@ -163,15 +163,15 @@ def _number(value: Any) -> float:
 # ---------------------------------------------------------------- pure rules: no Ray
 @pytest.mark.parametrize(("facts", "outcome", "words"), [
     (TrialFacts(3, True, "TERMINATED", planned_epochs=3, pruned=False), Outcome.COMPLETED, "completed"),
-    (TrialFacts(1, True, "TERMINATED", planned_epochs=3, pruned=True), Outcome.PRUNED, "stopped by ASHA at epoch 1"),
-    (TrialFacts(2, True, "TERMINATED", planned_epochs=3, pruned=None), Outcome.PRUNED, "stopped by ASHA at epoch 2"),
-    (TrialFacts(2, True, "TERMINATED", planned_epochs=3, pruned=False), Outcome.STOPPED, "stopped at epoch 2 of 3"),
+    (TrialFacts(1, True, "TERMINATED", planned_epochs=3, pruned=True), Outcome.PRUNED, "cut by ASHA at epoch 1"),
+    (TrialFacts(2, True, "TERMINATED", planned_epochs=3, pruned=None), Outcome.PRUNED, "cut by ASHA at epoch 2"),
+    (TrialFacts(2, True, "TERMINATED", planned_epochs=3, pruned=False), Outcome.STOPPED, "stopped short at epoch 2 of 3"),
     (TrialFacts(5, True, "TERMINATED", stop_reason="early_stopping", planned_epochs=9, pruned=None),
      Outcome.EARLY_STOPPED, "stopped early by patience at epoch 5"),
     (TrialFacts(2, True, "TERMINATED", stop_reason="diverged", planned_epochs=9), Outcome.DIVERGED, "diverged at epoch 2"),
     (TrialFacts(2, True, "TERMINATED", last_value=math.nan, planned_epochs=2), Outcome.DIVERGED, "diverged at epoch 2"),
     (TrialFacts(4, True, "TERMINATED", stop_reason="threshold", planned_epochs=9), Outcome.THRESHOLD,
-     "reached its target at epoch 4"),
+     "reached the target at epoch 4"),
     (TrialFacts(1, False, "ERROR", error="RuntimeError: boom"), Outcome.FAILED, "failed: RuntimeError: boom"),
     (TrialFacts(None, False, None, error="ValueError: x"), Outcome.FAILED, "failed: ValueError: x"),
     (TrialFacts(2, False, "RUNNING", planned_epochs=3), Outcome.UNFINISHED, "unfinished at epoch 2"),
@@ -355,7 +355,7 @@ def test_load_results_matches_the_runs_own_records(run: Run) -> None:
         assert Path(row["checkpoint"]).is_dir() and Path(row["checkpoint"]).parent.name == f"trial_{row['trial_id']}"
     status = dict(zip(df["trial_id"], df["status"]))
     for trial_id, epoch in run.outcome.pruned.items():
-        assert status[trial_id] == f"stopped by ASHA at epoch {epoch}"
+        assert status[trial_id] == f"cut by ASHA at epoch {epoch}"
     (failed,) = run.failed
     assert status[failed] == "failed: RuntimeError: deliberate failure at epoch 2"
     others = set(df["trial_id"]) - set(run.outcome.pruned) - run.failed
@@ -389,7 +389,7 @@ def test_every_export_format_has_the_columns_and_values(run: Run, copy_of: Path,
         assert int(_number(row["epochs_run"])) == rec["epoch"].iloc[-1]
         assert _number(row["lr"]) == pytest.approx(rec["config"].iloc[0]["lr"], rel=1e-3 if places == 3 else 1e-12)
         assert str(row["checkpoint"]).startswith(str(copy_of))  # re-rooted in the copy
-    assert "stopped by ASHA at epoch" in " ".join(table["status"].astype(str))
+    assert "cut by ASHA at epoch" in " ".join(table["status"].astype(str))
 
 
 @pytest.mark.ray

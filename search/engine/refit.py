@@ -1,0 +1,85 @@
+"""The refit: after the search, the picked trial's configuration trained once more on train + validation.
+
+The trials learn from the train split and are ranked on the validation split; once one is picked
+(:func:`search.results.best_trial`: the best trial, or the one the ``select`` rule picks from the
+front), those validation rows have done their job and can train the final model too
+(scikit-learn's ``refit``). The trainable's own ``refit`` attribute does it, beside its training
+function as ``evaluate`` is: ``refit(config, data, epochs, out_dir) -> None`` trains the trial's
+config (with its seed) on ``data`` with the validation rows joined to the train rows, for the
+trial's best epoch count (no validation, so no early stopping), and writes a checkpoint folder
+laid out as a trial's into ``out_dir``. The built-in one is
+:func:`trainables.tasks.refit_feature_selection`.
+
+It runs in the driver after the search, before the held-out test, and writes
+:data:`~search.results.table.REFIT_DIR` into the experiment folder (``refit.json`` and
+``checkpoint/``; a URI experiment's are uploaded). ``load_model``, ``load_predictor``,
+``predict`` and the held-out test then use that model; ``--trial ID`` still reaches a trial's
+own checkpoint. ``refit: false`` in the spec, or a trainable without a ``refit`` function, keeps
+the search's own model. A refit already made for the same trial is kept, so every ``resume``
+end does it only when it is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from search.experiment import Experiment
+from search.results.table import REFIT_CHECKPOINT, REFIT_DIR, REFIT_RECORD, read_refit
+from search.spec.models import Spec
+from search.spec.registry import resolve_trainable
+
+__all__ = ["refit_picked"]
+
+
+def refit_picked(spec: Spec, experiment: Experiment, data: Any, search_paths: tuple[Path, ...] = (), *,
+                 results: Any = None) -> dict[str, Any] | None:
+    """Refit the picked trial's configuration and record it; the record, or None (off, or not supported).
+
+    ``results``: the experiment's results already read (else they are read here). A refit
+    of the same trial already in the folder is returned as it is.
+
+    Raises:
+        ResultsError: no trial to pick, or the picked trial has no best epoch.
+        Exception: whatever the trainable's refit function raises (the caller reports it).
+    """
+    from search.results import ResultsError, best_trial, open_results
+
+    refit = getattr(resolve_trainable(spec.trainable, search_paths), "refit", None)
+    if not spec.refit or refit is None:
+        return None
+    results = results if results is not None else open_results(experiment, spec)
+    best = best_trial(results)
+    done = read_refit(results.path)
+    if done is not None and str(done["trial_id"]) == best.trial_id:
+        return done
+    if best.epoch is None or best.epoch < 1:
+        raise ResultsError(f"trial {best.trial_id} has no best epoch to refit for")
+    local = experiment.local
+    partial = local / f"{REFIT_DIR}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    started = time.perf_counter()
+    refit(dict(results.record(best.trial_id).config), data, int(best.epoch),
+          partial / Path(REFIT_CHECKPOINT).relative_to(REFIT_DIR))
+    record = {"trial_id": best.trial_id, "epochs": int(best.epoch), "data": "train + validation",
+              "rows": _rows(data), "seed": results.record(best.trial_id).config.get("seed"),
+              "checkpoint": REFIT_CHECKPOINT, "chosen_by": best.rule or f"best {best.metric} ({best.mode}) on validation",
+              "time_s": round(time.perf_counter() - started, 3)}
+    (partial / Path(REFIT_RECORD).relative_to(REFIT_DIR)).write_text(json.dumps(record, indent=2) + "\n")
+    # Swap in whole: a refit cut short leaves refit.partial/, never a refit/ that looks complete.
+    shutil.rmtree(local / REFIT_DIR, ignore_errors=True)
+    partial.rename(local / REFIT_DIR)
+    if experiment.is_remote:
+        experiment.publish(sorted(str(p.relative_to(local)) for p in (local / REFIT_DIR).rglob("*") if p.is_file()))
+    return read_refit(local)
+
+
+def _rows(data: Any) -> int | None:
+    """Train + validation rows of the spec's splits (None when the trainable loads its own data)."""
+    try:
+        return int(len(data.y_train) + len(data.y_val))
+    except (AttributeError, TypeError):
+        return None
