@@ -66,7 +66,7 @@ class PrunedCheckpointCleanup(Callback):
 
 
 def keep_only_best_checkpoint(trial: Any) -> int:
-    from search.engine.internals import set_checkpoint_results
+    from search.internals import set_checkpoint_results
 
     manager = trial.run_metadata.checkpoint_manager
     best = manager.best_checkpoint_result

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.engine.internals import checkpoint_results, checkpoint_score_key, set_checkpoint_results, training_result
+from search.internals import checkpoint_results, checkpoint_score_key, set_checkpoint_results, training_result
 from trainables.checkpoint import CheckpointError, read_checkpoint
 from trainables.files import CHECKPOINT_FILE, atomic_write
 
@@ -71,7 +71,7 @@ def repair_saved_state(path: Path, storage_folder: str | None = None, *, ours: b
     """
     from ray.tune.utils.serialization import TuneFunctionEncoder
 
-    from search.engine.internals import load_experiment_state, newest_experiment_state, training_run_metadata
+    from search.internals import load_experiment_state, newest_experiment_state, training_run_metadata
 
     repair = Repair()
     newest = newest_experiment_state(str(path))

@@ -178,7 +178,7 @@ def _trial_setup(spec: Spec, experiment: Experiment, search_paths: tuple[Path, .
 
     from search.trials.setup import TrialSetup
 
-    from search.engine.internals import InternalsError, check_versions, verify
+    from search.internals import InternalsError, check_versions, verify
 
     for line in check_versions():  # another Ray or Optuna than the private names were checked on
         say(f"note: {line}")
@@ -315,8 +315,10 @@ def _heldout(spec: Spec, experiment: Experiment, setup: Any, options: RunOptions
         say(f"warning: no held-out test: {type(exc).__name__}: {exc}")
         return
     if shown:
-        which = f"the refit model of trial {refit['trial_id']}" if refit is not None else "the best trial"
-        say(f"held-out test of {which if refit is not None else 'the picked trial' if spec.multi_objective else 'the best trial'}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+        which = (f"the refit model of trial {refit['trial_id']}" if refit is not None
+                 else "the picked trial" if spec.multi_objective else "the best trial")
+        n = f" ({int(shown['test_n'])} samples)" if "test_n" in shown else ""
+        say(f"held-out test{n} of {which}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items() if k != "test_n"))
 
 
 def _refuse_live_driver(experiment: Experiment) -> None:

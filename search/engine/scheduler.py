@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 
-from search.engine.internals import Bracket, bracket_rungs
+from search.internals import Bracket, bracket_rungs
 
 from search.engine.searcher import EPOCH, PruningAwareOptunaSearch
 

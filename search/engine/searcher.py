@@ -45,7 +45,7 @@ from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
-from search.engine.internals import frozen_trial_id, in_distribution, storage_of
+from search.internals import frozen_trial_id, in_distribution, storage_of
 from search.experiment import OPTUNA_JOURNAL
 
 __all__ = ["PruningAwareOptunaSearch", "EPOCH", "warm_start"]

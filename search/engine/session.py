@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -88,12 +89,16 @@ def _driver_recorded(experiment: Experiment | None) -> Iterator[None]:
     if experiment is None:
         yield
         return
+    created = not experiment.local.exists()
     experiment.write_record(DRIVER_RECORD, {"pid": os.getpid(), "started": _process_start(os.getpid()),
                                             "host": socket.gethostname()})
     try:
         yield
     finally:
         experiment.drop_record(DRIVER_RECORD)
+        if created:  # a run refused before it wrote anything leaves no folder
+            with contextlib.suppress(OSError):
+                experiment.local.rmdir()
 
 
 def live_driver(experiment: Experiment) -> int | None:
@@ -114,7 +119,7 @@ def live_driver(experiment: Experiment) -> int | None:
 
 
 def _record_embedded(experiment: Experiment) -> None:
-    from search.engine.internals import ray_session_dir
+    from search.internals import ray_session_dir
 
     session_dir = ray_session_dir()
     if session_dir is not None:

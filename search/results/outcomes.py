@@ -62,8 +62,9 @@ WORDS: dict[Outcome, str] = {
 #: What a collapsed trial is, when its detection gives no detail of its own.
 COLLAPSED_DETAIL = "no better than the majority class, or no feature kept"
 
-#: Outcomes whose values are judged for a collapse (:func:`collapse_detail`): the trials that ended with values.
-JUDGED = frozenset({Outcome.COMPLETED, Outcome.EARLY_STOPPED, Outcome.THRESHOLD, Outcome.STOPPED, Outcome.PRUNED})
+#: Outcomes whose values are judged for a collapse (:func:`collapse_detail`): the trials that ran their course.
+#: A trial ASHA cut stays "cut by ASHA" (what stopped it): it is never on the front or picked either way.
+JUDGED = frozenset({Outcome.COMPLETED, Outcome.EARLY_STOPPED, Outcome.THRESHOLD, Outcome.STOPPED})
 
 
 def collapse_detail(kept: float | None, epoch: Any, best_accuracy: float | None, majority: float | None) -> str | None:

@@ -28,7 +28,7 @@ from search.results.folder import (
     reported_checkpoints,
     value_at,
 )
-from search.results.outcomes import Outcome, TrialFacts, classify, is_finite_number
+from search.results.outcomes import JUDGED, Outcome, TrialFacts, classify, is_finite_number
 from search.experiment import HELDOUT_FILE, TRAIN_RUNS_DIR, Experiment, ExperimentLike
 from search.spec.models import Spec
 
@@ -47,7 +47,6 @@ REFIT_RECORD = f"{REFIT_DIR}/refit.json"
 #: The refitted model's checkpoint folder, laid out as a trial's.
 REFIT_CHECKPOINT = f"{REFIT_DIR}/checkpoint"
 #: Outcomes of trials that trained to a judged end (the others failed, diverged or are unfinished).
-_JUDGED = frozenset({Outcome.COMPLETED, Outcome.EARLY_STOPPED, Outcome.THRESHOLD, Outcome.STOPPED, Outcome.PRUNED})
 
 
 # ---------------------------------------------------------------- the table
@@ -148,7 +147,7 @@ def _row(record: TrialRecord, files: ExperimentFiles) -> dict[str, Any]:
         last_value=None if last is None else float(values[last]),
         pruned=None if files.pruned is None else record.trial_id in files.pruned,
         planned_epochs=_planned_epochs(record, info)))
-    if outcome in _JUDGED and (why := _collapse(history, best if best is not None else last)):
+    if outcome in JUDGED and (why := _collapse(history, best if best is not None else last)):
         outcome, words = Outcome.COLLAPSED, why
     if checkpoint is None and reported_checkpoints(history):
         files.warnings.append(f"trial {record.trial_id}: its checkpoints are missing from {record.path} "

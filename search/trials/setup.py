@@ -188,9 +188,10 @@ def tune_session_routed(required: tuple[str, ...], trainable: str) -> Iterator[C
     ``ray/tune/trainable/trainable_fn_utils.py``.)
     """
     import ray.tune
-    from ray.tune.trainable.trainable_fn_utils import get_session  # the session tune.report itself uses
 
-    session = get_session()
+    from search.internals import tune_session
+
+    session = tune_session()  # the session tune.report itself uses
     original = session.report
     report = checked_report(lambda metrics, checkpoint=None: original(metrics, checkpoint=checkpoint), required,
                             trainable, epoch_state(ray.tune.get_checkpoint()))
@@ -217,9 +218,10 @@ def train_api_routed(report: Any, checkpoint: Any) -> Iterator[dict[str, Any]]:
     report``) still warns, and :func:`call_ray_style` says so.
     """
     import ray.tune
-    from ray.train.v2.api.train_fn_utils import get_train_fn_utils
 
-    utils = get_train_fn_utils()
+    from search.internals import train_fn_utils
+
+    utils = train_fn_utils()
     options: dict[str, Any] = {}
 
     def routed(metrics: Mapping[str, Any], checkpoint: Any = None, **other: Any) -> None:

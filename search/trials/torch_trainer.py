@@ -45,9 +45,9 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     world = WorldInfo(ctx.get_world_rank(), ctx.get_world_size(), ctx.get_local_rank())
     checkpoint = ray.train.get_checkpoint()
     if is_ray_style(fn):  # ray.train.report goes through our checks, then on to Train (whose callback tells Tune)
-        from ray.train.v2.api.train_fn_utils import get_train_fn_utils
+        from search.internals import train_fn_utils
 
-        native = get_train_fn_utils().report
+        native = train_fn_utils().report
         # `options` (bound below) carries the caller's other report arguments (upload mode, ...) to Train's own.
         report = checked_report(lambda metrics, ckpt=None: native(metrics, ckpt, **options),
                                 setup.required_metrics, setup.trainable_ref, epoch_state(checkpoint))

@@ -12,6 +12,7 @@ import math
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -37,6 +38,10 @@ def _run_example(tmp_path: Path, folder: str, changes: dict, capsys):
     return open_results(outcome.experiment).table
 
 
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
 def test_optunas_pytorch_simple_runs_with_its_per_layer_space(ray_cluster, tmp_path, capsys):
     table = _run_example(tmp_path, "optuna_pytorch_simple", {
         "search": {"num_samples": 3, "max_concurrent_trials": 1,
@@ -50,11 +55,11 @@ def test_optunas_pytorch_simple_runs_with_its_per_layer_space(ray_cluster, tmp_p
     assert set(table["best_epoch"]) <= {1, 2} and table["epochs_run"].max() == 2
     by_layers = {int(n): row for n, row in zip(table["n_layers"], table.to_dict("records"))}
     assert {1, 3} <= set(by_layers)
-    assert math.isnan(float(by_layers[1]["n_units_l1"])) and not math.isnan(float(by_layers[3]["n_units_l2"]))
+    assert _missing(by_layers[1]["n_units_l1"]) and not _missing(by_layers[3]["n_units_l2"])
     for row in table.to_dict("records"):  # a layer's parameters exist exactly when the trial has the layer
         for layer in (1, 2):
-            has = not (row[f"n_units_l{layer}"] is None or math.isnan(float(row[f"n_units_l{layer}"])))
-            assert has == (row["n_layers"] > layer), row
+            assert _missing(row[f"n_units_l{layer}"]) == (row["n_layers"] <= layer), row
+            assert _missing(row[f"dropout_l{layer}"]) == (row["n_layers"] <= layer), row
 
 
 def test_ray_tunes_cifar_tutorial_runs_unchanged(ray_cluster, tmp_path, capsys):

@@ -410,7 +410,8 @@ def test_run_with_address_spreads_trials_over_both_nodes(cluster, tmp_path):
 
 
 #: One of our event lines (search.engine.callbacks.ProgressLines), and what Ray's and Tune's own output looks like.
-TRIAL_EVENT = re.compile(r"^\[ *\d+\.\ds\] trial [0-9a-f]+ (started|completed|stopped|diverged|FAILED)")
+TRIAL_EVENT = re.compile(r"^\[ *\d+\.\ds\] trial [0-9a-f]+ (started|completed|stopped|cut by ASHA|diverged|collapsed|"
+                         r"reached|failed|FAILED)")
 RAY_NOISE = ("Connecting to existing Ray cluster", "INFO worker.py", "Configuration for experiment",
              "Trial status:", "[repeated", "Checkpoint successfully created")
 

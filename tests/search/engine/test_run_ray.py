@@ -209,12 +209,14 @@ def test_cli_run_in_a_subprocess(tmp_path, tiny_spec):
     assert "best trial" in proc.stdout and "top 2 trials" in proc.stdout
     assert "Configuration for experiment" not in proc.stdout  # Tune's banner does not pollute results
     # The terminal holds our lines only: one per trial event, no epoch lines, nothing of Ray's.
-    ours = re.compile(r"^(\[ *\d+\.\ds\] (trial [0-9a-f]+ (started|completed|stopped|diverged|FAILED)|\d+/\d+ trials done)"
-                      r"|running cli: |held-out test of the best trial: |results table: |Ray's own output: |note: |warning: )")
+    ours = re.compile(r"^(\[ *\d+\.\ds\] (trial [0-9a-f]+ (started|completed|stopped|cut by ASHA|diverged|collapsed|reached|"
+                      r"failed|FAILED)|\d+/\d+ trials done)"
+                      r"|running cli: |starting Ray \(embedded|refit: trial [0-9a-f]+'s configuration|"
+                      r"held-out test \(\d+ samples\) of the refit model of trial [0-9a-f]+: |results table: |Ray's own output: |note: |warning: )")
     lines = proc.stderr.splitlines()
     assert lines and [line for line in lines if not ours.match(line)] == [], proc.stderr
     assert sum(" started " in line for line in lines) == 2 and "epoch 2 val_accuracy=" not in proc.stderr
-    assert "held-out test of the best trial: test_accuracy=" in proc.stderr
+    assert re.search(r"held-out test \(\d+ samples\) of the refit model of trial [0-9a-f]+: test_accuracy=", proc.stderr)
     assert "  held-out test (" in proc.stdout  # in the summary, under the best trial
     log = tmp_path / "results" / "cli" / "run.log"
     assert f"Ray's own output: {log}" in proc.stderr
@@ -248,7 +250,7 @@ def test_cli_run_in_a_subprocess(tmp_path, tiny_spec):
     # --verbose: every epoch, and Ray's own output, in the terminal; no log file.
     assert "epoch 2 val_accuracy=" in replaced.stderr and "Started a local Ray instance" in replaced.stderr
     assert not log.exists()
-    assert f"--overwrite: deleting the earlier experiment {folder}" in replaced.stderr
+    assert f"--overwrite: deleted the earlier experiment {folder}" in replaced.stderr
     table = pd.read_csv(folder / "results.csv")
     assert len(table) == 1 and not set(table["trial_id"]) & set(first_table["trial_id"])
     assert yaml.safe_load((folder / "spec.yaml").read_text())["search"]["num_samples"] == 1

@@ -145,7 +145,7 @@ def run(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Run:
     raw["storage"] = str(root / "results")
     (root / "space.yaml").write_text(yaml.safe_dump(raw))
     outcome = run_experiment(load_spec(root / "space.yaml"), RunOptions(spec_path=root / "space.yaml"))
-    return Run(outcome.path, csv, raw["data"])
+    return Run(outcome.experiment.local, csv, raw["data"])
 
 
 @pytest.fixture(scope="module")

@@ -122,7 +122,7 @@ def run(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Run:
         lines = (Path(result.path) / "result.json").read_text().splitlines()
         records[Path(result.path).name.removeprefix("trial_")] = pd.DataFrame([json.loads(ln) for ln in lines])
     failed = {Path(r.path).name.removeprefix("trial_") for r in outcome.results if r.error is not None}
-    return Run(outcome.path, spec, outcome, records, failed)
+    return Run(outcome.experiment.local, spec, outcome, records, failed)
 
 
 @pytest.fixture
@@ -405,7 +405,7 @@ def test_export_to_stdout_and_bad_formats(run: Run) -> None:
 @pytest.mark.ray
 def test_default_exports_are_written_beside_the_trials(run: Run, copy_of: Path) -> None:
     written = write_default_exports(copy_of, run.spec)
-    assert [p.name for p in written] == list(DEFAULT_EXPORTS)
+    assert [Path(p).name for p in written] == list(DEFAULT_EXPORTS)
     assert pd.read_csv(copy_of / "results.csv", dtype={"trial_id": str})["trial_id"].tolist() == \
         load_results(copy_of)["trial_id"].tolist()
     assert (copy_of / "results.md").read_text().startswith("| trial_id | status |")
@@ -451,7 +451,7 @@ def test_features_names_real_features(run: Run) -> None:
     from trainables.data import load_data
 
     names = set(load_data(run.spec.data).feature_names)
-    code, out, err = cli("features", str(run.path), "--top-k", "2", "--format", "csv")
+    code, out, err = cli("features", str(run.path), "--top-k", "2", "--format", "csv", "--all")
     assert code == 0, err
     df = pd.read_csv(io.StringIO(out))
     assert set(df["feature"]) == names and {"f00", "f11"} <= names
@@ -462,7 +462,7 @@ def test_features_names_real_features(run: Run) -> None:
         assert row["selected"] == (row["feature"] in selection["selected"])
         assert 0 <= row["selection_frequency"] <= 1 and row["times_selected"] <= 2
     assert list(df["gate_probability"]) == sorted(df["gate_probability"], reverse=True)
-    assert "over the top 2 trials" in err
+    assert "over the top 2 live trials" in err
     table = feature_table(run.path, top_k=10)
     assert len(table.attrs["top_trials"]) == 4  # every trial has a best checkpoint with a selection
 
@@ -492,8 +492,7 @@ def test_report_with_one_completed_trial_notes_the_importance(run: Run, copy_of:
     for folder in copy_of.glob("trial_*"):
         if folder.name != f"trial_{keep}":
             shutil.rmtree(folder)
-    for state in copy_of.glob("searcher-state-*.pkl"):
-        state.unlink()  # the study is rebuilt from what is left
+    (copy_of / "optuna.journal").unlink()  # the study is rebuilt from what is left
     code, _, err = cli("report", str(copy_of))
     assert code == 0, err
     page = (copy_of / "report.html").read_text()
@@ -503,10 +502,9 @@ def test_report_with_one_completed_trial_notes_the_importance(run: Run, copy_of:
 
 @pytest.mark.ray
 def test_importance_from_a_rebuilt_study_without_the_searcher_state(run: Run, copy_of: Path) -> None:
-    for state in copy_of.glob("searcher-state-*.pkl"):
-        state.unlink()
+    (copy_of / "optuna.journal").unlink()
     results = open_results(copy_of)
-    assert any("no searcher-state" in note for note in results.notes)
+    assert any("no Optuna journal" in note for note in results.notes)
     from search.results.report import render_report
 
     page = render_report(results)

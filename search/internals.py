@@ -15,7 +15,7 @@ from typing import Any
 __all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "ray_session_dir", "Bracket",
            "bracket_rungs", "newest_experiment_state", "load_experiment_state", "training_run_metadata",
            "set_checkpoint_results", "checkpoint_score_key", "training_result", "storage_of", "frozen_trial_id",
-           "in_distribution"]
+           "in_distribution", "tune_session", "train_fn_utils"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,10 @@ USES: tuple[tuple[str, str, str, str], ...] = (
     ("optuna", "Study._storage, Study._study_id, FrozenTrial._trial_id", "engine.searcher",
      "writing the study's trials into the journal through the storage API"),
     ("optuna", "BaseDistribution._contains", "engine.searcher", "a warm start keeps the earlier trials that fit"),
+    ("ray", "ray.tune.trainable.trainable_fn_utils.get_session (its report)", "trials.setup",
+     "a Ray-style trainable's ray.tune.report goes through our checks (tune.report calls session.report)"),
+    ("ray", "ray.train.v2.api.train_fn_utils.get_train_fn_utils (its report, get_checkpoint)",
+     "trials.setup, trials.torch_trainer", "a Ray-style trainable's ray.train.report on a Train worker"),
 )
 
 
@@ -63,7 +67,7 @@ def check_versions() -> list[str]:
         if _version(module) != CHECKED_ON[name]:
             uses = [u[1] for u in USES if u[0] == name]
             lines.append(f"{name} {module.__version__} is installed; search's uses of its private names were "
-                         f"checked on {CHECKED_ON[name]} ({len(uses)} of them, listed in search.engine.internals)")
+                         f"checked on {CHECKED_ON[name]} ({len(uses)} of them, listed in search.internals)")
     return lines
 
 
@@ -99,6 +103,8 @@ def verify() -> None:
         "ray.tune.utils.serialization": ("_loads_with_cloudpickle", "TuneFunctionEncoder"),
         "ray.tune.trainable.metadata": ("_TrainingRunMetadata",),
         "ray.train._internal.session": ("_TrainingResult",),
+        "ray.tune.trainable.trainable_fn_utils": ("get_session",),
+        "ray.train.v2.api.train_fn_utils": ("get_train_fn_utils",),
     }
     for module, names in checks.items():
         try:
@@ -193,3 +199,18 @@ def frozen_trial_id(trial: Any) -> int:
 def in_distribution(distribution: Any, value: Any) -> bool:
     """Whether ``value`` lies in an Optuna distribution (its own check, used by Optuna's add_trial)."""
     return bool(distribution._contains(distribution.to_internal_repr(value)))
+
+
+# ---------------------------------------------------------------- Ray-style trainables (trials.setup)
+def tune_session() -> Any:
+    """The Tune trial's session object whose ``report`` ``ray.tune.report`` calls (Ray 2.60)."""
+    from ray.tune.trainable.trainable_fn_utils import get_session
+
+    return get_session()
+
+
+def train_fn_utils() -> Any:
+    """The Train worker's object behind ``ray.train.report`` / ``get_checkpoint`` (Ray Train V2, Ray 2.60)."""
+    from ray.train.v2.api.train_fn_utils import get_train_fn_utils
+
+    return get_train_fn_utils()
