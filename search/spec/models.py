@@ -111,6 +111,8 @@ SINGLE_OBJECTIVE_SAMPLERS = frozenset({SamplerName.CMAES})
 
 
 class SearchSpec(_Model):
+    """How trials are proposed: Optuna's sampler, how many trials, the seed, concurrency, a time budget, first points."""
+
     sampler: SamplerName = SamplerName.TPE
     sampler_options: dict[str, Any] = Field(default_factory=dict)
     num_samples: int = Field(default=10, ge=1)
@@ -129,6 +131,8 @@ class SearchSpec(_Model):
 
 
 class SchedulerSpec(_Model):
+    """Early stopping across trials: ASHA on the trial's own epoch (MO-ASHA with several objectives), or none."""
+
     type: Literal["asha", "none"] = "asha"
     metric: str | None = Field(default=None, description="The metric ASHA compares trials on; default: the objective "
                                                           "(several: all of them, MO-ASHA). Another metric needs its mode.")
@@ -174,6 +178,8 @@ class Executor(str, enum.Enum):
 
 
 class ResourcesSpec(_Model):
+    """What each trial asks of the cluster: workers, CPUs and GPUs per worker, and how it trains (the executor)."""
+
     num_workers: int = Field(default=1, ge=1)
     use_gpu: bool | Literal["auto"] = "auto"
     cpus_per_worker: float = Field(default=1.0, gt=0)
@@ -186,6 +192,8 @@ class ResourcesSpec(_Model):
 
 
 class CheckpointSpec(_Model):
+    """Which checkpoints a trial keeps: how many, ranked by which metric in which order."""
+
     num_to_keep: int | None = Field(default=2, ge=1)
     score: str | None = Field(default=None, description="Metric ranking checkpoints; defaults to the spec's metric.")
     mode: Literal["min", "max"] | None = Field(default=None, description="Order of the score; defaults to the spec's mode.")
@@ -202,6 +210,8 @@ class CheckpointSpec(_Model):
 
 
 class MLflowSpec(_Model):
+    """Logging every trial to MLflow (through Ray's MLflowLoggerCallback)."""
+
     tracking_uri: str | None = Field(
         default=None, description="An MLflow tracking server or database; default: sqlite in the experiment folder "
                                   "(mlflow.db, artifacts under mlartifacts/).")
@@ -211,6 +221,8 @@ class MLflowSpec(_Model):
 
 
 class TrackingSpec(_Model):
+    """Where trials are tracked besides the experiment folder (MLflow)."""
+
     mlflow: MLflowSpec | None = Field(default=None, description="Log every trial to MLflow (pip install 'hpsearch[mlflow]').")
 
 
@@ -231,10 +243,18 @@ class SelectSpec(_Model):
 
 
 class FailureSpec(_Model):
+    """What a failing trial gets: retries, each from its last checkpoint."""
+
     max_retries: int = Field(default=1, ge=0, description="Retries per trial, each from its last checkpoint.")
 
 
 class Spec(_Model):
+    """One experiment, as a YAML spec describes it: what to train, on what, what to optimise, the space, how to search.
+
+    Built once at the boundary (:func:`search.spec.load.load_spec`); the rules across sections are
+    :meth:`rule_problems`, the defaults are the fields' own. Every section and key is in ``docs/spec.md``.
+    """
+
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     trainable: str = "feature_selection"
     data: dict[str, Any] | None = None
