@@ -10,7 +10,7 @@ PyTorch's class names (``Adam``, ``AdamW``, ``Adagrad``, ``CrossEntropyLoss``,
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -67,22 +67,21 @@ def unknown_name_message(kind: str, name: str, choices: Iterable[str]) -> str:
 
 def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
     """The optimizer class for a short name (``adam``) or a :mod:`torch.optim` class name (``Adam``)."""
-    if name.lower() in OPTIMIZERS:
-        return OPTIMIZERS[name.lower()]
-    classes = _torch_optimizers()
-    if name in classes:
-        return classes[name]
-    raise ValueError(unknown_name_message("optimizer", name, [*OPTIMIZERS, *classes]))
+    return _by_name("optimizer", name, OPTIMIZERS, _torch_optimizers())
 
 
 def loss_class(name: str) -> Callable[[], nn.Module]:
     """The loss class for a short name (``cross_entropy``) or a :mod:`torch.nn` class name (``CrossEntropyLoss``)."""
-    if name.lower() in LOSSES:
-        return LOSSES[name.lower()]
-    classes = _torch_losses()
+    return _by_name("loss", name, LOSSES, _torch_losses())
+
+
+def _by_name(kind: str, name: str, short: Mapping[str, Any], classes: Mapping[str, Any]) -> Any:
+    """A short name first (case-insensitive), then PyTorch's own class name; else an error listing both."""
+    if name.lower() in short:
+        return short[name.lower()]
     if name in classes:
         return classes[name]
-    raise ValueError(unknown_name_message("loss", name, [*LOSSES, *classes]))
+    raise ValueError(unknown_name_message(kind, name, [*short, *classes]))
 
 
 def build_optimizer(

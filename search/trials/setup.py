@@ -269,7 +269,7 @@ def plain_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = int(value)
         elif isinstance(value, numbers.Real):
             out[key] = float(value)
-        elif hasattr(value, "item") and getattr(value, "ndim", None) == 0 or (
+        elif (hasattr(value, "item") and getattr(value, "ndim", None) == 0) or (
                 hasattr(value, "numel") and callable(value.numel) and value.numel() == 1):
             item = value.item()  # numpy 0-d arrays and scalars, torch 0-d and one-element tensors
             out[key] = item if isinstance(item, (bool, int, float)) else value
