@@ -27,7 +27,9 @@ __all__ = [
     "TrainingFunction",
     "CONTEXT_KEYWORDS",
     "call_training_function",
+    "checkpoint_ranking",
     "null_report",
+    "ranked_report",
 ]
 
 
@@ -37,9 +39,27 @@ class ReportFn(Protocol):
     The metrics must contain ``epoch`` (1-based). The checkpoint directory, when
     given, is owned by the caller of ``report`` until ``report`` returns; the
     receiver copies or moves what it keeps.
+
+    A receiver that keeps only its best checkpoints may say by which metric, as the attributes
+    ``checkpoint_score`` (a metric name) and ``checkpoint_mode`` (``"min"`` or ``"max"``):
+    :class:`~trainables.tasks.ReportCallback` then also saves a checkpoint at every epoch that
+    is at least as good as the best so far, so the best epoch always has one, whatever
+    ``checkpoint_every`` is (see :func:`ranked_report`).
     """
 
     def __call__(self, metrics: Mapping[str, float], checkpoint_dir: str | Path | None = None) -> None: ...
+
+
+def ranked_report(report: ReportFn, score: str | None, mode: str | None) -> ReportFn:
+    """``report`` with the metric its receiver ranks checkpoints by attached (see :class:`ReportFn`)."""
+    report.checkpoint_score = score  # type: ignore[attr-defined]
+    report.checkpoint_mode = mode  # type: ignore[attr-defined]
+    return report
+
+
+def checkpoint_ranking(report: ReportFn) -> tuple[str | None, str | None]:
+    """``(score, mode)`` the receiver of ``report`` ranks checkpoints by, or ``(None, None)``."""
+    return getattr(report, "checkpoint_score", None), getattr(report, "checkpoint_mode", None)
 
 
 TrainingFunction = Callable[..., Any]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import numbers
 import random
 import shutil
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from trainables.api import ReportFn, null_report
+from trainables.api import ReportFn, checkpoint_ranking, null_report
 from trainables.callbacks import Callback, EarlyStopping
 from trainables.data import DataSplits, Preprocessing, load_data
 from trainables.distributed import ShardSampler, WorldInfo, world_info
@@ -151,9 +152,16 @@ class ReportCallback(Callback):
     order = 80  # after early stopping and History: its counters and this epoch belong in the checkpoint
 
     def __init__(self, report: ReportFn, checkpoint_every: int = 1,
-                 preprocessing: Preprocessing | None = None, constants: Mapping[str, float] | None = None) -> None:
+                 preprocessing: Preprocessing | None = None, constants: Mapping[str, float] | None = None, *,
+                 score: str | None = None, mode: str | None = None) -> None:
         self.report = report
         self.checkpoint_every = checkpoint_every
+        # The metric the receiver keeps its best checkpoints by (given, or said by the report function): an epoch at
+        # least as good as the best so far is saved too, so with checkpoint_every > 1 the best epoch still has its
+        # checkpoint, and the table's best epoch, Optuna's value, the kept checkpoint and the held-out test agree.
+        said_score, said_mode = checkpoint_ranking(report)
+        self.score, self.mode = score or said_score, mode or said_mode or "max"
+        self._best: float | None = None
         self.constants = dict(constants or {})  # the same figures in every report (``majority_rate``)
         # The same text in every checkpoint: render it once.
         self._preprocessing_json = json.dumps(preprocessing.to_dict()) if preprocessing is not None else None
@@ -163,7 +171,7 @@ class ReportCallback(Callback):
         metrics["stop_reason"] = trainer.stop_reason or ""
         metrics.update(self.constants)
         final = trainer.should_stop or epoch == trainer.max_epochs
-        wants = self.checkpoint_every and (epoch % self.checkpoint_every == 0 or final)
+        wants = self.checkpoint_every and (epoch % self.checkpoint_every == 0 or final or self._at_best(metrics))
         if trainer.stop_reason == "diverged":
             wants = False  # non-finite weights: the previous checkpoint is the one to keep
         if not (wants and trainer.is_main_process):
@@ -179,6 +187,18 @@ class ReportCallback(Callback):
             self.report(_reportable(metrics), folder)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+    def _at_best(self, metrics: Mapping[str, Any]) -> bool:
+        """This epoch's score is at least the best so far (ties count: the latest of tied epochs is the one kept)."""
+        value = metrics.get(self.score) if self.score else None
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            return False
+        value = float(value)
+        if self._best is not None and (value < self._best if self.mode == "max" else value > self._best):
+            return False
+        self._best = value
+        return True
 
 
 def _reportable(metrics: Mapping[str, Any]) -> dict[str, Any]:

@@ -67,7 +67,7 @@ class _Stopped(BaseException):
 def _serve(loop_config: dict[str, Any]) -> None:
     """The Train workers' loop: run the mailbox's jobs until it closes."""
     from search.spec.registry import is_ray_style, resolve_trainable
-    from trainables.api import call_training_function
+    from trainables.api import call_training_function, ranked_report
     from trainables.distributed import WorldInfo
 
     mailbox = loop_config["mailbox"]
@@ -88,7 +88,8 @@ def _serve(loop_config: dict[str, Any]) -> None:
                 config["device"] = str(get_device())
             resume_files = ray.get(job["resume"][0]) if job["resume"] else None
             with unpacked(resume_files, "search-resume-") as resume:
-                report = _worker_report(mailbox, seq, world.rank)
+                report = ranked_report(_worker_report(mailbox, seq, world.rank), setup.checkpoint_score,
+                                       setup.checkpoint_mode)
                 if is_ray_style(fn):
                     _run_ray_style(fn, config, report, resume, setup, world)
                 else:

@@ -79,8 +79,12 @@ class CheckedReport:
     """
 
     def __init__(self, report: Any, required: tuple[str, ...], trainable: str,
-                 resumed: Mapping[str, Any] | None = None) -> None:
+                 resumed: Mapping[str, Any] | None = None, *, score: str | None = None,
+                 mode: str | None = None) -> None:
         self.report, self.required, self.trainable = report, required, trainable
+        # What Tune keeps the best checkpoints by (trainables.api.ReportFn): the built-in trainables also
+        # checkpoint every epoch at least as good as the best so far, so the best epoch has its checkpoint.
+        self.checkpoint_score, self.checkpoint_mode = score, mode
         self.checked = False
         self.reports = 0
         self.mode: EpochMode | None = EpochMode(resumed["mode"]) if resumed else None
@@ -124,13 +128,14 @@ class CheckedReport:
 
 
 def checked_report(report: Any, required: tuple[str, ...], trainable: str,
-                   resumed: Mapping[str, Any] | None = None) -> CheckedReport:
+                   resumed: Mapping[str, Any] | None = None, *, score: str | None = None,
+                   mode: str | None = None) -> CheckedReport:
     """Wrap ``report`` (see :class:`CheckedReport`).
 
     Without the metric check, Tune fails the whole experiment with its own traceback when a
     trainable (one that does not declare ``metrics``) never reports the spec's metric.
     """
-    return CheckedReport(report, required, trainable, resumed)
+    return CheckedReport(report, required, trainable, resumed, score=score, mode=mode)
 
 
 def epoch_state(checkpoint: Any) -> dict[str, Any] | None:

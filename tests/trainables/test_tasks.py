@@ -115,6 +115,42 @@ def test_checkpoint_every_n_epochs_and_the_final_one(tmp_path, small_madelon):
     assert report.folders == [None, None, None]
 
 
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_checkpoint_every_n_also_saves_every_epoch_at_the_best_score_so_far(tmp_path, mode):
+    """Issue 22, item 10: the receiver keeps its best checkpoint by a score; the best epoch must have one."""
+    from trainables.api import ranked_report
+    from trainables.tasks import ReportCallback
+
+    scores = [0.5, 0.7, 0.6, 0.7, 0.4, 0.3, 0.65]  # epoch 4 ties epoch 2: the later is kept, so it is saved too
+    if mode == "min":
+        scores = [1 - v for v in scores]
+    report = ranked_report(Recorder(tmp_path), "val_accuracy", mode)
+    callback = ReportCallback(report, checkpoint_every=3)
+
+    class FakeTrainer:  # what ReportCallback reads of a trainer
+        stop_reason, should_stop, max_epochs, is_main_process = None, False, len(scores), True
+
+        def save_checkpoint(self, path):
+            Path(path).write_bytes(b"weights")
+
+    for epoch, value in enumerate(scores, start=1):
+        callback.on_epoch_end(FakeTrainer(), epoch, {"epoch": epoch, "val_accuracy": value})
+    saved = [m["epoch"] for m, folder in zip(report.metrics, report.folders) if folder is not None]
+    # 1, 2 and 4 are the best so far (4 ties 2); 3 and 6 are every-3rd; 7 the final one. 5 is neither.
+    assert saved == [1, 2, 3, 4, 6, 7]
+    best = (max if mode == "max" else min)(scores)
+    assert scores.index(best) + 1 in saved and len(scores) - scores[::-1].index(best) in saved
+
+
+def test_checkpoint_every_n_without_a_ranking_saves_only_every_nth_and_the_last(tmp_path, small_madelon):
+    from trainables.api import checkpoint_ranking
+
+    report = Recorder(tmp_path)
+    assert checkpoint_ranking(report) == (None, None)
+    train_feature_selection({**FAST, "epochs": 5, "checkpoint_every": 3}, report, data=small_madelon)
+    assert [folder is not None for folder in report.folders] == [False, False, True, False, True]
+
+
 def test_resume_from_a_checkpoint_continues_at_the_next_epoch(tmp_path, small_madelon):
     config = {**FAST, "epochs": 4, "dropout": 0.2}
     straight = Recorder(tmp_path / "straight")

@@ -50,11 +50,21 @@ def test_the_best_trial_is_tested_once_on_the_test_split_and_the_table_shows_it(
     from trainables.data import load_data
 
     raw = yaml.safe_load(tiny_spec)
-    raw.update(name="heldout", scheduler={"type": "none"})
+    # checkpoint_every past the last epoch: only the final epoch's checkpoint is due, and the best epoch's must still
+    # be saved (issue 22, item 10): one epoch for the table, Optuna, the kept checkpoint, load_model and the test.
+    raw.update(name="heldout", scheduler={"type": "none"}, fixed={**raw["fixed"], "epochs": 4, "checkpoint_every": 99})
     folder = _run(tmp_path, raw)
     record = json.loads((folder / "heldout.json").read_text())
     table = open_results(folder).table
     best = table.iloc[0]
+    from search.results.searcher_state import load_study
+
+    told = {t.params["lr"]: t.value for t in load_study(folder).trials if t.state.name == "COMPLETE"}
+    assert told and told == {row.lr: row.best_val_accuracy for row in table.itertuples() if row.lr in told}
+    saved_at = {row.trial_id: torch.load(Path(row.checkpoint) / "checkpoint.pt", weights_only=True)["epoch"]
+                for row in table.itertuples()}
+    assert saved_at == dict(zip(table["trial_id"], table["best_epoch"]))  # the kept checkpoint is the best epoch's
+    assert any(epoch < 4 for epoch in saved_at.values()), "no trial peaked before its last epoch: the case is not tested"
     assert list(record["trials"]) == [best["trial_id"]] and record["split"] == "test"
     assert table["test_accuracy"].notna().tolist() == [True, False, False]  # the chosen trial only
     # The same number, computed here from the best checkpoint and the spec's own test split.
