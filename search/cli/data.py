@@ -54,6 +54,9 @@ def _data_section(source: str) -> dict[str, Any]:
         return {"name": source}
     if not spec.data:
         raise ResultsError(f"{source}: the spec has no `data:` section (its trainable loads its own data)")
+    if "loader" in spec.data:
+        raise ResultsError(f"{source}: the spec's data comes from its own loader ({spec.data['loader']}), whose rows "
+                           "only that function knows; call it yourself")
     return dict(spec.data)
 
 

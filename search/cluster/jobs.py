@@ -127,6 +127,8 @@ def build_job_request(spec: Spec, spec_path: Path, working_dir: Path, run_args: 
                         "--working-dir")
     _check_trainable_shipped(spec.trainable, working_dir, spec_path.resolve().parent)
     _check_data_shipped(spec.data, working_dir, spec_path.resolve().parent)
+    if spec.data and "loader" in spec.data:  # imported by validate, before this
+        _check_trainable_shipped(str(spec.data["loader"]), working_dir, spec_path.resolve().parent, "data loader")
     excludes = list(DEFAULT_EXCLUDES)
     warnings = []
     if not Experiment.in_storage(spec.storage, spec.name).is_remote:
@@ -164,7 +166,7 @@ def _inside(path: Path, folder: Path) -> Path | None:
         return None
 
 
-def _check_trainable_shipped(ref: str, working_dir: Path, spec_dir: Path) -> None:
+def _check_trainable_shipped(ref: str, working_dir: Path, spec_dir: Path, what: str = "trainable") -> None:
     """A user's module found beside the spec or in the current folder must travel with the job."""
     from search.spec.registry import TRAINABLES
 
@@ -179,7 +181,7 @@ def _check_trainable_shipped(ref: str, working_dir: Path, spec_dir: Path) -> Non
     # Found through the current folder (not the job's working dir nor the spec's folder): the
     # job would not find it. Found anywhere else on sys.path: installed, as on the cluster.
     if root == Path.cwd().resolve() and root not in {working_dir, spec_dir}:
-        raise JobsError(f"the trainable's module {module_name!r} ({origin}) is outside the working directory "
+        raise JobsError(f"the {what}'s module {module_name!r} ({origin}) is outside the working directory "
                         f"{str(working_dir)!r} and would not reach the cluster; move it next to the spec, or submit "
                         "from a folder that contains both (--working-dir)")
 

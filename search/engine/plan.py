@@ -23,7 +23,7 @@ def render_plan(spec: Spec) -> tuple[str, TrialPlan | None]:
              f"search      {spec.search.sampler.value}, {spec.search.num_samples} trials, seed {spec.search.seed}"
              + (f", time budget {spec.search.time_budget_s:g}s" if spec.search.time_budget_s else "")]
     if spec.data:
-        lines.append(f"data        {spec.data.get('name')}")
+        lines.append(f"data        {spec.data.get('name') or 'loaded by ' + str(spec.data.get('loader'))}")
     lines.append("parameters:")
     lines += [f"  {describe(name, param)}" for name, param in spec.space.items()] or ["  (none)"]
     if spec.fixed:

@@ -88,17 +88,22 @@ class ExperimentOutcome:
 
 
 def load_data_once(spec: Spec, source: Path | None) -> Any:
-    """Load the spec's data set in the driver (once); ``spec.data.name`` is an absolute path or a built-in."""
+    """Load the spec's data in the driver (once): a built-in set, a file (``spec.data.name`` an absolute path
+    or a built-in name), or what the spec's ``data.loader`` returns (:mod:`search.engine.data`)."""
     if spec.data is None:
         return None
-    from trainables.data import load_data
+    from search.engine.data import load_spec_data
 
-    return load_data(dict(spec.data))
+    return load_spec_data(spec.data, spec_search_paths(source), needs_splits=spec.trainable in TRAINABLES)
 
 
 def resolved_spec(spec: Spec, source: Path | None) -> Spec:
     """The spec with a relative data file made absolute, so the saved copy resumes from anywhere."""
-    if spec.data is None or Path(str(spec.data["name"])).is_absolute():
+    if spec.data is not None and "loader" in spec.data:
+        from search.engine.data import with_paths_resolved
+
+        return spec.model_copy(update={"data": with_paths_resolved(spec.data, spec_search_paths(source))})
+    if spec.data is None or "name" not in spec.data or Path(str(spec.data["name"])).is_absolute():
         return spec
     path = resolve_data_path(str(spec.data["name"]), source)
     if path is None:

@@ -7,13 +7,14 @@ another part of the spec is malformed: every problem is reported in one go.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search.spec.errors import Problem, did_you_mean
-from search.spec.registry import TrainableError, resolve_trainable, sampler_problems
+from search.spec.registry import TrainableError, resolve_callable, resolve_trainable, sampler_problems
 from search.spec.yaml_lines import LineIndex
 
 if TYPE_CHECKING:
@@ -130,10 +131,14 @@ def _check_data(raw: dict[str, Any], lines: LineIndex, source: str | Path | None
     data = raw.get("data")
     if data is None:
         return
-    from trainables.data import BUILTIN_DATASETS, DataConfig, DataError
+    from trainables.data import BUILTIN_DATASETS, FILE_SUFFIXES, DataConfig, DataError
 
     if not isinstance(data, dict):
-        yield Problem("data", "data must be a mapping with at least 'name'", lines.line_of(["data"]))
+        yield Problem("data", "data must be a mapping with 'name' (a built-in set or a table file) or 'loader' "
+                      "(your own 'module:function')", lines.line_of(["data"]))
+        return
+    if "loader" in data:
+        yield from _check_loader(data, lines, source)
         return
     name = data.get("name")
     line = lines.line_of(["data", "name"])
@@ -147,11 +152,42 @@ def _check_data(raw: dict[str, Any], lines: LineIndex, source: str | Path | None
         if path is None:
             yield Problem("data.name", f"data file not found: {name} (looked in {', '.join(map(str, spec_search_paths(source)))})", line)
             return
+        if path.suffix.lower() not in FILE_SUFFIXES:
+            yield Problem("data.name", f"{name}: a {path.suffix or 'suffix-less'} file is not read as a table (data "
+                          f"files are {', '.join(FILE_SUFFIXES)}); for anything else (.npy, .pt, images, a Dataset) "
+                          "write a function that loads it and name it: data: {loader: 'my_data:load', path: "
+                          f"{name}}}", line)
+            return
         yield from _check_target(path, data.get("target"), lines)
     try:
         DataConfig.from_mapping(data)
     except DataError as exc:
         yield Problem("data", str(exc), lines.line_of(["data"]))
+
+
+def _check_loader(data: dict[str, Any], lines: LineIndex, source: str | Path | None) -> Iterator[Problem]:
+    """``data: {loader: module:function, ...}``: importable, callable with the other keys (not called here)."""
+    ref, line = data["loader"], lines.line_of(["data", "loader"])
+    if "name" in data:
+        yield Problem("data", "data has both 'name' and 'loader': a built-in set or file is named, your own data is "
+                      "loaded by your function; keep one (pass a path to your loader as another key)", line)
+        return
+    if not isinstance(ref, str) or ":" not in ref:
+        yield Problem("data.loader", f"data.loader must be 'module:function' (e.g. 'my_data:load'), got {ref!r}", line)
+        return
+    try:
+        fn = resolve_callable(ref, spec_search_paths(source), "data loader")
+    except TrainableError as exc:
+        yield Problem("data.loader", str(exc), line)
+        return
+    kwargs = {k: v for k, v in data.items() if k != "loader"}
+    try:
+        inspect.signature(fn).bind(**kwargs)
+    except TypeError as exc:
+        yield Problem("data.loader", f"{ref} cannot be called with the other keys of data "
+                      f"({', '.join(kwargs) or 'none'}): {exc}", line)
+    except ValueError:  # a callable without a signature: it is called as it is
+        pass
 
 
 def _check_target(path: Path, target: Any, lines: LineIndex) -> Iterator[Problem]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from search.spec.errors import did_you_mean
 
-__all__ = ["TRAINABLES", "SAMPLERS", "TrainableError", "is_ray_style", "resolve_trainable", "build_sampler", "sampler_problems"]
+__all__ = ["TRAINABLES", "SAMPLERS", "TrainableError", "is_ray_style", "resolve_callable", "resolve_trainable", "build_sampler", "sampler_problems"]
 
 #: Built-in trainables: name -> "module:function".
 TRAINABLES: dict[str, str] = {
@@ -50,22 +50,7 @@ def resolve_trainable(name: str, search_paths: tuple[str | Path, ...] = ()) -> C
     if ":" not in ref:
         raise TrainableError(f"unknown trainable {name!r}{did_you_mean(name, TRAINABLES)}; use a built-in "
                              f"({', '.join(TRAINABLES)}) or 'package.module:function'")
-    module_name, _, attr = ref.partition(":")
-    if name not in TRAINABLES:
-        for path in search_paths:
-            if str(path) not in sys.path:
-                sys.path.append(str(path))
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise TrainableError(f"cannot import module {module_name!r} of trainable {ref!r}: {exc}. Check the "
-                             "name, and run from the folder that contains the package (or install it)") from exc
-    fn = getattr(module, attr, None)
-    if fn is None:
-        public = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
-        raise TrainableError(f"module {module_name!r} has no function {attr!r}{did_you_mean(attr, public)}")
-    if not callable(fn):
-        raise TrainableError(f"{ref!r} is not callable")
+    fn = resolve_callable(ref, () if name in TRAINABLES else search_paths, "trainable")
     if is_ray_style(fn):
         return fn
     from trainables.api import accepted_context
@@ -76,6 +61,32 @@ def resolve_trainable(name: str, search_paths: tuple[str | Path, ...] = ()) -> C
         raise TrainableError(f"trainable {ref!r} must accept (config, report) plus optional keywords "
                              f"data, resume_from, world, or be a Ray-style function of (config) alone that "
                              f"reports with ray.tune.report / ray.train.report: {exc}") from exc
+    return fn
+
+
+def resolve_callable(ref: str, search_paths: tuple[str | Path, ...] = (), what: str = "trainable") -> Callable[..., Any]:
+    """Import ``package.module:function`` (a trainable, a data loader); TrainableError saying what is wrong.
+
+    ``search_paths`` (the current folder, the spec's folder) are added at the *end* of ``sys.path``: a
+    module next to the spec imports without installing it, but never shadows an installed package.
+    """
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise TrainableError(f"{what} {ref!r}: write it as 'package.module:function'")
+    for path in search_paths:
+        if str(path) not in sys.path:
+            sys.path.append(str(path))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise TrainableError(f"cannot import module {module_name!r} of {what} {ref!r}: {exc}. Check the "
+                             "name, and run from the folder that contains the package (or install it)") from exc
+    fn = getattr(module, attr, None)
+    if fn is None:
+        public = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
+        raise TrainableError(f"module {module_name!r} has no function {attr!r}{did_you_mean(attr, public)}")
+    if not callable(fn):
+        raise TrainableError(f"{what} {ref!r} is not callable")
     return fn
 
 

@@ -77,8 +77,9 @@ def _load_raw(config: DataConfig) -> RawSet:
     path = Path(config.name).expanduser()
     if path.suffix.lower() not in FILE_SUFFIXES:
         if path.is_file():
-            raise DataError(f"data file {str(path)!r}: unsupported extension {path.suffix!r}; "
-                            f"save it as one of {', '.join(FILE_SUFFIXES)}")
+            raise DataError(f"data file {str(path)!r}: unsupported extension {path.suffix!r}; tables are read "
+                            f"from {', '.join(FILE_SUFFIXES)}; for anything else (.npy, .pt, images) load it with "
+                            "a function of your own (under search: data: {loader: 'module:function', ...})")
         raise DataError(f"unknown data set {config.name!r}{did_you_mean(config.name, BUILTIN_DATASETS)}: "
                         f"not a built-in ({', '.join(BUILTIN_DATASETS)}) nor a path ending in "
                         f"{', '.join(FILE_SUFFIXES)}")

@@ -1,0 +1,77 @@
+"""The spec's ``data:``, loaded once in the driver: a built-in set, a table file, or the user's own loader.
+
+``data: {loader: "module:function", ...keyword arguments}`` calls ``function(**keyword arguments)``
+in the driver, once, before Ray starts; whatever it returns (tensors, a ``Dataset``, a dict of
+splits, a :class:`trainables.data.DataSplits`) reaches every trial as its ``data`` argument
+through Ray's object store, not pickled into each trial. The module is found as a trainable's is:
+installed, or beside the spec or in the current folder (never shadowing an installed package).
+A keyword argument naming a file or folder that is not in the current folder but is beside the
+spec is passed as that path, as ``data.name`` is found (and the experiment's spec copy keeps it
+absolute, so ``resume`` finds it from anywhere).
+The built-in trainables need a :class:`~trainables.data.DataSplits`; any other trainable takes
+what the loader returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LOADER_KEY", "load_spec_data", "loader_of", "with_paths_resolved"]
+
+#: The key of ``data:`` naming a user's loader function.
+LOADER_KEY = "loader"
+
+
+def loader_of(data: Mapping[str, Any] | None) -> str | None:
+    """The ``module:function`` of a ``data:`` section with a loader, else None."""
+    if not data or LOADER_KEY not in data:
+        return None
+    return str(data[LOADER_KEY])
+
+
+def with_paths_resolved(data: Mapping[str, Any], search_paths: tuple[Path, ...]) -> dict[str, Any]:
+    """A loader's keyword arguments with each relative path found under ``search_paths`` (the current folder,
+    then the spec's) made absolute; every other value as it is."""
+    def resolved(value: Any) -> Any:
+        if not isinstance(value, str) or not value or "\n" in value or Path(value).expanduser().is_absolute():
+            return value
+        for base in search_paths:
+            candidate = Path(base) / value
+            if candidate.exists():
+                return str(candidate.resolve())
+        return value
+
+    return {k: (v if k == LOADER_KEY else resolved(v)) for k, v in data.items()}
+
+
+def load_spec_data(data: Mapping[str, Any], search_paths: tuple[Path, ...], *, needs_splits: bool) -> Any:
+    """Load ``data:`` once. ``needs_splits``: the trainable is a built-in one, which trains on a ``DataSplits``.
+
+    Raises:
+        DataError: the loader raised, or returned what the trainable cannot take; a table file that
+            cannot be read (:func:`trainables.data.load_data`).
+        TrainableError: the loader cannot be imported.
+    """
+    from trainables.data import DataError, DataSplits, load_data
+
+    ref = loader_of(data)
+    if ref is None:
+        return load_data(dict(data))
+    from search.spec.registry import resolve_callable
+
+    fn = resolve_callable(ref, search_paths, "data loader")
+    kwargs = {k: v for k, v in with_paths_resolved(data, search_paths).items() if k != LOADER_KEY}
+    try:
+        loaded = fn(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - the user's code: one located message, exit 2
+        raise DataError(f"data.loader {ref!r} raised {type(exc).__name__}: {exc} (called with "
+                        f"{', '.join(f'{k}={v!r}' for k, v in kwargs.items()) or 'no arguments'})") from exc
+    if loaded is None:
+        raise DataError(f"data.loader {ref!r} returned None: return the data the trials train on")
+    if needs_splits and not isinstance(loaded, DataSplits):
+        raise DataError(f"data.loader {ref!r} returned a {type(loaded).__name__}, but the built-in trainable trains "
+                        "on a trainables.data.DataSplits: return one (its x_/y_ train, val and test arrays and names) or "
+                        "use a trainable of your own, which gets whatever the loader returns as its `data` argument")
+    return loaded
