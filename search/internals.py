@@ -9,13 +9,16 @@ that names the accessor). The facts behind them are in ``docs/ray_optuna_notes.m
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "ray_session_dir", "Bracket",
            "bracket_rungs", "newest_experiment_state", "load_experiment_state", "training_run_metadata",
            "set_checkpoint_results", "checkpoint_score_key", "training_result", "storage_of", "frozen_trial_id",
-           "in_distribution", "tune_session", "train_fn_utils"]
+           "in_distribution", "tune_session", "train_fn_utils", "local_tune_session", "local_train_worker",
+           "search_generator_counts", "grow_search_generator", "restored_tuner_configs"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,15 @@ USES: tuple[tuple[str, str, str, str], ...] = (
      "a Ray-style trainable's ray.tune.report goes through our checks (tune.report calls session.report)"),
     ("ray", "ray.train.v2.api.train_fn_utils.get_train_fn_utils (its report, get_checkpoint)",
      "trials.setup, trials.torch_trainer", "a Ray-style trainable's ray.train.report on a Train worker"),
+    ("ray", "ray.train._internal.session._session", "engine.probe",
+     "validate --probe: a stand-in Tune session in this process (no Ray), so ray.tune.report reaches the probe"),
+    ("ray", "ray.train.v2._internal.execution.train_fn_utils.LocalTrainFnUtils, set_train_fn_utils, _train_fn_utils",
+     "engine.probe", "validate --probe: Ray Train's own local mode in this process, so ray.train.report works"),
+    ("ray", "SearchGenerator's saved state search_gen_state-*.json (cloudpickle: counter, total_samples, finished), "
+            "written back with ray.tune.utils.util._atomic_save",
+     "engine.grow", "resume --num-samples: the trial count Tuner.restore would otherwise keep"),
+    ("ray", "Tuner._local_tuner._tune_config, _run_config", "engine.grow",
+     "resume --num-samples / --time-budget: the restored Tuner's count, budget and callbacks"),
 )
 
 
@@ -102,9 +114,12 @@ def verify() -> None:
         "ray.tune.execution.experiment_state": ("_find_newest_experiment_checkpoint",),
         "ray.tune.utils.serialization": ("_loads_with_cloudpickle", "TuneFunctionEncoder"),
         "ray.tune.trainable.metadata": ("_TrainingRunMetadata",),
-        "ray.train._internal.session": ("_TrainingResult",),
         "ray.tune.trainable.trainable_fn_utils": ("get_session",),
         "ray.train.v2.api.train_fn_utils": ("get_train_fn_utils",),
+        "ray.train._internal.session": ("_TrainingResult", "_session", "get_session"),
+        "ray.tune.utils.util": ("_atomic_save",),
+        "ray.train.v2._internal.execution.train_fn_utils": ("LocalTrainFnUtils", "set_train_fn_utils",
+                                                            "_train_fn_utils"),
     }
     for module, names in checks.items():
         try:
@@ -185,6 +200,56 @@ def training_result(checkpoint: Any, metrics: dict[str, Any]) -> Any:
     return _TrainingResult(checkpoint=checkpoint, metrics=metrics)
 
 
+# ---------------------------------------------------------------- growing a search (engine.grow)
+_SEARCH_GEN_STATE = "search_gen_state-*.json"  # SearchGenerator.CKPT_FILE_TMPL, with its session timestamp
+
+
+def _newest_search_generator_state(folder: Any) -> Any:
+    from pathlib import Path
+
+    states = sorted(Path(folder).glob(_SEARCH_GEN_STATE))  # names end in a sortable timestamp, as Tune picks
+    if not states:
+        raise InternalsError(f"{folder}: no {_SEARCH_GEN_STATE} (Tune's saved search state); not a Tune experiment "
+                             "that ran with a searcher")
+    return states[-1]
+
+
+def search_generator_counts(folder: Any) -> tuple[int, int]:
+    """(trials created, trials asked for) in the experiment's saved search state. Unpickles: resume trusts the folder."""
+    import ray.cloudpickle as cloudpickle
+
+    with open(_newest_search_generator_state(folder), "rb") as fh:
+        state = cloudpickle.load(fh)  # noqa: S301 - the experiment's own state, which Tune.restore unpickles too
+    return int(state["counter"]), int(state["total_samples"])
+
+
+def grow_search_generator(folder: Any, total: int | None) -> str:
+    """Clear the saved "finished" (set when a time budget ended the search) and raise the trial count to
+    ``total`` (None: as it was); the file's name (rewritten atomically)."""
+    import ray.cloudpickle as cloudpickle
+    from ray.tune.utils.util import _atomic_save
+
+    path = _newest_search_generator_state(folder)
+    with open(path, "rb") as fh:
+        state = cloudpickle.load(fh)  # noqa: S301 - as above
+    try:
+        state["total_samples"] = int(total if total is not None else state["total_samples"])
+        state["finished"] = False
+    except TypeError as exc:
+        raise unavailable("SearchGenerator state total_samples/finished", exc) from None
+    _atomic_save(state=state, checkpoint_dir=str(path.parent), file_name=path.name, tmp_file_name=f"tmp-{path.name}")
+    return path.name
+
+
+def restored_tuner_configs(tuner: Any) -> tuple[Any, Any]:
+    """The ``TuneConfig`` and ``RunConfig`` a restored ``Tuner`` will run with (its pickled ones)."""
+    try:
+        local = tuner._local_tuner
+        return local._tune_config, local._run_config
+    except AttributeError as exc:
+        raise unavailable("Tuner._local_tuner._tune_config/_run_config", exc) from None
+
+
 # ---------------------------------------------------------------- Optuna (engine.searcher)
 def storage_of(study: Any) -> tuple[Any, int]:
     """A study's storage and its id in it (Optuna's BaseStorage API is public; these two handles are not)."""
@@ -214,3 +279,41 @@ def train_fn_utils() -> Any:
     from ray.train.v2.api.train_fn_utils import get_train_fn_utils
 
     return get_train_fn_utils()
+
+
+# ---------------------------------------------------------------- validate --probe (engine.probe)
+@contextlib.contextmanager
+def local_tune_session(session: Any) -> Iterator[None]:
+    """``session`` is the Tune trial session of this process while inside (no Ray started).
+
+    ``ray.tune.report`` calls ``get_session().report(metrics, checkpoint=...)`` and
+    ``ray.tune.get_checkpoint`` reads ``get_session().loaded_checkpoint``; a session whose
+    ``world_rank`` is None is a Tune trial's, not a Train worker's (Ray 2.60,
+    ``ray/tune/trainable/trainable_fn_utils.py``). Tune sets the same module global in a trial.
+    """
+    from ray.train._internal import session as train_session
+
+    previous = train_session._session
+    train_session._session = session
+    try:
+        yield
+    finally:
+        train_session._session = previous
+
+
+@contextlib.contextmanager
+def local_train_worker(name: str) -> Iterator[None]:
+    """This process is a one-worker Ray Train run while inside, in Ray Train's own local mode (no Ray started).
+
+    ``ray.train.report``, ``get_checkpoint`` and ``get_context`` answer through the object
+    ``set_train_fn_utils`` installs; Ray's local mode installs a ``LocalTrainFnUtils`` (Ray 2.60,
+    ``ray/train/v2/_internal/execution/local_mode/torch.py``).
+    """
+    from ray.train.v2._internal.execution import train_fn_utils as fn_utils
+
+    previous = fn_utils._train_fn_utils
+    fn_utils.set_train_fn_utils(fn_utils.LocalTrainFnUtils(experiment_name=name))
+    try:
+        yield
+    finally:
+        fn_utils.set_train_fn_utils(previous)

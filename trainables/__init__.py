@@ -4,7 +4,8 @@ The pieces: :class:`Trainer` (``fit`` / ``train_epoch`` / ``evaluate`` / ``train
 ``train`` with the seed trainer's names), callbacks (:mod:`trainables.callbacks`),
 :class:`FeatureSelectionTrainer`, :class:`OptionsTrainer` (keyword options), snapshots
 (:mod:`trainables.snapshot`), data loading
-(:mod:`trainables.data`) and built-in training functions (:mod:`trainables.tasks`)
+(:mod:`trainables.data`), DDP for your own model (:func:`prepare_model`, :func:`prepare_data_loader`)
+and built-in training functions (:mod:`trainables.tasks`)
 that an orchestrator calls through the contract in :mod:`trainables.api`.
 
 The names below are imported on first use (PEP 562): ``import trainables.files`` (or
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     )
     from trainables.checkpoint import CheckpointError, CheckpointMismatchError
     from trainables.devices import resolve_device
+    from trainables.distributed import prepare_data_loader, prepare_model
     from trainables.feature_selection import (
         FeatureSelectionModel,
         FeatureSelectionTrainer,
@@ -59,6 +61,8 @@ _EXPORTS = {
     "CheckpointError": "trainables.checkpoint",
     "CheckpointMismatchError": "trainables.checkpoint",
     "resolve_device": "trainables.devices",
+    "prepare_data_loader": "trainables.distributed",
+    "prepare_model": "trainables.distributed",
     "FeatureSelectionModel": "trainables.feature_selection",
     "FeatureSelectionTrainer": "trainables.feature_selection",
     "StochasticGates": "trainables.feature_selection",
@@ -91,6 +95,8 @@ __all__ = [
     "CheckpointError",
     "CheckpointMismatchError",
     "resolve_device",
+    "prepare_data_loader",
+    "prepare_model",
     "FeatureSelectionModel",
     "FeatureSelectionTrainer",
     "StochasticGates",

@@ -22,12 +22,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from trainables.api import ReportFn, checkpoint_ranking, null_report
 from trainables.callbacks import Callback, EarlyStopping
 from trainables.data import DataSplits, Preprocessing, load_data
-from trainables.distributed import ShardSampler, WorldInfo, world_info
+from trainables.distributed import ShardSampler, WorldInfo, prepare_model, world_info
 from trainables.feature_selection import FeatureSelectionModel, FeatureSelectionTrainer
 from trainables.files import CHECKPOINT_FILE, PREPROCESSING_FILE, SELECTION_FILE
 from trainables.optim import OPTIMIZERS, unknown_name_message
@@ -238,7 +237,7 @@ def train_feature_selection(
              if validated else None)
     constants = {"majority_rate": majority_rate(splits)} if validated else {}
     trainer = FeatureSelectionTrainer(
-        _maybe_ddp(model, world, cfg.device),  # every rank built the same model from the same seed
+        prepare_model(model, cfg.device),  # under DDP wrapped; every rank built the same model from the same seed
         lr=cfg.lr, selector_lr_ratio=cfg.selector_lr_ratio, sparsity_lambda=cfg.sparsity_lambda,
         max_norm=cfg.max_norm, optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
         feature_names=splits.feature_names, device=cfg.device, on_nonfinite=cfg.on_nonfinite,
@@ -346,16 +345,6 @@ def refit_feature_selection(config: Mapping[str, Any], data: DataSplits | None, 
 
 
 train_feature_selection.refit = refit_feature_selection  # type: ignore[attr-defined]
-
-
-def _maybe_ddp(model: torch.nn.Module, world: WorldInfo, device: str | None) -> torch.nn.Module:
-    if not (world.is_distributed and torch.distributed.is_initialized()):
-        return model
-    from trainables.devices import resolve_device
-
-    dev = resolve_device(device)
-    model = model.to(dev)
-    return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
 
 def _loaders(splits: DataSplits, cfg: FeatureSelectionConfig, world: WorldInfo,

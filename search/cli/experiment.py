@@ -32,6 +32,9 @@ _TOP_HELP = "rows of the summary's table of top trials (default: %(default)s; ev
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="check a spec and print the plan; starts nothing")
     p.add_argument("spec", type=Path, help="the spec file (YAML), e.g. spaces/quickstart.yaml")
+    p.add_argument("--probe", action="store_true",
+                   help="then run one trial for one epoch on a slice of the data, in this process (no Ray), and "
+                        "check its metrics, its checkpoint's round trip and `evaluate` (default: train nothing)")
 
     p = sub.add_parser("run", help="run the experiment a spec describes")
     p.add_argument("spec", type=Path, help="the spec file (YAML), e.g. spaces/quickstart.yaml")
@@ -114,6 +117,17 @@ def validate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(f"{args.spec}: valid")
     print(text)
+    if not args.probe:
+        return EXIT_OK
+    from search.engine.probe import probe_spec
+
+    print(flush=True)
+    probed = probe_spec(spec, args.spec, plan)
+    print(probed.render())
+    if not probed.ok:
+        print(f"{args.spec}: probe failed ({', '.join(dict.fromkeys(probed.failed))}): see the FAILED line(s) above",
+              file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 

@@ -27,7 +27,7 @@ from search.experiment import OPTUNA_JOURNAL, RUN_LOG, SPEC_COPY, SPEC_SOURCE_CO
 from search.trials.resources import DRIVER_RESOURCE, TrialPlan, plan_trials
 
 __all__ = ["RunOptions", "ExperimentOutcome", "ExperimentError", "run_experiment", "resume_experiment",
-           "unfinished_trials"]
+           "unfinished_trials", "required_metrics"]
 
 
 @dataclass
@@ -206,9 +206,14 @@ def _trial_setup(spec: Spec, experiment: Experiment, search_paths: tuple[Path, .
         checkpoint_num_to_keep=spec.checkpoint.num_to_keep,
         checkpoint_score=spec.checkpoint_score,
         checkpoint_mode=spec.checkpoint_mode,
-        required_metrics=tuple(dict.fromkeys([*(m for m, _ in spec.objectives), spec.checkpoint_score]
-                                             + ([spec.scheduler_metric, "epoch"] if spec.scheduler.type == "asha" else []))),
+        required_metrics=required_metrics(spec),
     )
+
+
+def required_metrics(spec: Spec) -> tuple[str, ...]:
+    """What every report of a trial must carry: the objectives, the checkpoint score and, with ASHA, its metric."""
+    return tuple(dict.fromkeys([*(m for m, _ in spec.objectives), spec.checkpoint_score]
+                               + ([spec.scheduler_metric, "epoch"] if spec.scheduler.type == "asha" else [])))
 
 
 def run_experiment(spec: Spec, options: RunOptions | None = None, *,
