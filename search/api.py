@@ -69,14 +69,18 @@ def run(spec: Spec | str | os.PathLike[str], *, overwrite: bool = False, address
 
 
 def resume(experiment: ExperimentLike, *, address: str | None = None, num_cpus: int | None = None,
-           quiet: bool = True) -> Any:
+           quiet: bool = True, num_samples: int | None = None, time_budget_s: float | None = None) -> Any:
     """Continue an interrupted experiment (a folder, a URI, or a name under ``./results``) from its checkpoints.
 
-    Resume restores Tune's own pickled state: use it on folders you trust (your own runs).
+    ``num_samples``: grow the search to that many trials in all (finished or not); ``time_budget_s``: the
+    continued search's time budget. Resume restores Tune's own pickled state: use it on folders you trust
+    (your own runs).
     """
+    from search.engine.grow import Growth
     from search.engine.run import RunOptions, resume_experiment
 
-    return resume_experiment(Experiment.at(experiment), RunOptions(address=address, num_cpus=num_cpus, quiet=quiet))
+    return resume_experiment(Experiment.at(experiment), RunOptions(address=address, num_cpus=num_cpus, quiet=quiet),
+                             Growth(num_samples, time_budget_s))
 
 
 def load_results(experiment: ExperimentLike) -> Any:

@@ -32,6 +32,7 @@ from typing import Any, Union
 from search import mirror
 
 __all__ = ["Experiment", "ExperimentLike", "ExperimentError", "DEFAULT_STORAGE", "SPEC_COPY", "SPEC_SOURCE_COPY",
+           "SPEC_ORIGIN",
            "TRAIN_RUNS_DIR", "HELDOUT_FILE", "OPTUNA_JOURNAL", "RUN_LOG", "EMBEDDED_RAY_RECORD", "DRIVER_RECORD",
            "CACHE_ENV", "is_uri", "redact", "storage_root", "unwritable_reason", "filesystem"]
 
@@ -41,6 +42,8 @@ DEFAULT_STORAGE = Path("results")
 SPEC_COPY = "spec.yaml"
 #: The spec file as the user wrote it, comments and all.
 SPEC_SOURCE_COPY = "spec.source.yaml"
+#: Where that spec file was (JSON ``{"spec": path}``): ``resume`` finds a user's module beside it, as ``run`` did.
+SPEC_ORIGIN = "spec.origin.json"
 #: Sub-folder of the experiment holding each TorchTrainer trial's Train run.
 TRAIN_RUNS_DIR = "train_runs"
 #: The chosen trial's metrics on the held-out test split, measured once after the search (engine.heldout).

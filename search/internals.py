@@ -18,7 +18,7 @@ __all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "
            "bracket_rungs", "newest_experiment_state", "load_experiment_state", "training_run_metadata",
            "set_checkpoint_results", "checkpoint_score_key", "training_result", "storage_of", "frozen_trial_id",
            "in_distribution", "tune_session", "train_fn_utils", "local_tune_session", "local_train_worker",
-           "search_generator_counts", "grow_search_generator", "restored_tuner_configs"]
+           "search_generator_counts", "grow_search_generator", "restart_stopper", "restored_tuner_configs"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,10 @@ USES: tuple[tuple[str, str, str, str], ...] = (
     ("ray", "SearchGenerator's saved state search_gen_state-*.json (cloudpickle: counter, total_samples, finished), "
             "written back with ray.tune.utils.util._atomic_save",
      "engine.grow", "resume --num-samples: the trial count Tuner.restore would otherwise keep"),
+    ("ray", "TuneController runner_data _stopper, _should_stop_experiment in experiment_state-*.json; "
+            "ConcurrencyLimiter state live_trials, num_unfinished_live_trials", "engine.grow",
+     "resume --time-budget / --num-samples: Tune restores its saved stopper (the budget it had left) and a limiter "
+     "that still counts budget-stopped trials live"),
     ("ray", "Tuner._local_tuner._tune_config, _run_config", "engine.grow",
      "resume --num-samples / --time-budget: the restored Tuner's count, budget and callbacks"),
 )
@@ -223,9 +227,14 @@ def search_generator_counts(folder: Any) -> tuple[int, int]:
     return int(state["counter"]), int(state["total_samples"])
 
 
-def grow_search_generator(folder: Any, total: int | None) -> str:
-    """Clear the saved "finished" (set when a time budget ended the search) and raise the trial count to
-    ``total`` (None: as it was); the file's name (rewritten atomically)."""
+def grow_search_generator(folder: Any, total: int | None, ended: set[str]) -> str:
+    """Let Tune's saved search create trials again; the file's name (rewritten atomically).
+
+    Clears "finished" (set when a time budget ended the search), raises the trial count to ``total``
+    (None: as it was), and drops the ``ended`` trials from the concurrency limiter's live set: Tune
+    stops budget-ended trials without telling the searcher, and a limiter that still counts them
+    live suggests nothing, ever (a resumed run would wait forever).
+    """
     import ray.cloudpickle as cloudpickle
     from ray.tune.utils.util import _atomic_save
 
@@ -235,10 +244,48 @@ def grow_search_generator(folder: Any, total: int | None) -> str:
     try:
         state["total_samples"] = int(total if total is not None else state["total_samples"])
         state["finished"] = False
-    except TypeError as exc:
-        raise unavailable("SearchGenerator state total_samples/finished", exc) from None
+        limiter = state.get("name:ConcurrencyLimiter")
+        if limiter is not None:
+            limiter["live_trials"] = set(limiter["live_trials"]) - set(ended)
+            limiter["num_unfinished_live_trials"] = len(limiter["live_trials"])
+    except (TypeError, KeyError) as exc:
+        raise unavailable("SearchGenerator state total_samples/finished/ConcurrencyLimiter.live_trials", exc) from None
     _atomic_save(state=state, checkpoint_dir=str(path.parent), file_name=path.name, tmp_file_name=f"tmp-{path.name}")
     return path.name
+
+
+def restart_stopper(folder: Any, budget_s: float | None) -> tuple[set[str], str | None]:
+    """The trials Tune ended (TERMINATED, ERROR) in the newest experiment state and, given ``budget_s``, its
+    saved stopper replaced by a fresh ``TimeoutStopper(budget_s)``: Tune restores the stopper it saved (in
+    ``runner_data``, with the budget it had left), not the one ``TuneConfig.time_budget_s`` would make.
+
+    Returns (ended trial ids, the state file's name if rewritten, else None).
+    """
+    import json
+    from pathlib import Path
+
+    from ray.tune.stopper import TimeoutStopper
+    from ray.tune.utils.serialization import TuneFunctionEncoder
+
+    newest = newest_experiment_state(str(folder))
+    if newest is None:
+        raise InternalsError(f"{folder}: no experiment_state-*.json (Tune's saved state)")
+    state_file = Path(newest)
+    state = load_experiment_state(state_file.read_text())
+    try:
+        trials = [json.loads(trial) for trial, _ in state["trial_data"]]
+        ended = {t["trial_id"] for t in trials if t.get("status") in ("TERMINATED", "ERROR")}
+        if budget_s is None:
+            return ended, None
+        runner = state["runner_data"]
+        runner["_stopper"] = TimeoutStopper(budget_s)
+        runner["_should_stop_experiment"] = False
+    except (TypeError, KeyError, ValueError) as exc:
+        raise unavailable("experiment state trial_data / runner_data._stopper", exc) from None
+    tmp = state_file.with_name(f".{state_file.name}.tmp")
+    tmp.write_text(json.dumps(state, indent=2, cls=TuneFunctionEncoder))
+    tmp.replace(state_file)
+    return ended, state_file.name
 
 
 def restored_tuner_configs(tuner: Any) -> tuple[Any, Any]:

@@ -62,6 +62,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true",
                    help="resume even a finished experiment: redo its held-out test and rewrite its tables "
                         "(default: say it is finished and change nothing)")
+    p.add_argument("--num-samples", type=int, metavar="N",
+                   help="grow the search to N trials in all (more than it has): new trials continue the study's "
+                        "numbering, finished ones are kept; the held-out test and tables are redone")
+    p.add_argument("--time-budget", type=float, metavar="S",
+                   help="the continued search's time budget in seconds (default: the spec's, anew)")
     p.add_argument("--top", type=int, default=5, help=_TOP_HELP)
     p.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
 
@@ -152,7 +157,10 @@ def resume(args: argparse.Namespace) -> int:
     from search.engine.console import objectives_shown
     from search.engine.run import RunOptions, resume_experiment
 
-    if not args.force and (done := _finished(args.experiment)) is not None:
+    from search.engine.grow import Growth
+
+    growth = Growth(args.num_samples, args.time_budget)
+    if not args.force and not growth and (done := _finished(args.experiment)) is not None:
         print(done, file=sys.stderr)
         return EXIT_OK
     spec = _saved_spec(args.experiment)
@@ -160,7 +168,8 @@ def resume(args: argparse.Namespace) -> int:
         else contextlib.nullcontext()
     with shown:
         outcome = resume_experiment(args.experiment, RunOptions(address=args.address, num_cpus=args.num_cpus,
-                                                                quiet=not args.verbose, epoch_lines=args.verbose))
+                                                                quiet=not args.verbose, epoch_lines=args.verbose),
+                                    growth)
     return _finish(outcome.spec, outcome, args.top)
 
 

@@ -7,6 +7,8 @@ Tuner: Optuna searcher, ASHA, callbacks), and :mod:`search.trials` for what runs
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import signal
 import sys
 import threading
@@ -18,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from search.engine.console import quiet_terminal, say
+from search.engine.grow import Growth, fresh_budget, grow_restored_tuner, grow_saved_state
 from search.engine.session import cluster_view, live_driver, ray_session, stop_leftovers, storage_warning
 from search.engine.tuner import build_tuner, trial_trainable
 from search.spec.checks import resolve_data_path, spec_search_paths
 from search.spec.models import Spec
 from search.spec.registry import TRAINABLES, trainable_ref
-from search.experiment import OPTUNA_JOURNAL, RUN_LOG, SPEC_COPY, SPEC_SOURCE_COPY, Experiment, ExperimentError
+from search.experiment import (OPTUNA_JOURNAL, RUN_LOG, SPEC_COPY, SPEC_ORIGIN, SPEC_SOURCE_COPY, Experiment,
+                               ExperimentError)
 from search.trials.resources import DRIVER_RESOURCE, TrialPlan, plan_trials
 
 __all__ = ["RunOptions", "ExperimentOutcome", "ExperimentError", "run_experiment", "resume_experiment",
@@ -256,15 +260,18 @@ def run_experiment(spec: Spec, options: RunOptions | None = None, *,
                                  unfinished=unfinished, spec=spec)
 
 
-def resume_experiment(experiment: Experiment, options: RunOptions | None = None) -> ExperimentOutcome:
+def resume_experiment(experiment: Experiment, options: RunOptions | None = None, growth: Growth | None = None,
+                      ) -> ExperimentOutcome:
     """Continue an interrupted experiment from its folder (a local path or a URI).
 
     Finished trials are not rerun; interrupted and errored trials continue from their
     last checkpoint; the Optuna study keeps its history and trial numbering. Resume restores
     Tune's own pickled state: it trusts the folder (the offline readers do not need to).
+    ``growth``: more trials (a new total) or a new time budget (:mod:`search.engine.grow`).
 
     Raises:
-        ExperimentError: not a resumable experiment, or its driver is still running.
+        ExperimentError: not a resumable experiment, its driver is still running, or a growth
+            that adds nothing.
     """
     from ray import tune
 
@@ -277,7 +284,16 @@ def resume_experiment(experiment: Experiment, options: RunOptions | None = None)
                               "folder, <storage>/<name>, of a run that started")
     local = experiment.sync()
     _refuse_live_driver(experiment)
+    origin = Path(str((experiment.read_record(SPEC_ORIGIN) or {}).get("spec", "")))
+    if options.spec_path is None and origin.is_absolute() and origin.is_file():
+        # A trainable or data loader module beside the spec: found again there, wherever resume runs from.
+        options = dataclasses.replace(options, spec_path=origin)
+    if growth:
+        for line in grow_saved_state(experiment, growth):
+            print(f"note: {line}", file=sys.stderr)
     spec = load_spec(local / SPEC_COPY)
+    if not growth and spec.search.time_budget_s:
+        fresh_budget(experiment, spec.search.time_budget_s)
     _stop_leftovers(experiment)
     for line in _repair(experiment, local, ours=spec.trainable in TRAINABLES):  # before Tune reads it
         print(f"note: {line}", file=sys.stderr)
@@ -287,6 +303,8 @@ def resume_experiment(experiment: Experiment, options: RunOptions | None = None)
         # and continuing from the last checkpoint is what a user wants anyway.
         tuner = tune.Tuner.restore(experiment.location, trainable, resume_unfinished=True, resume_errored=True,
                                    param_space=dict(spec.fixed))
+        if growth:
+            grow_restored_tuner(tuner, growth)
         results, unfinished = _fit(tuner, spec, experiment)
         # The restored searcher and scheduler have no public accessor on the Tuner; what they
         # decided is on disk: the searcher state (the Optuna study, the trials ASHA cut). Read
@@ -420,4 +438,5 @@ def _save_spec(spec: Spec, experiment: Experiment, source: Path | None) -> None:
     files = {SPEC_COPY: dump_spec(spec)}
     if source is not None and source.exists():
         files[SPEC_SOURCE_COPY] = source.read_text()
+        files[SPEC_ORIGIN] = json.dumps({"spec": str(source.resolve())})
     experiment.write_files(files)
