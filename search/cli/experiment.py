@@ -64,7 +64,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "(default: say it is finished and change nothing)")
     p.add_argument("--num-samples", type=int, metavar="N",
                    help="grow the search to N trials in all (more than it has): new trials continue the study's "
-                        "numbering, finished ones are kept; the held-out test and tables are redone")
+                        "numbering, finished ones are kept; the held-out test and tables are redone (default: the count it has)")
     p.add_argument("--time-budget", type=float, metavar="S",
                    help="the continued search's time budget in seconds (default: the spec's, anew)")
     p.add_argument("--top", type=int, default=5, help=_TOP_HELP)
