@@ -195,8 +195,10 @@ def test_a_killed_trial_process_is_retried_from_its_checkpoint(ray_cluster, tmp_
     spec = _on(load_spec(write_experiment(tmp_path, "victim", pid_at=3)), executor, num_samples=1)
     logs = tmp_path / "logs"
 
-    def killer() -> None:
-        for _ in range(600):
+    ran = threading.Event()
+
+    def killer() -> None:  # until the run ends: under load a trial can take minutes to start
+        while not ran.is_set():
             pid_files = list(logs.glob("pid-*"))
             if pid_files:
                 os.kill(int(pid_files[0].read_text()), signal.SIGKILL)
@@ -205,7 +207,10 @@ def test_a_killed_trial_process_is_retried_from_its_checkpoint(ray_cluster, tmp_
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
-    outcome = run_experiment(spec, RunOptions(spec_path=tmp_path / "victim.yaml"))
+    try:
+        outcome = run_experiment(spec, RunOptions(spec_path=tmp_path / "victim.yaml"))
+    finally:
+        ran.set()
     thread.join(timeout=5)
     (result,) = list(outcome.results)
     assert result.error is None and result.metrics["epoch"] == 4
@@ -598,8 +603,14 @@ def test_run_stops_what_a_killed_run_left_running_before_it_refuses_or_overwrite
     bystander = subprocess.Popen([sys.executable, "-c", hold])
     try:
         deadline = time.monotonic() + 30
-        while not all(any(os.readlink(fd) == str(opened) for fd in Path(f"/proc/{p.pid}/fd").iterdir())
-                      for p in (holder, bystander)):
+        def holds(pid: int) -> bool:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(FileNotFoundError):  # closed between the listing and the look
+                    if os.readlink(fd) == str(opened):
+                        return True
+            return False
+
+        while not all(holds(p.pid) for p in (holder, bystander)):
             assert time.monotonic() < deadline, "the stand-in agent never opened its log"
             time.sleep(0.05)
         driver = subprocess.Popen([sys.executable, "-c", "pass"])
