@@ -203,11 +203,20 @@ def _pids_with_files_under(folder: str) -> list[int]:
         if not proc.name.isdigit():
             continue
         try:
-            if any(os.readlink(fd).startswith(prefix) for fd in (proc / "fd").iterdir()):
-                found.append(int(proc.name))
+            fds = list((proc / "fd").iterdir())
         except OSError:  # gone, or not ours to read
             continue
+        if any(_link(fd).startswith(prefix) for fd in fds):
+            found.append(int(proc.name))
     return sorted(found)
+
+
+def _link(fd: Path) -> str:
+    """Where an open file descriptor points; "" when it closed since it was listed."""
+    try:
+        return os.readlink(fd)
+    except OSError:
+        return ""
 
 
 def _alive(pid: int) -> bool:
