@@ -5,6 +5,11 @@ Stochastic gates after Yamada et al., "Feature Selection using Stochastic Gates"
 ``eps_d ~ N(0, sigma^2)`` during training (a Gaussian relaxation of a Bernoulli gate)
 and ``eps_d = 0`` at evaluation. The sparsity penalty is the expected number of open
 gates, ``sum_d P(z_d > 0) = sum_d Phi((mu_d + 0.5) / sigma)``.
+
+Gates can be frozen (:meth:`StochasticGates.freeze`): each feature is then scaled by its evaluation
+gate in training too, with no noise and ``mu`` no longer learned, so a classifier can be retrained
+on exactly the features, and gates, an earlier training selected (the built-in refit does;
+:func:`saved_gate_means` reads those gates from a checkpoint).
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ import torch
 from torch import nn
 
 from trainables.callbacks import Callback, EarlyStopping, GradientClipping, History, ModelCheckpoint
+from trainables.checkpoint import read_checkpoint
 from trainables.distributed import unwrap_model
 from trainables.optim import build_optimizer
 from trainables.train_call import metric_mode
 from trainables.trainer import Trainer
 
-__all__ = ["StochasticGates", "FeatureSelectionModel", "GatedClassifier", "FeatureSelectionTrainer"]
+__all__ = ["StochasticGates", "FeatureSelectionModel", "GatedClassifier", "FeatureSelectionTrainer", "saved_gate_means"]
 
 #: What the trainer needs from a selector: gates with a differentiable penalty.
 SELECTOR_METHODS = ("penalty", "open_probabilities", "selected_mask")
@@ -39,14 +45,37 @@ class StochasticGates(nn.Module):
             raise ValueError(f"StochasticGates: sigma must be > 0, got {sigma}")
         self.sigma = sigma
         self.mu = nn.Parameter(torch.full((num_features,), float(init_mean)))
+        #: Set by :meth:`freeze`: no noise, ``mu`` fixed. Not in the state dict: evaluation draws no
+        #: noise anyway, so a model loaded from a frozen one's state gates its inputs the same.
+        self.frozen = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.mu.shape[0]:
             raise ValueError(f"StochasticGates expects {self.mu.shape[0]} features, got inputs of shape {tuple(x.shape)}")
         z = self.mu + 0.5
-        if self.training:
+        if self.training and not self.frozen:
             z = z + self.sigma * torch.randn_like(x)
         return x * z.clamp(0.0, 1.0)
+
+    def freeze(self, mask: torch.Tensor | Sequence[bool] | None = None) -> None:
+        """Fix the gates at their evaluation values: no noise in training, and ``mu`` no longer learned.
+
+        Each feature is then scaled by exactly the gate it has at evaluation, ``clamp(mu + 0.5, 0, 1)``,
+        in training too: the gates a classifier was validated with. ``mask``: the features to keep, when
+        not those selected now (:meth:`selected_mask`): a kept feature whose gate is shut opens fully
+        (``mu`` 0.5), a dropped one whose gate is open is shut (``mu`` -0.5); the other gates keep their
+        ``mu``. :meth:`selected_mask` is the mask afterwards, also in a model loaded from the state dict.
+        """
+        if mask is not None:
+            keep = torch.as_tensor(mask, dtype=torch.bool).to(self.mu.device)
+            if keep.shape != self.mu.shape:
+                raise ValueError(f"StochasticGates.freeze: a mask of {tuple(keep.shape)} for {self.mu.shape[0]} gates")
+            now = self.selected_mask()
+            with torch.no_grad():
+                self.mu[keep & ~now] = 0.5
+                self.mu[~keep & now] = -0.5
+        self.mu.requires_grad_(False)
+        self.frozen = True
 
     def open_probabilities(self) -> torch.Tensor:
         """P(gate > 0) per feature: the probability that the feature is used."""
@@ -268,6 +297,22 @@ class FeatureSelectionTrainer(Trainer):
         return {"feature_names": list(self.feature_names),
                 "gate_probabilities": list(self.gate_probabilities().values()),
                 "selected": self.selected_features()}
+
+
+def saved_gate_means(checkpoint: str | os.PathLike[str]) -> torch.Tensor:
+    """The gates' ``mu`` in a saved checkpoint (a folder or its ``checkpoint.pt``), read weights-only.
+
+    ``saved_gate_means(path) + 0.5 > 0`` is the selection the checkpoint's model makes.
+
+    Raises:
+        CheckpointError: the file is missing or not a weights-only checkpoint.
+        ValueError: its model has no gates (``gates.mu``).
+    """
+    model = read_checkpoint(checkpoint, map_location="cpu").get("model", {})
+    mu = model.get("gates.mu") if isinstance(model, dict) else None
+    if not isinstance(mu, torch.Tensor):
+        raise ValueError(f"{checkpoint}: its model has no feature gates (no `gates.mu` in its state)")
+    return mu
 
 
 def _built_in_monitors(patience: int | None, min_delta: float, monitor: str,

@@ -4,11 +4,19 @@ The trials learn from the train split and are ranked on the validation split; on
 (:func:`search.results.best_trial`: the best trial, or the one the ``select`` rule picks from the
 front), those validation rows have done their job and can train the final model too
 (scikit-learn's ``refit``). The trainable's own ``refit`` attribute does it, beside its training
-function as ``evaluate`` is: ``refit(config, data, epochs, out_dir) -> None`` trains the trial's
-config (with its seed) on ``data`` with the validation rows joined to the train rows, for the
-trial's best epoch count (no validation, so no early stopping), and writes a checkpoint folder
-laid out as a trial's into ``out_dir``. The built-in one is
-:func:`trainables.tasks.refit_feature_selection`.
+function as ``evaluate`` is::
+
+    refit(config, data, epochs, out_dir[, checkpoint=...]) -> Mapping | None
+
+It trains the trial's config (with its seed) on ``data`` with the validation rows joined to the
+train rows, for the trial's best epoch count ``epochs`` (no validation, so no early stopping), and
+writes a checkpoint folder laid out as a trial's into ``out_dir``. A refit function that declares
+a ``checkpoint`` parameter (or ``**kwargs``) is also given the picked trial's best checkpoint
+folder (a local path), so it can start from what the trial learned; one that does not is called
+as before. What it returns, a mapping of JSON values, is added to the record (the keys below win
+over its own). The built-in one, :func:`trainables.tasks.refit_feature_selection`, reads the
+trial's gates from that checkpoint, freezes them and retrains only the classifier, so the refit
+model keeps exactly the trial's selected features.
 
 It runs in the driver after the search, before the held-out test, and writes
 :data:`~search.results.table.REFIT_DIR` into the experiment folder (``refit.json`` and
@@ -21,14 +29,16 @@ end does it only when it is missing.
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from search.experiment import Experiment
-from search.results.table import REFIT_CHECKPOINT, REFIT_DIR, REFIT_RECORD, read_refit
+from search.results.table import REFIT_CHECKPOINT, REFIT_DIR, REFIT_RECORD, read_refit, require_checkpoint
 from search.spec.models import Spec
 from search.spec.registry import resolve_trainable
 
@@ -58,16 +68,23 @@ def refit_picked(spec: Spec, experiment: Experiment, data: Any, search_paths: tu
         return done
     if best.epoch is None or best.epoch < 1:
         raise ResultsError(f"trial {best.trial_id} has no best epoch to refit for")
+    trial = results.record(best.trial_id)
+    # The picked trial's best checkpoint, for a refit that starts from it (found before anything is written).
+    given = {"checkpoint": require_checkpoint(results, trial)} if _accepts_checkpoint(refit) else {}
     local = experiment.local
     partial = local / f"{REFIT_DIR}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     started = time.perf_counter()
-    refit(dict(results.record(best.trial_id).config), data, int(best.epoch),
-          partial / Path(REFIT_CHECKPOINT).relative_to(REFIT_DIR))
-    record = {"trial_id": best.trial_id, "epochs": int(best.epoch), "data": "train + validation",
-              "rows": _rows(data), "seed": results.record(best.trial_id).config.get("seed"),
+    said = refit(dict(trial.config), data, int(best.epoch), partial / Path(REFIT_CHECKPOINT).relative_to(REFIT_DIR),
+                 **given)
+    record = {**(dict(said) if isinstance(said, Mapping) else {}),
+              "trial_id": best.trial_id, "epochs": int(best.epoch), "data": "train + validation",
+              "rows": _rows(data), "seed": trial.config.get("seed"),
               "checkpoint": REFIT_CHECKPOINT, "chosen_by": best.rule or f"best {best.metric} ({best.mode}) on validation",
               "time_s": round(time.perf_counter() - started, 3)}
+    if given:  # which checkpoint it started from, relative to the experiment folder when inside it
+        source, root = given["checkpoint"].resolve(), local.resolve()
+        record["from_checkpoint"] = str(source.relative_to(root) if source.is_relative_to(root) else source)
     (partial / Path(REFIT_RECORD).relative_to(REFIT_DIR)).write_text(json.dumps(record, indent=2) + "\n")
     # Swap in whole: a refit cut short leaves refit.partial/, never a refit/ that looks complete.
     shutil.rmtree(local / REFIT_DIR, ignore_errors=True)
@@ -75,6 +92,16 @@ def refit_picked(spec: Spec, experiment: Experiment, data: Any, search_paths: tu
     if experiment.is_remote:
         experiment.publish(sorted(str(p.relative_to(local)) for p in (local / REFIT_DIR).rglob("*") if p.is_file()))
     return read_refit(local)
+
+
+def _accepts_checkpoint(refit: Callable[..., Any]) -> bool:
+    """Whether the refit function takes ``checkpoint=`` (a parameter of that name, or ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(refit).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable without a signature: call it as before
+        return False
+    return any(p.kind is p.VAR_KEYWORD or (p.name == "checkpoint" and p.kind is not p.POSITIONAL_ONLY)
+               for p in parameters)
 
 
 def _rows(data: Any) -> int | None:

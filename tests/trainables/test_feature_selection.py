@@ -58,6 +58,44 @@ def test_gates_reject_the_wrong_width_and_bad_sigma():
         StochasticGates(4, sigma=0)
 
 
+def test_frozen_gates_keep_their_evaluation_values_in_training_and_stop_learning():
+    gates = StochasticGates(5, sigma=0.5)
+    mu = torch.tensor([-2.0, -0.25, 0.1, 1.3, -0.5])
+    with torch.no_grad():
+        gates.mu.copy_(mu)
+    gates.freeze()  # at the current gates: features 1, 2, 3 selected
+    assert torch.equal(gates.mu, mu) and not gates.mu.requires_grad
+    assert gates.selected_mask().tolist() == [False, True, True, True, False]
+    gates.train()  # no noise any more, in training too: each feature scaled by its evaluation gate
+    x = torch.full((3, 5), 2.0)
+    torch.testing.assert_close(gates(x), torch.tensor([0.0, 0.5, 1.2, 2.0, 0.0]).expand(3, 5))
+
+    other = StochasticGates(3)
+    with torch.no_grad():
+        other.mu.copy_(torch.tensor([-1.0, 0.2, 0.3]))
+    other.freeze([True, False, True])  # a mask given: feature 0 opens fully, feature 1 is shut, 2 keeps its gate
+    assert other.selected_mask().tolist() == [True, False, True]
+    loaded = StochasticGates(3)
+    loaded.load_state_dict(other.state_dict())  # a model loaded from the state dict selects and gates the same
+    torch.testing.assert_close(loaded.eval()(torch.ones(1, 3)), torch.tensor([[1.0, 0.0, 0.8]]))
+    with pytest.raises(ValueError, match=r"freeze: a mask of \(2,\) for 3 gates"):
+        StochasticGates(3).freeze([True, False])
+
+
+def test_a_fit_with_frozen_gates_trains_only_the_classifier(small_madelon):
+    splits = small_madelon
+    model = _model(splits)
+    keep = torch.zeros(splits.num_features, dtype=torch.bool)
+    keep[[0, 3, 7]] = True
+    model.gates.freeze(keep)
+    mu, first = model.gates.mu.detach().clone(), model.classifier[0].weight.detach().clone()
+    trainer = FeatureSelectionTrainer(model, lr=1e-2, sparsity_lambda=0.5, feature_names=splits.feature_names)
+    history = trainer.fit(splits.loader("train", 64), 3, splits.loader("val", 64))
+    assert torch.equal(model.gates.mu, mu) and history["num_selected"] == [3, 3, 3]
+    assert trainer.selected_features() == [splits.feature_names[i] for i in (0, 3, 7)]
+    assert not torch.equal(model.classifier[0].weight, first)
+
+
 # ---------------------------------------------------------------- trainer
 def test_two_optimizers_with_the_selector_learning_faster(small_madelon):
     model = _model(small_madelon)

@@ -110,10 +110,27 @@ def test_the_refit_is_what_every_reader_uses_and_trial_reaches_the_trials_own(sp
     assert record["checkpoint"] == refit_dir
     assert _saved(refit_dir)["epoch"] == best.epoch
 
-    # The same training, run here: the refit is the trial's config on train + validation for its best epoch.
-    refit_feature_selection(best.config, splits, best.epoch, tmp_path / "again")
+    # The same training, run here: the refit is the trial's config on train + validation for its best epoch,
+    # its gates read from the trial's best checkpoint.
+    again = refit_feature_selection(best.config, splits, best.epoch, tmp_path / "again", checkpoint=own_dir)
     assert _same(_weights(refit_dir), _weights(tmp_path / "again"))
     assert not _same(_weights(refit_dir), _weights(own_dir))
+
+    # It keeps the trial's selection (its gates, frozen) and retrained only the classifier.
+    refit_weights, own_weights = _weights(refit_dir), _weights(own_dir)
+    own_mask = own_weights["gates.mu"] + 0.5 > 0
+    assert 0 < int(own_mask.sum()) < len(own_mask)  # a real selection: the comparison below means something
+    assert torch.equal(refit_weights["gates.mu"] + 0.5 > 0, own_mask)
+    assert torch.equal(refit_weights["gates.mu"], own_weights["gates.mu"])  # the trial's gates, unchanged
+    assert all(not torch.equal(refit_weights[k], own_weights[k]) for k in refit_weights if k.startswith("classifier."))
+    own_selected = json.loads((own_dir / "selection.json").read_text())["selected"]
+    assert json.loads((refit_dir / "selection.json").read_text())["selected"] == own_selected
+    assert again == {"selection": "kept from the trial's checkpoint", "num_selected": len(own_selected)}
+    assert record["selection"] == again["selection"] and record["num_selected"] == len(own_selected)
+    assert record["from_checkpoint"] == str(own_dir.relative_to(path))
+    torch.load(refit_dir / "checkpoint.pt", weights_only=True)  # loads as weights only
+    assert torch.equal(load_model(path).gates.selected_mask(), own_mask)
+    assert sorted(feature_table(path)["feature"]) == sorted(own_selected)
 
     assert _same(load_model(path).state_dict(), _weights(refit_dir))
     assert _same(load_model(path, best.trial_id).state_dict(), _weights(own_dir))
@@ -166,6 +183,37 @@ def test_a_refit_is_made_once_and_replaced_when_the_pick_changes(splits, tmp_pat
     assert not (path / "refit.partial").exists()
 
 
+def test_a_refit_function_without_checkpoint_is_called_as_before_and_kwargs_get_it(splits, tmp_path, monkeypatch):
+    spec, path = _experiment(tmp_path, splits)
+    best, calls = best_trial(path), []
+
+    def user_train(config, report, data=None):  # a user's trainable, as resolved from the spec
+        raise AssertionError("not called by the refit")
+
+    def old_refit(config, data, epochs, out_dir):  # the contract before `checkpoint`: returns nothing
+        calls.append(("old", epochs))
+        refit_feature_selection(config, data, epochs, out_dir)
+
+    user_train.refit = old_refit
+    monkeypatch.setattr("search.engine.refit.resolve_trainable", lambda name, paths=(): user_train)
+    record = refit_picked(spec, Experiment(str(path)), splits)
+    assert calls == [("old", best.epoch)] and record["trial_id"] == best.trial_id
+    assert "from_checkpoint" not in record and "selection" not in record
+    assert load_predictor(path).refit
+
+    def keyword_refit(config, data, epochs, out_dir, **options):  # **kwargs: given the checkpoint too
+        calls.append(("keywords", options))
+        refit_feature_selection(config, data, epochs, out_dir, **options)
+        return {"note": "mine", "trial_id": "not mine"}  # its own facts join the record; the core keys win
+
+    user_train.refit = keyword_refit
+    shutil.rmtree(path / "refit")  # else the refit of the same trial is kept as it is
+    record = refit_picked(spec, Experiment(str(path)), splits)
+    assert calls[-1] == ("keywords", {"checkpoint": best.checkpoint})
+    assert record["note"] == "mine" and record["trial_id"] == best.trial_id
+    assert record["from_checkpoint"] == str(best.checkpoint.relative_to(path))
+
+
 def test_refit_false_and_a_trainable_without_refit_keep_the_searchs_model(splits, tmp_path):
     spec, path = _experiment(tmp_path, splits, refit=False)
     assert refit_picked(spec, Experiment(str(path)), splits) is None
@@ -190,7 +238,10 @@ def test_a_run_stopped_between_its_search_and_its_refit_gets_the_refit_on_resume
     spec_path.write_text(yaml.safe_dump(raw))
     folder = Path(run_experiment(load_spec(spec_path), RunOptions(spec_path=spec_path)).path)
     made = json.loads((folder / "refit" / "refit.json").read_text())
-    assert made["trial_id"] == best_trial(folder).trial_id
+    picked = best_trial(folder)
+    assert made["trial_id"] == picked.trial_id and made["selection"] == "kept from the trial's checkpoint"
+    selected = json.loads((picked.checkpoint / "selection.json").read_text())["selected"]  # the trial's own
+    assert json.loads((folder / "refit" / "checkpoint" / "selection.json").read_text())["selected"] == selected
     assert json.loads((folder / "heldout.json").read_text())["refit"]["trial_id"] == made["trial_id"]
     shutil.rmtree(folder / "refit")  # as a driver killed after its search, before its refit, leaves it
     (folder / "heldout.json").unlink()
