@@ -5,6 +5,11 @@ that reaches the shared Ray cluster carries ``ray``. A test that uses the ``ray_
 directly or through another fixture, without the marker fails before any fixture is set up (so no
 cluster is started for it). Tests that start Ray another way (``python -m search run`` in a
 subprocess, ``ray start``) cannot be detected here; mark them by hand.
+
+The suite runs on two pytest-xdist workers (``-n 2 --dist loadgroup``, in ``pyproject.toml``): every
+test of the shared cluster in one group (one worker, one cluster, as in a serial run), every other
+test grouped by its file (a module's own fixtures, an S3 server or a two-node cluster, are made
+once). The subprocess runs, the fault tests and the fast tests share the other worker's time.
 """
 
 from __future__ import annotations
@@ -24,3 +29,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.fail(f"{item.nodeid} uses the {RAY_FIXTURE!r} fixture (it starts Ray) but is not marked "
                     "@pytest.mark.ray: add the marker (or a module-level pytestmark) so that "
                     '`pytest -m "not ray"` leaves it out.', pytrace=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        group = RAY_FIXTURE if RAY_FIXTURE in getattr(item, "fixturenames", ()) else str(item.path)
+        item.add_marker(pytest.mark.xdist_group(group))
