@@ -31,6 +31,15 @@ WIDTH = 100
 _OLD_COUNT_KEYS = {"cut by ASHA": Outcome.PRUNED.value, "stopped early": Outcome.EARLY_STOPPED.value}
 
 
+def _error_of(trial: Any) -> tuple[str | None, str | None]:
+    """A failed trial's exception in one line (the last of its ``error.txt``) and that file's path."""
+    from search.results.folder import read_error
+
+    error_file = getattr(trial, "error_file", None)
+    error = read_error(Path(error_file).parent) if error_file and Path(error_file).is_file() else None
+    return error, error_file
+
+
 class ProgressLines(Callback):
     """One line per trial event, and a status line now and then; epoch lines only when asked.
 
@@ -218,16 +227,24 @@ class ProgressLines(Callback):
         self._print(f"trial {trial.trial_id} {words}{shown}  [{self.finished}/{self._total(trials)} done]")
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        from search.results.folder import read_error
-
         self.trial_best.pop(trial.trial_id, None)
         self.judged.pop(trial.trial_id, None)
-        error_file = getattr(trial, "error_file", None)
-        error = read_error(Path(error_file).parent) if error_file and Path(error_file).is_file() else None
+        error, error_file = _error_of(trial)
         self._ended(trial, Outcome.FAILED, {})
-        detail = error or (f"see {error_file}" if error_file else None)
+        detail = f"{error} (traceback: {error_file})" if error and error_file else error or (
+            f"see {error_file}" if error_file else None)
         self._print(f"trial {trial.trial_id} {describe(Outcome.FAILED, detail=detail)}  "
                     f"[{self.finished}/{self._total(trials)} done]")
+
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        """A failed trial Tune retries (``failure.max_retries``): which retry, and from which epoch."""
+        error, _ = _error_of(trial)
+        latest = getattr(trial, "latest_checkpoint_result", None)
+        epoch = (getattr(latest, "metrics", None) or {}).get("epoch") if latest is not None else None
+        start = f"from its checkpoint of epoch {epoch}" if epoch is not None else "from the start (no checkpoint yet)"
+        retries = getattr(trial, "max_failures", None)
+        count = f"{trial.num_failures}/{retries}" if isinstance(retries, int) and retries > 0 else str(trial.num_failures)
+        self._print(f"trial {trial.trial_id} failed{': ' + error if error else ''}; retry {count} {start}")
 
     def _ended(self, trial: Any, outcome: Outcome, values: dict[str, Any]) -> None:
         self.finished += 1

@@ -94,8 +94,10 @@ def feature_table(experiment: ExperimentLike, top_k: int = 10, *, all_features: 
     picked, checkpoint, refit = model_checkpoint(results)  # the refit model's gates when the run made one
     own = _selection(results, results.record(picked), checkpoint)
     if own is None:
-        raise ResultsError(f"the best trial {picked}'s checkpoint {checkpoint} has no {SELECTION_FILE}: "
-                           "its trainable does not select features")
+        trainable = results.info.spec.trainable if results.info.spec is not None else "its trainable"
+        raise ResultsError(f"`features` needs a model with feature gates (the built-in feature_selection "
+                           f"trainable); {trainable} selects no features (trial {picked}'s checkpoint {checkpoint} "
+                           f"has no {SELECTION_FILE}). Its results: best, export, report")
     _, selected = selection_matrix(results, top_k)
     names = list(own["probabilities"])
     df = pd.DataFrame({

@@ -69,7 +69,7 @@ def summary_text(results: ExperimentResults, top: int = 5, *, where: str | None 
         lines += ["", f"best trial {best.trial_id}: {info.metric} = {best.value:.4g}{at} ({best.status})"]
     lines += [f"  {key}: {value}" for key, value in best.params.items()]
     row = table.loc[table["trial_id"] == best.trial_id].iloc[0]
-    if not pd.isna(row["num_selected"]) and "num_selected" not in best.values:
+    if not pd.isna(row.get("num_selected")) and "num_selected" not in best.values:
         lines.append(f"  selected features: {int(row['num_selected'])}")
     refit = table.attrs.get("refit")
     refitted = refit is not None and str(refit.get("trial_id")) == str(best.trial_id)
@@ -113,7 +113,7 @@ def _top_table(results: ExperimentResults, top: int) -> str:
     frame.insert(0, "trial_id", rows["trial_id"])
     if info.multi_objective:
         frame["front"] = rows["pareto"].map(lambda on: "*" if on is True else "")
-    elif table["num_selected"].notna().any():
+    elif "num_selected" in table and table["num_selected"].notna().any():
         frame["num_selected"] = rows["num_selected"]
     frame["best_epoch"] = rows["best_epoch"]
     frame["status"] = [s if len(s) <= _STATUS_WIDTH else s[:_STATUS_WIDTH - 1] + "…" for s in rows["status"].astype(str)]

@@ -110,7 +110,8 @@ def load_results(experiment: ExperimentLike) -> pd.DataFrame:
 
     ``trial_id``, ``status`` (in words), ``outcome`` (:class:`Outcome` value), one column per
     searched parameter, ``best_<metric>``, ``last_<metric>``, ``best_epoch``, ``epochs_run``,
-    ``num_selected`` (at the best epoch), ``train_time_s``, ``checkpoint`` (the trial's best).
+    ``num_selected`` (at the best epoch; only for a model with feature gates), ``train_time_s``,
+    ``checkpoint`` (the trial's best).
     ``df.attrs`` holds ``experiment``, ``metric``, ``mode``, ``params`` and ``notes``.
     """
     return open_results(experiment).table
@@ -230,6 +231,8 @@ def _frame(rows: list[dict[str, Any]], files: ExperimentFiles) -> pd.DataFrame:
     df = df.sort_values([best_column(info), "trial_id"], ascending=[info.mode == "min", True], na_position="last",
                         kind="stable")
     df = df.reset_index(drop=True)
+    if df["num_selected"].isna().all():  # a model without feature gates: no column of blanks
+        df = df.drop(columns="num_selected")
     df.attrs = {"experiment": str(files.path), "name": info.name, "metric": info.metric, "mode": info.mode,
                 "objectives": [list(o) for o in info.all_objectives], "params": list(info.params),
                 "notes": list(files.warnings)}

@@ -129,7 +129,9 @@ def test_event_lines_say_what_the_table_says(folder: Path) -> None:
     ending = _ending_lines(out.getvalue())
     assert set(ending) == set(table.index)
     for tid, status in table["status"].items():  # the status, then the values (": val_accuracy=...") or the count
-        assert re.match(rf"trial {tid} {re.escape(status)}(: val_accuracy=| +\[)", ending[tid]), (ending[tid], status)
+        # A failure's line adds where its traceback is (the table's status is the error alone).
+        assert re.match(rf"trial {tid} {re.escape(status)}(: val_accuracy=|( \(traceback: [^)]+error\.txt\))? +\[)",
+                        ending[tid]), (ending[tid], status)
     # The status line counts in the same words as the summary's header, and they add up.
     status = [ln for ln in out.getvalue().splitlines() if "trials done" in ln][-1]
     counts = count_words(table["outcome"].value_counts().to_dict())

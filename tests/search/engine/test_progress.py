@@ -132,6 +132,27 @@ def test_failed_and_early_stopped_trials_are_counted_and_named():
     assert "2/3 trials done, 0 running: 1 stopped early by patience, 1 failed" in text[2]
 
 
+def test_a_retry_says_which_and_from_which_epoch_and_a_failure_points_to_its_traceback(tmp_path):
+    """Issue 26, item 9: "retry k/n from checkpoint N"; a FAILED line names the error file in the experiment."""
+    (tmp_path / "trial_f").mkdir()
+    error_file = tmp_path / "trial_f" / "error.txt"
+    error_file.write_text("Traceback (most recent call last):\n  ...\nRuntimeError: injected at epoch 3\n")
+    out = io.StringIO()
+    lines = ProgressLines("score", "max", stream=out, num_samples=2, status_every_s=0)
+    checkpointed = SimpleNamespace(metrics={"epoch": 2, "score": 0.4})
+    trial = SimpleNamespace(trial_id="f", status="RUNNING", evaluated_params={}, last_result={}, error_file=str(error_file),
+                            num_failures=1, max_failures=2, latest_checkpoint_result=checkpointed)
+    lines.on_trial_recover(0, [trial], trial)
+    fresh = SimpleNamespace(**{**vars(trial), "trial_id": "g", "latest_checkpoint_result": None})
+    lines.on_trial_recover(0, [trial, fresh], fresh)
+    trial.status = "ERROR"
+    lines.on_trial_error(0, [trial], trial)
+    text = out.getvalue().splitlines()
+    assert text[0].endswith("trial f failed: RuntimeError: injected at epoch 3; retry 1/2 from its checkpoint of epoch 2")
+    assert text[1].endswith("trial g failed: RuntimeError: injected at epoch 3; retry 1/2 from the start (no checkpoint yet)")
+    assert text[2].endswith(f"trial f failed: RuntimeError: injected at epoch 3 (traceback: {error_file})  [1/2 done]")
+
+
 def test_quiet_terminal_sends_descriptors_to_the_log_and_our_lines_to_the_terminal(tmp_path):
     """In a process of its own: pytest's capture replaces the streams this redirects."""
     log = tmp_path / "exp" / "run.log"

@@ -308,11 +308,11 @@ def test_a_folder_without_tune_state_or_features(tmp_path: Path) -> None:
     path = _fake_experiment(tmp_path)
     df = load_results(path)
     assert list(df.columns) == ["trial_id", "status", "outcome", "x", "k", "best_score", "last_score", "best_epoch",
-                                "epochs_run", "num_selected", "train_time_s", "checkpoint"]
+                                "epochs_run", "train_time_s", "checkpoint"]  # no gates: no num_selected
     assert df["trial_id"].tolist() == ["t2", "t3", "t1", "t4"]
     assert df["status"].tolist() == ["completed", "unfinished at epoch 2", "completed",
                                      "failed: ValueError: k=4 is not supported"]
-    assert str(df["k"].dtype) == "Int64" and df["num_selected"].isna().all() and df["checkpoint"].isna().all()
+    assert str(df["k"].dtype) == "Int64" and df["checkpoint"].isna().all()
     code, out, _ = cli("best", str(path))
     assert code == 0 and yaml.safe_load(out) == {"x": 0.8, "k": 2}
     code, _, err = cli("features", str(path))
