@@ -268,8 +268,8 @@ def restart_stopper(folder: Any, budget_s: float | None) -> tuple[set[str], str 
     from ray.tune.utils.serialization import TuneFunctionEncoder
 
     newest = newest_experiment_state(str(folder))
-    if newest is None:
-        raise InternalsError(f"{folder}: no experiment_state-*.json (Tune's saved state)")
+    if newest is None:  # killed before Tune's first save: nothing restored, nothing to restart
+        return set(), None
     state_file = Path(newest)
     state = load_experiment_state(state_file.read_text())
     try:

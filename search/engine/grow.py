@@ -38,11 +38,16 @@ def grow_saved_state(experiment: Experiment, growth: Growth) -> list[str]:
         ExperimentError: ``N`` is not more than the trials the experiment already has, or a budget
             that is not positive.
     """
-    from search.internals import grow_search_generator, restart_stopper, search_generator_counts
-    from search.spec.load import dump_spec, load_spec
+    from search.internals import InternalsError, grow_search_generator, restart_stopper, search_generator_counts
+    import yaml
+
+    from search.spec.load import dump_spec
+    from search.spec.models import Spec
+    from search.spec.yaml_lines import SpecLoader
 
     local = experiment.local
-    spec = load_spec(local / SPEC_COPY)
+    # Structure only: the spec ran already; its checks (the trainable's import) are resume's, after this.
+    spec = Spec.model_validate(yaml.load((local / SPEC_COPY).read_text(), Loader=SpecLoader))  # noqa: S506 - safe
     search, lines, rewritten = spec.search, [], [SPEC_COPY]
     if growth.time_budget_s is not None:
         if not growth.time_budget_s > 0:
@@ -52,7 +57,10 @@ def grow_saved_state(experiment: Experiment, growth: Growth) -> list[str]:
         search = search.model_copy(update={"time_budget_s": float(growth.time_budget_s)})
         lines.append(f"time budget of the continued search: {growth.time_budget_s:g} s (was {was})")
     if growth.num_samples is not None:
-        created, _ = search_generator_counts(local)
+        try:
+            created, _ = search_generator_counts(local)
+        except InternalsError as exc:
+            raise ExperimentError(f"cannot grow {experiment}: {exc}") from None
         if growth.num_samples <= max(created, spec.search.num_samples):
             raise ExperimentError(
                 f"--num-samples {growth.num_samples}: {experiment} already has {created} trial(s) of "
@@ -61,10 +69,13 @@ def grow_saved_state(experiment: Experiment, growth: Growth) -> list[str]:
         search = search.model_copy(update={"num_samples": growth.num_samples})
         lines.append(f"growing the search from {spec.search.num_samples} to {growth.num_samples} trials "
                      f"(the study continues at trial {created}; finished trials are kept as they are)")
-    # The budget anew (the spec's, or the new one): Tune would restore the stopper with what it had left.
-    ended, state_file = restart_stopper(local, search.time_budget_s)
-    # A time budget that ended the search also marked Tune's search "finished": cleared, so it creates trials again.
-    rewritten += [grow_search_generator(local, growth.num_samples, ended), *([state_file] if state_file else [])]
+    try:
+        # The budget anew (the spec's, or the new one): Tune would restore the stopper with what it had left.
+        ended, state_file = restart_stopper(local, search.time_budget_s)
+        # A time budget that ended the search also marked Tune's search "finished": cleared, so it creates trials.
+        rewritten += [grow_search_generator(local, growth.num_samples, ended), *([state_file] if state_file else [])]
+    except InternalsError as exc:
+        raise ExperimentError(f"cannot grow {experiment}: {exc}") from None
     (local / SPEC_COPY).write_text(dump_spec(spec.model_copy(update={"search": search})))
     experiment.publish(rewritten)
     return lines

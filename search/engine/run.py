@@ -286,8 +286,11 @@ def resume_experiment(experiment: Experiment, options: RunOptions | None = None,
     _refuse_live_driver(experiment)
     origin = Path(str((experiment.read_record(SPEC_ORIGIN) or {}).get("spec", "")))
     if options.spec_path is None and origin.is_absolute() and origin.is_file():
-        # A trainable or data loader module beside the spec: found again there, wherever resume runs from.
+        # A trainable or data loader module beside the spec: found again there, wherever resume runs from (by the
+        # spec copy's checks too: at the end of sys.path, as resolve_trainable adds it, never shadowing a package).
         options = dataclasses.replace(options, spec_path=origin)
+        if str(origin.parent) not in sys.path:
+            sys.path.append(str(origin.parent))
     if growth:
         for line in grow_saved_state(experiment, growth):
             print(f"note: {line}", file=sys.stderr)

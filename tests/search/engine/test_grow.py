@@ -45,13 +45,24 @@ def _rows(folder: Path) -> dict[str, str]:
     return {d.name: (d / "result.json").read_text() for d in sorted(folder.glob("trial_*"))}
 
 
+def _as_a_fresh_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a later `resume` in another process, run from another folder, has: the trainable's folder not on
+    sys.path (the run put it there) and the module not imported."""
+    import sys
+
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in (str(tmp_path), "")])
+    monkeypatch.delitem(sys.modules, "growing", raising=False)
+    monkeypatch.chdir(tmp_path.parent)
+
+
 @pytest.mark.ray
-def test_a_finished_search_grows_to_more_trials_and_keeps_what_it_had(ray_cluster, tmp_path, capsys):
+def test_a_finished_search_grows_to_more_trials_and_keeps_what_it_had(ray_cluster, tmp_path, capsys, monkeypatch):
     from search.results import open_results
     from search.results.searcher_state import load_study
 
     path = _spec(tmp_path)
     folder = Path(run_experiment(load_spec(path), RunOptions(spec_path=path)).path)
+    _as_a_fresh_process(tmp_path, monkeypatch)  # resume finds growing.py beside the spec it ran (spec.origin.json)
     before_rows, before_study = _rows(folder), load_study(folder)
     before = [(t.number, t.state, t.value, t.params) for t in before_study.trials]
     assert len(before) == 2 and all(state is optuna.trial.TrialState.COMPLETE for _, state, _, _ in before)
@@ -112,3 +123,16 @@ def test_a_budget_ended_search_continues_with_a_new_budget(ray_cluster, tmp_path
     assert set(kept) <= set(table[table["outcome"] == "completed"]["trial_id"])
     assert yaml.safe_load((folder / "spec.yaml").read_text())["search"]["time_budget_s"] == 600
     assert len(load_study(folder).trials) == 4
+
+
+def test_growing_a_folder_without_tunes_saved_state_is_a_clear_error_and_a_plain_resume_is_not_hurt(tmp_path):
+    """A driver killed before Tune's first save leaves tuner.pkl and our spec copy, no state to grow."""
+    from search.engine.grow import fresh_budget, grow_saved_state
+
+    folder = tmp_path / "results" / "grow"
+    folder.mkdir(parents=True)
+    (folder / "spec.yaml").write_text(_spec(tmp_path, time_budget_s=5.0).read_text())
+    with pytest.raises(ExperimentError, match=r"cannot grow .*no search_gen_state-\*\.json"):
+        grow_saved_state(Experiment.at(folder), Growth(num_samples=5))
+    fresh_budget(Experiment.at(folder), 5.0)  # nothing saved, nothing to restart: no error
+    assert yaml.safe_load((folder / "spec.yaml").read_text())["search"]["num_samples"] == 2  # unchanged
