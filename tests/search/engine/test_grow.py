@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import optuna
@@ -108,9 +107,7 @@ def test_a_budget_ended_search_continues_with_a_new_budget(ray_cluster, tmp_path
     raw = yaml.safe_load(path.read_text())
     raw["fixed"]["sleep"] = 0.6  # 1.2 s a trial: the 1 s budget ends the search within its first two trials
     path.write_text(yaml.safe_dump(raw))
-    started = time.monotonic()
     folder = Path(run_experiment(load_spec(path), RunOptions(spec_path=path)).path)
-    assert time.monotonic() - started < 60
     first = open_results(folder).table
     assert len(first) < 4  # the budget ended it
 
