@@ -6,10 +6,11 @@ directly or through another fixture, without the marker fails before any fixture
 cluster is started for it). Tests that start Ray another way (``python -m search run`` in a
 subprocess, ``ray start``) cannot be detected here; mark them by hand.
 
-The suite runs on two pytest-xdist workers (``-n 2 --dist loadgroup``, in ``pyproject.toml``): every
-test of the shared cluster in one group (one worker, one cluster, as in a serial run), every other
-test grouped by its file (a module's own fixtures, an S3 server or a two-node cluster, are made
-once). The subprocess runs, the fault tests and the fast tests share the other worker's time.
+The suite runs on two pytest-xdist workers (``-n 2``, in ``pyproject.toml``), tests dealt out one by
+one: each worker starts its own shared cluster (and its own module fixtures) when it first needs one.
+Grouping tests onto one worker (``--dist loadgroup`` and ``xdist_group`` marks) does nothing with
+pytest 9.2 and xdist 3.8: xdist tags a test's group by setting ``item._nodeid``, and pytest 9.2's
+``nodeid`` reads ``_id``.
 """
 
 from __future__ import annotations
@@ -30,8 +31,3 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                     "@pytest.mark.ray: add the marker (or a module-level pytestmark) so that "
                     '`pytest -m "not ray"` leaves it out.', pytrace=False)
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        group = RAY_FIXTURE if RAY_FIXTURE in getattr(item, "fixturenames", ()) else str(item.path)
-        item.add_marker(pytest.mark.xdist_group(group))
