@@ -267,6 +267,8 @@ def restart_stopper(folder: Any, budget_s: float | None) -> tuple[set[str], str 
     from ray.tune.stopper import TimeoutStopper
     from ray.tune.utils.serialization import TuneFunctionEncoder
 
+    from trainables.files import atomic_write
+
     newest = newest_experiment_state(str(folder))
     if newest is None:  # killed before Tune's first save: nothing restored, nothing to restart
         return set(), None
@@ -282,9 +284,7 @@ def restart_stopper(folder: Any, budget_s: float | None) -> tuple[set[str], str 
         runner["_should_stop_experiment"] = False
     except (TypeError, KeyError, ValueError) as exc:
         raise unavailable("experiment state trial_data / runner_data._stopper", exc) from None
-    tmp = state_file.with_name(f".{state_file.name}.tmp")
-    tmp.write_text(json.dumps(state, indent=2, cls=TuneFunctionEncoder))
-    tmp.replace(state_file)
+    atomic_write(state_file, json.dumps(state, indent=2, cls=TuneFunctionEncoder))  # as engine.recovery rewrites it
     return ended, state_file.name
 
 
