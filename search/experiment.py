@@ -34,7 +34,7 @@ from search import mirror
 __all__ = ["Experiment", "ExperimentLike", "ExperimentError", "DEFAULT_STORAGE", "SPEC_COPY", "SPEC_SOURCE_COPY",
            "SPEC_ORIGIN",
            "TRAIN_RUNS_DIR", "HELDOUT_FILE", "OPTUNA_JOURNAL", "RUN_LOG", "EMBEDDED_RAY_RECORD", "DRIVER_RECORD",
-           "CACHE_ENV", "is_uri", "redact", "storage_root", "unwritable_reason", "filesystem"]
+           "CACHE_ENV", "CHECKPOINT_STATE_KEY", "is_uri", "redact", "storage_root", "unwritable_reason", "filesystem"]
 
 #: Where a bare experiment name is looked up (the spec's ``storage`` default, relative to CWD).
 DEFAULT_STORAGE = Path("results")
@@ -56,6 +56,9 @@ RUN_LOG = "run.log"
 EMBEDDED_RAY_RECORD = ".embedded-ray.json"
 #: The driver process running the experiment now (also for ``run --address``): resume refuses while it lives.
 DRIVER_RECORD = ".driver.json"
+#: Key of a trial checkpoint's metadata (Ray's ``Checkpoint.set_metadata``) under which our bookkeeping travels with
+#: it: how its epochs are counted and, under PBT, its model's schedule (search.trials.setup.CheckedReport).
+CHECKPOINT_STATE_KEY = "hpsearch_epoch"
 #: Where local copies of URI experiments are kept (default ``$XDG_CACHE_HOME/search``, i.e. ``~/.cache/search``).
 CACHE_ENV = mirror.CACHE_ENV
 

@@ -18,7 +18,8 @@ __all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "
            "bracket_rungs", "newest_experiment_state", "load_experiment_state", "training_run_metadata",
            "set_checkpoint_results", "checkpoint_score_key", "training_result", "storage_of", "frozen_trial_id",
            "in_distribution", "tune_session", "train_fn_utils", "local_tune_session", "local_train_worker",
-           "search_generator_counts", "grow_search_generator", "restart_stopper", "restored_tuner_configs"]
+           "search_generator_counts", "grow_search_generator", "restart_stopper", "restored_tuner_configs",
+           "result_loggers"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,9 @@ USES: tuple[tuple[str, str, str, str], ...] = (
      "that still counts budget-stopped trials live"),
     ("ray", "Tuner._local_tuner._tune_config, _run_config", "engine.grow",
      "resume --num-samples / --time-budget: the restored Tuner's count, budget and callbacks"),
+    ("ray", "LoggerCallback._restore_from_remote (JsonLoggerCallback, CSVLoggerCallback)", "engine.tuner",
+     "a trial restarted in the same driver (a retry, PBT's pause or exploit) keeps the result.json and progress.csv "
+     "this driver wrote, instead of Tune's copy of the last synced ones over them (which loses the rows since)"),
 )
 
 
@@ -364,3 +368,46 @@ def local_train_worker(name: str) -> Iterator[None]:
         yield
     finally:
         fn_utils.set_train_fn_utils(previous)
+
+
+
+# ---------------------------------------------------------------- result logs (engine.tuner)
+def _restore_only_when_missing(restore: Any) -> Any:
+    def _restore_from_remote(self: Any, file_name: str, trial: Any) -> None:
+        from pathlib import Path
+
+        if Path(trial.local_path, file_name).exists():  # written by this driver: newer than the storage's copy
+            return
+        restore(self, file_name, trial)
+    return _restore_from_remote
+
+
+def _logger_class(name: str) -> type:
+    import ray.tune.logger
+
+    base = getattr(ray.tune.logger, name)
+    restore = getattr(base, "_restore_from_remote", None)
+    if restore is None:  # pragma: no cover - another Ray
+        raise unavailable(f"{name}._restore_from_remote", AttributeError("_restore_from_remote"))
+    return type(f"KeepLocal{name}", (base,), {"_restore_from_remote": _restore_only_when_missing(restore),
+                                               "__module__": __name__})
+
+
+#: Tune's JSON and CSV result loggers, keeping this driver's own files when a trial restarts (:func:`result_loggers`).
+KeepLocalJsonLoggerCallback: type = _logger_class("JsonLoggerCallback")
+KeepLocalCSVLoggerCallback: type = _logger_class("CSVLoggerCallback")
+
+
+def result_loggers() -> list[Any]:
+    """Tune's JSON and CSV result loggers, which keep this driver's own files when a trial restarts.
+
+    Tune's loggers copy the storage's ``result.json`` / ``progress.csv`` over the driver's staging
+    copy whenever a trial with a checkpoint starts (``LoggerCallback._restore_from_remote``). The
+    storage copy is synced from the staging one only now and then, so a trial restarted in the same
+    driver (a retry; PBT pausing and resuming it, or restarting it from another's checkpoint) lost
+    the rows reported since the last sync. A staging file that exists was written by this driver and
+    is the newest; only a driver that has none (``resume``) copies the storage's. Given in the run's
+    callbacks, these replace Tune's defaults (``_create_default_callbacks`` adds a logger type only
+    when none of that type is given).
+    """
+    return [KeepLocalJsonLoggerCallback(), KeepLocalCSVLoggerCallback()]

@@ -240,6 +240,35 @@ class FeatureSelectionTrainer(Trainer):
         super().__init__(model, optimizers, "cross_entropy", callbacks=[*extra, *self._monitored, *(callbacks or [])],
                          **kwargs)
 
+    def set_hyperparameters(self, *, lr: float | None = None, selector_lr_ratio: float | None = None,
+                            sparsity_lambda: float | None = None, weight_decay: float | None = None,
+                            max_norm: float | None = None) -> None:
+        """Change training settings in place, keeping the optimizers' state (Adam's moments).
+
+        What a trial restored from another's checkpoint under new settings needs (population-based
+        training): the classifier's ``lr`` and ``weight_decay``, the gates' ``lr * selector_lr_ratio``,
+        ``sparsity_lambda`` and the clipping norm. None leaves a setting as it is.
+        """
+        if selector_lr_ratio is not None:
+            if selector_lr_ratio <= 0:
+                raise ValueError(f"selector_lr_ratio must be > 0, got {selector_lr_ratio}")
+            self.selector_lr_ratio = selector_lr_ratio
+        classifier, selector = self.optimizers
+        for group in classifier.param_groups:
+            group["lr"] = lr if lr is not None else group["lr"]
+            group["weight_decay"] = weight_decay if weight_decay is not None else group["weight_decay"]
+        if lr is not None or selector_lr_ratio is not None:
+            for group in selector.param_groups:
+                group["lr"] = classifier.param_groups[0]["lr"] * self.selector_lr_ratio
+        if sparsity_lambda is not None:
+            if sparsity_lambda < 0:
+                raise ValueError(f"sparsity_lambda must be >= 0, got {sparsity_lambda}")
+            self.sparsity_lambda = sparsity_lambda
+        if max_norm is not None:
+            for cb in self.callbacks:
+                if isinstance(cb, GradientClipping):
+                    cb.max_norm = max_norm
+
     @property
     def early_stopping(self) -> EarlyStopping | None:
         """The built-in early stopping (``patience``), or None."""

@@ -249,6 +249,9 @@ def train_feature_selection(
     if resume_from is not None:
         path = Path(resume_from)
         trainer.load_checkpoint(path / CHECKPOINT_FILE if path.is_dir() else path, trusted=True)  # the trial's own
+        # This config's settings, not the checkpoint's: under PBT a trial goes on from another's checkpoint, mutated.
+        trainer.set_hyperparameters(lr=cfg.lr, selector_lr_ratio=cfg.selector_lr_ratio, weight_decay=cfg.weight_decay,
+                                    sparsity_lambda=cfg.sparsity_lambda, max_norm=cfg.max_norm)
     if world.world_size > 1:
         # Gate noise (and dropout) come from torch's global RNG: with one seed (or rank 0's
         # restored RNG state) every rank would draw the same noise for its own shard.
@@ -272,6 +275,8 @@ train_feature_selection.metrics = (  # type: ignore[attr-defined]
     "val_task_loss", "val_penalty", "num_selected", "expected_open_gates", "grad_norm_mean", "grad_norm_max",
     "clip_fraction", "epochs_since_improvement", "lr", "epoch_time_s", "stop_reason", "majority_rate",
 )
+#: What a restore can change (``set_hyperparameters``): PBT mutates only these by default.
+train_feature_selection.mutable = ("lr", "selector_lr_ratio", "sparsity_lambda", "weight_decay", "max_norm")  # type: ignore[attr-defined]
 train_feature_selection.config_keys = tuple(f.name for f in dataclasses.fields(FeatureSelectionConfig))  # type: ignore[attr-defined]
 #: Checks a config as a trial would (``validate`` runs it on the spec's fixed values): raises ConfigError.
 train_feature_selection.validate_config = FeatureSelectionConfig.from_mapping  # type: ignore[attr-defined]

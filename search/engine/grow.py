@@ -56,6 +56,9 @@ def grow_saved_state(experiment: Experiment, growth: Growth) -> list[str]:
         was = f"{search.time_budget_s:g} s" if search.time_budget_s else "none"
         search = search.model_copy(update={"time_budget_s": float(growth.time_budget_s)})
         lines.append(f"time budget of the continued search: {growth.time_budget_s:g} s (was {was})")
+    if growth.num_samples is not None and spec.scheduler.type == "pbt":
+        raise ExperimentError(f"--num-samples: {experiment} is a population-based search (scheduler type pbt), whose "
+                              "population is fixed when it starts; run a new experiment with a larger num_samples")
     if growth.num_samples is not None:
         try:
             created, _ = search_generator_counts(local)

@@ -16,11 +16,13 @@ def asha_rungs(spec: Spec) -> list[int]:
 
 
 def render_plan(spec: Spec) -> tuple[str, TrialPlan | None]:
+    pbt = spec.scheduler.type == "pbt"
     lines = [f"experiment  {spec.name}", f"trainable   {spec.trainable}",
              "objective   " + ", ".join(f"{mode} {metric}" for metric, mode in spec.objectives)
              + (f" (Pareto front; pick: {describe_rule(spec.objectives, spec.select.tolerance, spec.select.limits)})"
                 if spec.multi_objective else ""),
-             f"search      {spec.search.sampler.value}, {spec.search.num_samples} trials, seed {spec.search.seed}"
+             f"search      {'random population (PBT)' if pbt else spec.search.sampler.value}, "
+             f"{spec.search.num_samples} trials, seed {spec.search.seed}"
              + (f", time budget {spec.search.time_budget_s:g}s" if spec.search.time_budget_s else "")]
     if spec.data:
         lines.append(f"data        {spec.data.get('name') or 'loaded by ' + str(spec.data.get('loader'))}")
@@ -33,6 +35,13 @@ def render_plan(spec: Spec) -> tuple[str, TrialPlan | None]:
         rungs = asha_rungs(spec)
         lines.append(f"scheduler   ASHA on epoch and {spec.scheduler_mode} {spec.scheduler_metric}, max_t {spec.max_epochs}, reduction factor {spec.scheduler.reduction_factor:g}; "
                      f"trials can be cut at epochs {', '.join(map(str, rungs)) or '(none)'}")
+    elif pbt:
+        sched = spec.scheduler
+        mutated = ", ".join(sched.mutate) if sched.mutate else "every searched parameter the trainable can change"
+        lines.append(f"scheduler   PBT on epoch and {spec.scheduler_mode} {spec.scheduler_metric}: every "
+                     f"{sched.perturbation_interval} epochs (from epoch {sched.burn_in_period + sched.perturbation_interval})"
+                     f" the bottom {sched.quantile_fraction:g} of the trials go on from a top trial's checkpoint with "
+                     f"its configuration mutated ({mutated})")
     else:
         lines.append("scheduler   none (every trial runs to its end)")
     node, nodes = local_resources()
@@ -52,5 +61,9 @@ def render_plan(spec: Spec) -> tuple[str, TrialPlan | None]:
     if spec.checkpoint_score != spec.primary_metric:
         lines.append(f"note        checkpoints ranked by {spec.checkpoint_score}, not by {spec.primary_metric}: the "
                      f"checkpoint kept (and load_model's) may be another epoch than the table's best_epoch")
+    if pbt:
+        lines.append("note        every checkpoint is kept while PBT runs (trials copy each other's), and there is no "
+                     "refit: a PBT trial's model trained under a schedule of configurations; its best checkpoint is "
+                     "the one tested")
     lines.append(f"storage     {spec.storage}/{spec.name}")
     return "\n".join(lines), plan

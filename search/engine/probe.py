@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.engine.run import load_data_once, required_metrics, resolved_spec
+from search.engine.run import load_data_once, resolved_spec
 from search.results.outcomes import is_finite_number
 from search.spec.checks import spec_search_paths
 from search.spec.models import Executor, Spec
@@ -113,8 +113,8 @@ def _probe(spec: Spec, paths: tuple[Path, ...], plan: TrialPlan, folder: Path, r
     report.add("config", _config_line(sampled, config, epoch_keys, spec))
     setup = _ProbeSetup(trainable_ref=trainable_ref(spec.trainable), search_paths=tuple(str(p) for p in paths),
                         data_ref=None, plan=plan, experiment_path=str(folder),
-                        checkpoint_num_to_keep=spec.checkpoint.num_to_keep, checkpoint_score=spec.checkpoint_score,
-                        checkpoint_mode=spec.checkpoint_mode, required_metrics=required_metrics(spec), data=data)
+                        checkpoint_num_to_keep=spec.checkpoints_to_keep, checkpoint_score=spec.checkpoint_score,
+                        checkpoint_mode=spec.checkpoint_mode, required_metrics=spec.required_metrics, data=data)
     trial = _LocalTrial(folder / "trial")
     on_train_worker = plan.executor is Executor.TORCH_TRAINER and is_ray_style(fn)
 

@@ -90,12 +90,13 @@ class ProgressLines(Callback):
         self.trial_best: dict[str, tuple[float, Any, dict[str, Any]]] = {}  # running id -> (best, its epoch, objectives)
         self.judged: dict[str, tuple[float | None, Any]] = {}  # running id -> (best val_accuracy, majority rate)
         self._panel: Any = None  # the rich Live display, while it runs
+        self.params_shown: dict[str, dict[str, Any]] = {}  # running id -> the parameters its last start showed
 
     def __getstate__(self) -> dict[str, Any]:  # pickled into tuner.pkl: not the display
         return {**self.__dict__, "_panel": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:  # a tuner.pkl of an older version lacks the new fields
-        self.__dict__.update({"objectives": None, "select": None, "ended": {}, "judged": {}, **state})
+        self.__dict__.update({"objectives": None, "select": None, "ended": {}, "judged": {}, "params_shown": {}, **state})
 
     #: What Tune saves with its experiment state and hands back on resume (tuner.pkl has this object
     #: as it was when the run started): the counts, the best trial so far and the trials that ended.
@@ -181,14 +182,26 @@ class ProgressLines(Callback):
         self._stop_panel()
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._print(f"trial {trial.trial_id} started  {_params(trial.evaluated_params)}")
+        """Once per trial; again only when it starts with another configuration (PBT: copied a better trial)."""
+        params = _current_params(trial)
+        before = self.params_shown.get(trial.trial_id)
+        self.params_shown[trial.trial_id] = params
+        if before is None:
+            self._print(f"trial {trial.trial_id} started  {_params(params)}")
+        elif before != params:  # a restart with the same configuration (a retry, a pause) says nothing here
+            latest = getattr(getattr(trial, "latest_checkpoint_result", None), "metrics", None) or {}
+            source, epoch = latest.get("trial_id"), latest.get("epoch")
+            copied = f" from trial {source}'s checkpoint of epoch {epoch}" if source and epoch is not None else ""
+            changed = {key: value for key, value in params.items() if before.get(key) != value}
+            self._print(f"trial {trial.trial_id} continues{copied} (PBT), now  {_params(changed)}")
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
         value = result.get(self.metric)
         objectives = {m: result.get(m) for m in (*(m for m, _ in self.shown()), "num_selected")}
         finite = is_finite_number(value)
         if finite and not self.several and self._better(value):
-            self.best, self.best_trial, self.best_params = float(value), trial.trial_id, dict(trial.evaluated_params)
+            self.best, self.best_trial = float(value), trial.trial_id
+            self.best_params = _current_params(trial)
         self.running[trial.trial_id] = (result.get("epoch", "?"), objectives)
         accuracy, majority = self.judged.get(trial.trial_id, (None, None))
         if is_finite_number(result.get("val_accuracy")):
@@ -247,13 +260,14 @@ class ProgressLines(Callback):
         self._print(f"trial {trial.trial_id} failed{': ' + error if error else ''}; retry {count} {start}")
 
     def _ended(self, trial: Any, outcome: Outcome, values: dict[str, Any]) -> None:
+        self.params_shown.pop(trial.trial_id, None)
         self.finished += 1
         self.running.pop(trial.trial_id, None)
         self.counts[outcome.value] = self.counts.get(outcome.value, 0) + 1
         if self.several:  # only the picked trial (several objectives) reads the trials that ended
             kept = {m: float(v) for m, v in values.items() if is_finite_number(v)}
             self._keep_if_on_front(trial.trial_id,
-                                   (outcome.value, kept, dict(getattr(trial, "evaluated_params", {}) or {})))
+                                   (outcome.value, kept, _current_params(trial)))
 
     def _keep_if_on_front(self, trial_id: str, entry: tuple[str, dict[str, float], dict[str, Any]]) -> None:
         """Keep a trial that ended in :attr:`ended` while it is on the front (pareto_mask's rule); drop those it dominates."""
@@ -373,7 +387,7 @@ class ProgressLines(Callback):
             for trial in running[:10]:
                 epoch, values = self.running.get(trial.trial_id, ("-", {}))
                 table.add_row(trial.trial_id, str(epoch), *(_number(values.get(m)) for m, _ in self.shown()),
-                              _params(trial.evaluated_params))
+                              _params(_current_params(trial)))
             parts.append(table)
         return Group(*parts)
 
@@ -396,6 +410,12 @@ def _duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f}m"
     return f"{seconds / 3600:.1f}h"
+
+
+def _current_params(trial: Any) -> dict[str, Any]:
+    """The searched parameters of a trial as it runs now (PBT changes a trial's config; Tune's evaluated_params not)."""
+    config = getattr(trial, "config", None) or {}
+    return {key: config.get(key, value) for key, value in (getattr(trial, "evaluated_params", None) or {}).items()}
 
 
 def _params(params: dict[str, Any]) -> str:

@@ -59,7 +59,7 @@ def refit_picked(spec: Spec, experiment: Experiment, data: Any, search_paths: tu
     from search.results import ResultsError, best_trial, open_results
 
     refit = getattr(resolve_trainable(spec.trainable, search_paths), "refit", None)
-    if not spec.refit or refit is None:
+    if not spec.refits or refit is None:
         return None
     results = results if results is not None else open_results(experiment, spec)
     best = best_trial(results)

@@ -185,6 +185,7 @@ def _trial_setup(spec: Spec, experiment: Experiment, search_paths: tuple[Path, .
     """The cluster seen, the trials planned, the data put in the object store: (plan, TrialSetup)."""
     import ray
 
+    from search.engine.pbt import mutated_params
     from search.trials.setup import TrialSetup
 
     from search.internals import InternalsError, check_versions, verify
@@ -207,17 +208,12 @@ def _trial_setup(spec: Spec, experiment: Experiment, search_paths: tuple[Path, .
         data_ref=ray.put(data) if data is not None else None,
         plan=plan,
         experiment_path=experiment.location,
-        checkpoint_num_to_keep=spec.checkpoint.num_to_keep,
+        checkpoint_num_to_keep=spec.checkpoints_to_keep,
         checkpoint_score=spec.checkpoint_score,
         checkpoint_mode=spec.checkpoint_mode,
-        required_metrics=required_metrics(spec),
+        required_metrics=spec.required_metrics,
+        tracked_params=mutated_params(spec, search_paths) if spec.scheduler.type == "pbt" else (),
     )
-
-
-def required_metrics(spec: Spec) -> tuple[str, ...]:
-    """What every report of a trial must carry: the objectives, the checkpoint score and, with ASHA, its metric."""
-    return tuple(dict.fromkeys([*(m for m, _ in spec.objectives), spec.checkpoint_score]
-                               + ([spec.scheduler_metric, "epoch"] if spec.scheduler.type == "asha" else [])))
 
 
 def run_experiment(spec: Spec, options: RunOptions | None = None, *,
@@ -256,7 +252,7 @@ def run_experiment(spec: Spec, options: RunOptions | None = None, *,
         results, unfinished = _fit(tuner, spec, experiment)
         if not unfinished:
             _heldout(spec, experiment, setup, options)
-        return ExperimentOutcome(experiment, results, plan, dict(scheduler.pruned) if scheduler else {}, searcher,
+        return ExperimentOutcome(experiment, results, plan, dict(getattr(scheduler, "pruned", {})), searcher,
                                  unfinished=unfinished, spec=spec)
 
 
@@ -421,6 +417,9 @@ def _pruned_in(saved: Any) -> dict[str, int]:
 def _earlier_study(spec: Spec, folder: Experiment) -> Any:
     from search.results.searcher_state import load_journal_study
 
+    if spec.scheduler.type == "pbt":
+        raise ExperimentError("--warm-start tells an Optuna searcher earlier trials; PBT (scheduler type pbt) draws "
+                              "its population at random and has none")
     try:
         study = load_journal_study(folder.sync())
     except (FileNotFoundError, ValueError) as exc:

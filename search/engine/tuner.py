@@ -1,4 +1,4 @@
-"""The Tuner of a spec: the Optuna searcher, ASHA, the trial trainable and its resources, the callbacks."""
+"""The Tuner of a spec: the Optuna searcher and ASHA (or PBT's random draw and PBT), the trial trainable, the callbacks."""
 
 from __future__ import annotations
 
@@ -14,13 +14,17 @@ __all__ = ["build_tuner", "trial_trainable", "trial_dirname"]
 
 def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, *, epoch_lines: bool = False) -> tuple[Any, Any, Any]:
     """The Tuner, its searcher and its scheduler for a validated spec (``epoch_lines``: a progress line per epoch)."""
-    from ray import tune
-
-    from search.engine.callbacks import ProgressLines, PrunedCheckpointCleanup, TellBudgetStops
     from search.engine.scheduler import PruningASHA
     from search.engine.searcher import PruningAwareOptunaSearch
     from search.spec.space import DefineByRun
 
+    param_space = dict(spec.fixed)
+    if spec.scheduler.type == "pbt":
+        from search.engine.pbt import build_pbt
+        from search.spec.registry import resolve_trainable
+
+        searcher, scheduler, param_space = build_pbt(spec, resolve_trainable(setup.trainable_ref, setup.search_paths))
+        return _tuner(spec, plan, setup, searcher, scheduler, param_space, epoch_lines), searcher, scheduler
     searcher = PruningAwareOptunaSearch(
         space=DefineByRun(spec.space),
         metric=[m for m, _ in spec.objectives] if spec.multi_objective else spec.primary_metric,
@@ -35,22 +39,34 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, *, epoch_lines: bool = 
         cut_on = {"objectives": ranked} if len(ranked) > 1 else {"metric": ranked[0][0], "mode": ranked[0][1]}
         scheduler = PruningASHA(searcher, **cut_on, max_t=spec.max_epochs, grace_period=spec.scheduler.grace_period,
                                 reduction_factor=spec.scheduler.reduction_factor, brackets=spec.scheduler.brackets)
+    return _tuner(spec, plan, setup, searcher, scheduler, param_space, epoch_lines), searcher, scheduler
+
+
+def _tuner(spec: Spec, plan: TrialPlan, setup: Any, searcher: Any, scheduler: Any, param_space: dict[str, Any],
+           epoch_lines: bool) -> Any:
+    from ray import tune
+
+    from search.engine.callbacks import ProgressLines, PrunedCheckpointCleanup, TellBudgetStops
+
     trainable = trial_trainable(plan, setup)
-    pruned = scheduler.pruned if scheduler else {}
+    pruned = getattr(scheduler, "pruned", {})
     select = (spec.select.tolerance, dict(spec.select.limits)) if spec.multi_objective else None
     callbacks = [ProgressLines(spec.primary_metric, spec.primary_mode, pruned=pruned, num_samples=spec.search.num_samples,
                                epoch_lines=epoch_lines, objectives=list(spec.objectives), select=select),
                  PrunedCheckpointCleanup(pruned)]
-    if spec.search.time_budget_s:
+    if spec.search.time_budget_s and spec.scheduler.type != "pbt":  # PBT's searcher is no Optuna study
         callbacks.append(TellBudgetStops(searcher, spec.search.time_budget_s))
     if spec.tracking.mlflow is not None:
         from search.engine.tracking import MLflowTracking
 
         # A URI experiment's default MLflow store: its local mirror, on this machine (which never deletes it).
         callbacks.append(MLflowTracking(spec.tracking.mlflow, Experiment(setup.experiment_path).local, spec.name))
+    from search.internals import result_loggers
+
+    callbacks += result_loggers()  # a trial restarted by a retry or by PBT keeps every row it reported
     tuner = tune.Tuner(
         trainable,
-        param_space=dict(spec.fixed),
+        param_space=param_space,
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
@@ -67,7 +83,7 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, *, epoch_lines: bool = 
             name=spec.name,
             storage_path=storage_root(spec.storage),
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=spec.checkpoint.num_to_keep,
+                num_to_keep=spec.checkpoints_to_keep,
                 checkpoint_score_attribute=spec.checkpoint_score,
                 checkpoint_score_order=spec.checkpoint_mode,
             ),
@@ -76,7 +92,7 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, *, epoch_lines: bool = 
             verbose=0,
         ),
     )
-    return tuner, searcher, scheduler
+    return tuner
 
 
 def trial_trainable(plan: TrialPlan, setup: Any) -> Any:

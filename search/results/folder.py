@@ -38,6 +38,7 @@ from search.spec.yaml_lines import SpecLoader
 
 from search.experiment import DEFAULT_STORAGE, SPEC_COPY, TRAIN_RUNS_DIR, Experiment, ExperimentError, ExperimentLike
 from search.results.outcomes import is_finite_number
+from search.results.schedule import forget_overwritten_checkpoints
 from search.results.searcher_state import load_journal_study
 from trainables.files import CHECKPOINT_FILE, SELECTION_FILE
 
@@ -102,6 +103,17 @@ class TrialRecord:
     tune_last_epoch: int | None = None
     error: str | None = None
     checkpoints: dict[str, Path] = field(default_factory=dict)  # checkpoint name -> folder that exists
+    # PBT: the configurations its best checkpoint's model trained under, ``(first epoch, values)`` (read_schedule).
+    schedule: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    def config_at(self, epoch: Any) -> dict[str, Any]:
+        """The configuration in effect at ``epoch`` (PBT changes it; otherwise :attr:`config`)."""
+        current = dict(self.config)
+        for first, config in self.schedule:
+            if epoch is None or first > epoch:
+                break
+            current.update(config)
+        return current
 
     @property
     def has_final_result(self) -> bool:
@@ -177,14 +189,17 @@ def read_experiment(experiment: ExperimentLike, spec: Spec | None = None) -> Exp
     """
     path = resolve_experiment(experiment)
     notes: list[str] = []
-    study = _load_study(path, notes)
+    spec = spec if spec is not None else _load_spec(path, notes)
+    pbt = spec is not None and spec.scheduler.type == "pbt"  # PBT has no Optuna searcher, so no journal, no cuts
+    study = None if pbt else _load_study(path, notes)
     info = _experiment_info(path, study, notes, spec)
     tune_trials = _tune_trials(path, notes)
-    trials = _collect_trials(path, tune_trials or {}, notes)
+    trials = _collect_trials(path, tune_trials or {}, notes, pbt)
     info = _with_planned_epochs(info, trials)
     where = Experiment.at(experiment)
     where = where if where.is_remote else Experiment(str(path))
-    return ExperimentFiles(path, info, trials, _cut_by_asha(study), study, tune_trials is not None, notes, where)
+    cut = set() if pbt else _cut_by_asha(study)
+    return ExperimentFiles(path, info, trials, cut, study, tune_trials is not None, notes, where)
 
 
 # ---------------------------------------------------------------- what the search was
@@ -217,8 +232,7 @@ def _cut_by_asha(study: Any) -> set[str] | None:
     return {t.user_attrs.get("trial_id") for t in trials if t.state.name == "PRUNED"} - {None}
 
 
-def _experiment_info(path: Path, study: Any, notes: list[str], spec: Spec | None = None) -> ExperimentInfo:
-    spec = spec if spec is not None else _load_spec(path, notes)
+def _experiment_info(path: Path, study: Any, notes: list[str], spec: Spec | None) -> ExperimentInfo:
     if spec is not None:
         return ExperimentInfo.of(spec)
     metrics = list(getattr(study, "metric_names", None) or []) if study is not None else []
@@ -284,7 +298,7 @@ def _tune_trials(path: Path, notes: list[str]) -> dict[str, Any] | None:
     return {t.trial_id: t for t in analysis.trials}
 
 
-def _collect_trials(path: Path, tune_trials: dict[str, Any], notes: list[str]) -> list[TrialRecord]:
+def _collect_trials(path: Path, tune_trials: dict[str, Any], notes: list[str], pbt: bool = False) -> list[TrialRecord]:
     folders = {p.name.removeprefix("trial_"): p for p in sorted(path.glob("trial_*")) if _trial_folder(p)}
     for trial_id, trial in tune_trials.items():
         folder = Path(str(trial.path)) if getattr(trial, "path", None) else None
@@ -292,11 +306,12 @@ def _collect_trials(path: Path, tune_trials: dict[str, Any], notes: list[str]) -
             folders[trial_id] = folder
     records = []
     for trial_id in dict.fromkeys([*tune_trials, *folders]):
-        records.append(_read_trial(path, trial_id, folders.get(trial_id), tune_trials.get(trial_id), notes))
+        records.append(_read_trial(path, trial_id, folders.get(trial_id), tune_trials.get(trial_id), notes, pbt))
     return records
 
 
-def _read_trial(root: Path, trial_id: str, folder: Path | None, tune_trial: Any, notes: list[str]) -> TrialRecord:
+def _read_trial(root: Path, trial_id: str, folder: Path | None, tune_trial: Any, notes: list[str],
+                pbt: bool = False) -> TrialRecord:
     history = read_history(folder, notes) if folder else pd.DataFrame()
     config = _read_config(folder, tune_trial)
     last = getattr(tune_trial, "last_result", None) or {}
@@ -307,6 +322,8 @@ def _read_trial(root: Path, trial_id: str, folder: Path | None, tune_trial: Any,
         error=read_error(folder) if folder else None,
     )
     record.checkpoints = find_checkpoints(root, record)
+    if pbt:
+        forget_overwritten_checkpoints(record.history, record.checkpoints)
     return record
 
 

@@ -28,6 +28,7 @@ REPORT_FILE = "report.html"
 SECTIONS: dict[str, tuple[str, str | None]] = {
     "results": ("Results table", None),
     "learning-curves": ("Learning curves", "learning_curves"),
+    "schedules": ("Configurations over epochs (PBT)", "schedules"),
     "parameters": ("Parameters against the metric", "parallel_coordinates"),
     "importance": ("Parameter importance", "importance"),
     "pareto": ("Accuracy against selected features", "pareto"),
@@ -172,7 +173,10 @@ def render_report(experiment: ExperimentLike, top_k: int = 10) -> str:
     results = open_results(experiment)
     chosen = _chosen(results)
     sections = [_section("summary", "Summary", _summary_html(results, chosen))]
+    pbt = results.info.spec is not None and results.info.spec.scheduler.type == "pbt"
     for section_id, (title, builder_name) in SECTIONS.items():
+        if builder_name == "schedules" and not pbt:
+            continue  # a configuration changes over epochs only under PBT
         if builder_name is None:
             body = _table_html(results, None if isinstance(chosen, ResultsError) else chosen.trial_id)
         else:

@@ -18,8 +18,9 @@ from search.results.features import selection_matrix
 from search.results.folder import ResultsError
 from search.results.outcomes import WORDS, Outcome, is_finite_number, pareto_front
 from search.results.table import ExperimentResults, best_column, param_column
+from search.spec.models import CategoricalParam
 
-__all__ = ["NoPlot", "learning_curves", "parallel_coordinates", "importance", "pareto", "stability"]
+__all__ = ["NoPlot", "learning_curves", "schedules", "parallel_coordinates", "importance", "pareto", "stability"]
 
 _STYLE = {  # outcome -> line dash, marker at the last epoch, colour (None: the trace's own)
     Outcome.PRUNED.value: ("dash", "x", None),
@@ -66,6 +67,39 @@ def learning_curves(results: ExperimentResults) -> go.Figure:
                    xaxis_title="epoch", yaxis_title=info.metric, legend={"font": {"size": 10}})
 
 
+def schedules(results: ExperimentResults) -> go.Figure:
+    """PBT: each searched parameter by epoch, one step line per trial (the configurations its model trained under)."""
+    info = results.info
+    if info.spec is None or info.spec.scheduler.type != "pbt":
+        raise NoPlot("configurations change over epochs only under PBT (scheduler type pbt)")
+    params = [p for p in info.params if not isinstance(info.spec.space[p], CategoricalParam)] or list(info.params)
+    fig = make_subplots(rows=len(params), cols=1, shared_xaxes=True, vertical_spacing=0.06, subplot_titles=params)
+    for i, row in enumerate(results.table.itertuples(index=False)):
+        record = results.record(row.trial_id)
+        if pd.isna(row.epochs_run) or int(row.epochs_run) < 1:
+            continue
+        epochs = int(row.epochs_run)
+        schedule = [(first, c) for first, c in record.schedule or [(1, record.config)] if first <= epochs]
+        steps = [first for first, _ in schedule] + [epochs]
+        for j, name in enumerate(params, start=1):
+            values = [record.config_at(first).get(name) for first in steps[:-1]]
+            fig.add_trace(go.Scatter(
+                x=steps, y=values + values[-1:], mode="lines", line={"shape": "hv", "width": 1.6},
+                legendgroup=row.trial_id, showlegend=j == 1, name=f"{row.trial_id} ({row.status})"[:60],
+                marker={"color": _COLOURS[i % len(_COLOURS)]}, line_color=_COLOURS[i % len(_COLOURS)],
+                hovertemplate=f"trial {row.trial_id}<br>from epoch %{{x}}<br>{name} %{{y:.4g}}<extra></extra>"), row=j, col=1)
+            if _is_log(results, name):
+                fig.update_yaxes(type="log", row=j, col=1)
+    if not fig.data:
+        raise NoPlot("no trial has run an epoch yet")
+    fig.update_xaxes(title_text="epoch", row=len(params), col=1)
+    return _layout(fig, "Each trial's configuration by epoch (PBT: a step where it went on from a better trial's "
+                        "checkpoint, mutated)", 220 * len(params) + 120, legend={"font": {"size": 10}})
+
+
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
 def _finite_rows(results: ExperimentResults) -> pd.DataFrame:
     table = results.table
     return table[table[best_column(results.info)].map(is_finite_number)]
@@ -110,6 +144,7 @@ def _study(results: ExperimentResults) -> Any:
     import optuna
 
     info = results.info
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in memory" is not the report's news
     study = optuna.create_study(direction="maximize" if info.mode == "max" else "minimize")
     done = {Outcome.COMPLETED.value, Outcome.EARLY_STOPPED.value, Outcome.THRESHOLD.value}
     for row in results.table.to_dict("records"):

@@ -28,6 +28,7 @@ from search.results.folder import (
     reported_checkpoints,
     value_at,
 )
+from search.results.schedule import SCHEDULE_COLUMN, describe_schedule, read_schedule
 from search.results.outcomes import JUDGED, Outcome, TrialFacts, classify, is_finite_number
 from search.experiment import HELDOUT_FILE, TRAIN_RUNS_DIR, Experiment, ExperimentLike
 from search.spec.models import Spec
@@ -154,7 +155,11 @@ def _row(record: TrialRecord, files: ExperimentFiles) -> dict[str, Any]:
         files.warnings.append(f"trial {record.trial_id}: its checkpoints are missing from {record.path} "
                               "(deleted or not copied?)")
     row: dict[str, Any] = {"trial_id": record.trial_id, "status": words, "outcome": outcome.value}
-    row.update({param_column(name): record.config.get(name) for name in info.params})
+    if info.spec is not None and info.spec.scheduler.type == "pbt":
+        record.schedule = read_schedule(checkpoint) or [(1, record.config)]
+        row[SCHEDULE_COLUMN] = describe_schedule(record.schedule, info.params)
+    config = record.config_at(value_at(history, "epoch", best))  # PBT: the configuration that trained its best epoch
+    row.update({param_column(name): config.get(name) for name in info.params})
     row.update({
         best_column(info): None if best is None else float(values[best]),
         # Several objectives: each at the same (best) epoch, as the searcher was told them.
@@ -195,7 +200,7 @@ def _float_at(history: pd.DataFrame, column: str, index: Any) -> float | None:
 
 
 _FIXED_COLUMNS = {"trial_id", "status", "outcome", "pareto", "best_epoch", "epochs_run", "num_selected", "train_time_s",
-                  "checkpoint"}
+                  "checkpoint", SCHEDULE_COLUMN}
 
 
 def param_column(name: str) -> str:
@@ -214,6 +219,8 @@ def _frame(rows: list[dict[str, Any]], files: ExperimentFiles) -> pd.DataFrame:
     others = [f"best_{metric}" for metric, _ in info.all_objectives[1:]]
     columns = ["trial_id", "status", "outcome", *(param_column(p) for p in info.params), best_column(info), *others,
                f"last_{info.metric}", "best_epoch", "epochs_run", "num_selected", "train_time_s", "checkpoint"]
+    if any(SCHEDULE_COLUMN in row for row in rows):
+        columns.insert(columns.index("best_epoch") + 2, SCHEDULE_COLUMN)
     df = pd.DataFrame(rows, columns=columns)
     for col in ("best_epoch", "epochs_run", "num_selected"):
         df[col] = df[col].astype("Int64")
@@ -388,12 +395,13 @@ def best_trial(experiment: ExperimentLike, *, tolerance: float | None = None,
         healthy = live[live["outcome"] != Outcome.FAILED.value]
         row = (healthy if not healthy.empty else live).iloc[0]
     record = results.record(row["trial_id"])
-    params = {name: record.config[name] for name in info.params if name in record.config}
+    config = record.config_at(None if pd.isna(row["best_epoch"]) else int(row["best_epoch"]))
+    params = {name: config[name] for name in info.params if name in config}
     checkpoint = row["checkpoint"]
     values = {m: float(row[f"best_{m}"]) for m, _ in info.all_objectives} if info.multi_objective else {}
     return BestTrial(results.path, record.trial_id, info.metric, info.mode, float(row[best_column(info)]),
                      None if pd.isna(row["best_epoch"]) else int(row["best_epoch"]), row["status"], params,
-                     dict(record.config), Path(checkpoint) if isinstance(checkpoint, str) else None,
+                     config, Path(checkpoint) if isinstance(checkpoint, str) else None,
                      values, rule, front)
 
 

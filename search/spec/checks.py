@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from search.spec.errors import Problem, did_you_mean
 from search.spec.registry import TrainableError, resolve_callable, resolve_trainable, sampler_problems
+from search.spec.schedulers import pbt_mutations
 from search.spec.yaml_lines import LineIndex
 
 if TYPE_CHECKING:
@@ -65,7 +66,8 @@ def semantic_problems(raw: dict[str, Any], spec: Spec | None, lines: LineIndex, 
         rules = spec.rule_problems()
         problems += [Problem(path, message, lines.line_of(path.split("."))) for path, message in rules]
         keys = list(_check_config_keys(raw, spec, lines, fn))
-        checks = [_check_metric(spec, lines, fn), keys, _check_sampler(spec, lines), _check_tracking(spec, lines)]
+        checks = [_check_metric(spec, lines, fn), keys, _check_sampler(spec, lines), _check_tracking(spec, lines),
+                  _check_mutations(spec, lines, fn)]
         if not rules and not keys:  # the trainable's own validation, on names and values the rules passed
             checks.append(_check_config_values(spec, lines, fn))
         problems += [problem for check in checks for problem in check]
@@ -90,6 +92,23 @@ def _check_metric(spec: Spec, lines: LineIndex, fn: Any) -> Iterator[Problem]:
             yield Problem(path, f"metric {value!r} is never reported by trainable {spec.trainable!r}"
                           f"{did_you_mean(value, reported)}; it reports: {', '.join(reported)}",
                           lines.line_of(path.split(".")))
+
+
+def _check_mutations(spec: Spec, lines: LineIndex, fn: Any) -> Iterator[Problem]:
+    """PBT: each mutated parameter is one the trainable can change at a restore (``fn.mutable``), and there is one."""
+    if spec.scheduler.type != "pbt" or fn is None:
+        return
+    changeable = getattr(fn, "mutable", None)
+    can = f"it can change: {', '.join(changeable)}" if changeable else ""
+    for i, name in enumerate(spec.scheduler.mutate or ()):
+        if changeable is not None and name in spec.space and name not in changeable:
+            yield Problem(f"scheduler.mutate.{i}", f"trainable {spec.trainable!r} cannot change {name!r} when PBT "
+                          f"restores a trial from another's checkpoint (the checkpoint fixes it); {can}",
+                          lines.line_of(["scheduler", "mutate", i]))
+    if spec.scheduler.mutate is None and spec.space and not pbt_mutations(None, list(spec.space), fn):
+        yield Problem("scheduler", f"PBT has nothing to mutate: trainable {spec.trainable!r} cannot change any searched "
+                      f"parameter ({', '.join(spec.space)}) at a restore; {can}; search one of them, or use asha",
+                      lines.line_of(["scheduler"]))
 
 
 def _check_config_keys(raw: dict[str, Any], spec: Spec, lines: LineIndex, fn: Any) -> Iterator[Problem]:

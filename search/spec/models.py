@@ -11,9 +11,11 @@ import enum
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from search.spec.base import SpecModel
 from search.spec.errors import did_you_mean
+from search.spec.schedulers import SchedulerSpec
 
 __all__ = [
     "Spec", "SearchSpec", "SchedulerSpec", "ResourcesSpec", "CheckpointSpec", "FailureSpec", "TrackingSpec",
@@ -23,8 +25,7 @@ __all__ = [
 Scalar = str | int | float | bool | None
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Model = SpecModel
 
 
 class _ParamBase(_Model):
@@ -128,45 +129,6 @@ class SearchSpec(_Model):
             choices = [s.value for s in SamplerName]
             raise ValueError(f"unknown sampler {value!r}{did_you_mean(value.lower(), choices)}; choices: {', '.join(choices)}")
         return value.lower() if isinstance(value, str) else value
-
-
-class SchedulerSpec(_Model):
-    """Early stopping across trials: ASHA on the trial's own epoch (MO-ASHA with several objectives), or none."""
-
-    type: Literal["asha", "none"] = "asha"
-    metric: str | None = Field(default=None, description="The metric ASHA compares trials on; default: the objective "
-                                                          "(several: all of them, MO-ASHA). Another metric needs its mode.")
-    mode: Literal["min", "max"] | None = Field(default=None, description="Order of scheduler.metric; default: its "
-                                                                         "objective's mode.")
-    max_t: int | None = Field(default=None, ge=1, description="Epochs a trial may run; defaults to fixed.epochs.")
-    grace_period: int = Field(default=1, ge=1)
-    reduction_factor: float = Field(default=3, gt=1)
-    brackets: int = Field(default=1, ge=1)
-
-    @model_validator(mode="after")
-    def _grace(self) -> SchedulerSpec:
-        if self.max_t is not None and self.grace_period > self.max_t:
-            raise ValueError(f"grace_period ({self.grace_period}) must be <= max_t ({self.max_t})")
-        return self
-
-    def rungs(self, max_epochs: int | None) -> tuple[int, ...]:
-        """Epochs at which ASHA may cut a trial, ascending; none without ASHA or an epoch limit.
-
-        Ray's ``AsyncHyperBandScheduler`` gives bracket ``s`` the milestones
-        ``grace * rf**(k + s)`` for ``k < int(log(max_t / grace) / log(rf) - s + 1)``, and
-        judges a trial at the first report whose epoch is ``>=`` a milestone: a fractional
-        milestone (4.5) is a cut at the next whole epoch (5). ``max_epochs`` itself is the end,
-        not a cut.
-        """
-        if self.type != "asha" or not max_epochs:
-            return ()
-        epochs: set[int] = set()
-        for s in range(self.brackets):
-            count = int(math.log(max_epochs / self.grace_period) / math.log(self.reduction_factor) - s + 1)
-            for k in range(count):
-                milestone = self.grace_period * self.reduction_factor ** (k + s)
-                epochs.add(math.ceil(round(milestone, 9)))  # 3 * 3.0 ** 2 is 27.000000000000004
-        return tuple(sorted(e for e in epochs if e < max_epochs))
 
 
 class Executor(str, enum.Enum):
@@ -306,9 +268,9 @@ class Spec(_Model):
         if sched.metric is not None and sched.metric in names and sched.mode not in (None, names[sched.metric]):
             raise ValueError(f"scheduler.mode: {sched.mode}, but objective {sched.metric} is to {names[sched.metric]}imise; "
                              "remove scheduler.mode (it defaults to the objective's)")
-        if sched.type == "asha" and sched.metric is not None and sched.metric not in names and sched.mode is None:
-            raise ValueError(f"scheduler.metric: {sched.metric} is not an objective, so ASHA cannot tell its order: "
-                             "add scheduler.mode: min or max")
+        if sched.type != "none" and sched.metric is not None and sched.metric not in names and sched.mode is None:
+            raise ValueError(f"scheduler.metric: {sched.metric} is not an objective, so {sched.type.upper()} cannot "
+                             "tell its order: add scheduler.mode: min or max")
         return self
 
     def rule_problems(self) -> list[tuple[str, str]]:
@@ -331,6 +293,8 @@ class Spec(_Model):
             elif self.scheduler.max_t is None and self.scheduler.grace_period > self.max_epochs:
                 problems.append(("scheduler.grace_period", f"grace_period ({self.scheduler.grace_period}) must be <= "
                                                            f"fixed.epochs ({self.max_epochs})"))
+        if self.scheduler.type == "pbt":
+            problems += self._pbt_problems()
         res = self.resources
         if res.use_gpu is False and (res.gpus_per_worker or 0) > 0:
             problems.append(("resources.gpus_per_worker", "gpus_per_worker > 0 with use_gpu: false; set use_gpu: true "
@@ -342,6 +306,35 @@ class Spec(_Model):
         if gpus is not None and gpus > 1 and gpus != int(gpus):
             problems.append(("resources.gpus_per_worker", f"fractional GPUs must be < 1 (got {gpus}); a worker takes "
                                                           "a fraction of one GPU or whole GPUs"))
+        return problems
+
+    def _pbt_problems(self) -> list[tuple[str, str]]:
+        """PBT's rules: one metric, a flat space to mutate, trials long enough to be perturbed, no searcher."""
+        sched, problems = self.scheduler, []
+        if self.multi_objective and sched.metric is None:
+            problems.append(("scheduler.metric", "PBT copies the better trials by one metric; with several objectives "
+                                                 "name it: scheduler.metric (one of the objectives)"))
+        if not self.space:
+            problems.append(("space", "PBT mutates the space's parameters, and the space is empty"))
+        for name, param in self.space.items():
+            if param.when:
+                problems.append((f"space.{name}.when", "PBT draws and mutates every parameter in every trial; a "
+                                                       "conditional parameter needs scheduler type asha or none"))
+        for i, name in enumerate(sched.mutate or ()):
+            if name not in self.space:
+                problems.append((f"scheduler.mutate.{i}", f"{name!r} is not a searched parameter"
+                                                          f"{did_you_mean(name, self.space)}; PBT mutates the space's parameters"))
+        if self.max_epochs is not None and sched.burn_in_period + sched.perturbation_interval >= self.max_epochs:
+            problems.append(("scheduler.perturbation_interval",
+                             f"burn_in_period + perturbation_interval ({sched.burn_in_period} + "
+                             f"{sched.perturbation_interval}) must be < the {self.max_epochs} epochs a trial runs, "
+                             "or no trial is ever perturbed"))
+        # By value, not by presence: an experiment's spec copy writes every field out, defaults included.
+        search, defaults = self.search, SearchSpec()
+        for key in ("sampler", "sampler_options"):
+            if getattr(search, key) != getattr(defaults, key):
+                problems.append((f"search.{key}", "PBT draws its first population at random from the space (Ray Tune "
+                                                  "takes no searcher with PBT); remove the key"))
         return problems
 
     def _condition_problems(self) -> list[tuple[str, str]]:
@@ -374,6 +367,22 @@ class Spec(_Model):
                     shown = f"choices {param.choices}" if isinstance(param, CategoricalParam) else f"[{param.low}, {param.high}]"
                     problems.append((path, f"{value!r} is outside {key!r}'s distribution {shown}"))
         return problems
+
+    @property
+    def required_metrics(self) -> tuple[str, ...]:
+        """What every report of a trial must carry: the objectives, the checkpoint score, the scheduler's metric."""
+        scheduled = [self.scheduler_metric, "epoch"] if self.scheduler.type in ("asha", "pbt") else []
+        return tuple(dict.fromkeys([*(m for m, _ in self.objectives), self.checkpoint_score, *scheduled]))
+
+    @property
+    def checkpoints_to_keep(self) -> int | None:
+        """Checkpoints a trial keeps: ``checkpoint.num_to_keep``; with PBT every one (other trials copy them)."""
+        return None if self.scheduler.type == "pbt" else self.checkpoint.num_to_keep
+
+    @property
+    def refits(self) -> bool:
+        """Whether the picked trial is refitted: ``refit``, never with PBT (a schedule is not one configuration)."""
+        return self.refit and self.scheduler.type != "pbt"
 
     @property
     def objectives(self) -> tuple[tuple[str, str], ...]:

@@ -17,7 +17,7 @@ from ray import tune
 
 from search.spec.registry import is_ray_style, resolve_trainable
 from search.trials.checkpoints import resume_dir
-from search.trials.setup import TrialSetup, call_ray_style, checked_report, epoch_state, tune_session_routed
+from search.trials.setup import TrialSetup, call_ray_style, checked_report, epoch_state, tracked, tune_session_routed
 from trainables.api import call_training_function
 from trainables.distributed import WorldInfo
 
@@ -34,11 +34,11 @@ def run_direct_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """Train in this process; Tune owns the checkpoints."""
     fn = resolve_trainable(setup.trainable_ref, setup.search_paths)
     if is_ray_style(fn):
-        with tune_session_routed(setup.required_metrics, setup.trainable_ref) as report:
+        with tune_session_routed(setup.required_metrics, setup.trainable_ref, tracked(setup, config)) as report:
             call_ray_style(fn, config, report, data=setup.load_data(), world=WorldInfo())
         return
     checkpoint = tune.get_checkpoint()
     with resume_dir(checkpoint, ours=setup.builtin) as resume:
         report = checked_report(tune_report, setup.required_metrics, setup.trainable_ref, epoch_state(checkpoint),
-                                score=setup.checkpoint_score, mode=setup.checkpoint_mode)
+                                score=setup.checkpoint_score, mode=setup.checkpoint_mode, params=tracked(setup, config))
         call_training_function(fn, config, report, data=setup.load_data(), resume_from=resume, world=WorldInfo())

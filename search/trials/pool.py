@@ -40,7 +40,7 @@ from search.experiment import TRAIN_RUNS_DIR
 from search.trials.checkpoints import resume_dir
 from search.trials.mailbox import Mailbox, pack_folder, unpacked
 from search.trials.direct import tune_report
-from search.trials.setup import TrialSetup, call_ray_style, checked_report, epoch_state, train_api_routed
+from search.trials.setup import TrialSetup, call_ray_style, checked_report, epoch_state, tracked, train_api_routed
 
 __all__ = ["ClosesPools", "PoolError", "TrialWorkerError", "close_pools", "pooled_trainable", "run_pooled_trial"]
 
@@ -294,7 +294,8 @@ def run_pooled_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     with resume_dir(checkpoint, ours=setup.builtin) as resume:
         resume_ref = [ray.put(pack_folder(resume))] if resume else None
     seq = ray.get(pool.mailbox.submit.remote({"config": config, "setup": setup, "resume": resume_ref}))
-    report = checked_report(tune_report, setup.required_metrics, setup.trainable_ref, epoch_state(checkpoint))
+    report = checked_report(tune_report, setup.required_metrics, setup.trainable_ref, epoch_state(checkpoint),
+                            params=tracked(setup, config))
     left = False
     try:
         while True:

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from search.experiment import CHECKPOINT_STATE_KEY
 from search.spec.errors import did_you_mean
 from search.trials.resources import TrialPlan
 
 __all__ = ["TrialSetup", "MetricNotReportedError", "CheckedReport", "EpochMode", "NothingReportedError",
-           "call_ray_style", "checked_report", "epoch_state", "plain_metrics", "train_api_routed", "tune_session_routed"]
+           "call_ray_style", "checked_report", "tracked", "epoch_state", "plain_metrics", "train_api_routed", "tune_session_routed"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class TrialSetup:
     checkpoint_score: str
     checkpoint_mode: str
     required_metrics: tuple[str, ...] = ()  # what the searcher and scheduler read from every report
+    tracked_params: tuple[str, ...] = ()  # PBT: parameters whose values over epochs ride with each checkpoint
 
     @property
     def builtin(self) -> bool:
@@ -53,9 +55,9 @@ class MetricNotReportedError(KeyError):
         return str(self.args[0])
 
 
-#: Checkpoint metadata key (Ray's ``Checkpoint.set_metadata``) under which a trial's epoch bookkeeping travels with
-#: its checkpoints, so a retried or resumed trial counts on from where its checkpoint was taken.
-EPOCH_STATE_KEY = "hpsearch_epoch"
+#: Checkpoint metadata key under which a trial's epoch bookkeeping travels with its checkpoints, so a retried or
+#: resumed trial counts on from where its checkpoint was taken.
+EPOCH_STATE_KEY = CHECKPOINT_STATE_KEY
 
 
 class EpochMode(str, enum.Enum):
@@ -76,12 +78,18 @@ class CheckedReport:
     count would cut every trial one epoch late and say "completed 9 epochs" after 10. Either is said
     once, on the trial's stderr. ``resumed`` is the bookkeeping stored with the checkpoint the trial
     resumes from (:func:`epoch_state`).
+
+    ``params`` (PBT's mutated parameters, as this trial runs them): every checkpoint also carries the
+    schedule of its model, ``[[first epoch, params], ...]``: the resumed checkpoint's (under PBT maybe
+    another trial's), and this run's values from its first epoch when they differ from the last.
     """
 
     def __init__(self, report: Any, required: tuple[str, ...], trainable: str,
                  resumed: Mapping[str, Any] | None = None, *, score: str | None = None,
-                 mode: str | None = None) -> None:
+                 mode: str | None = None, params: Mapping[str, Any] | None = None) -> None:
         self.report, self.required, self.trainable = report, required, trainable
+        self.params = dict(params) if params else None
+        self.schedule: list[list[Any]] = [list(s) for s in (resumed or {}).get("schedule") or []]
         # What Tune keeps the best checkpoints by (trainables.api.ReportFn): the built-in trainables also
         # checkpoint every epoch at least as good as the best so far, so the best epoch has its checkpoint.
         self.checkpoint_score, self.checkpoint_mode = score, mode
@@ -100,9 +108,14 @@ class CheckedReport:
                     f"trainable {self.trainable} reported {sorted(metrics)} but the spec needs {missing}{hints}: "
                     "fix the spec's metric (or checkpoint.score), or report it")
             self.checked = True
+        if self.reports == 0 and self.params is not None and (not self.schedule or self.schedule[-1][1] != self.params):
+            self.schedule.append([metrics.get("epoch", self.epoch), self.params])
         self.reports += 1
-        if checkpoint is not None and self.mode is not EpochMode.OWN:
-            _remember_epoch(checkpoint, {"mode": self.mode.value, "epoch": self.epoch})
+        if checkpoint is not None and (self.mode is not EpochMode.OWN or self.params is not None):
+            state = {"mode": self.mode.value, "epoch": self.epoch}
+            if self.params is not None:  # PBT: the model's schedule, and the epoch it is saved at (results check it)
+                state.update(schedule=self.schedule, reported=metrics.get("epoch"))
+            _remember_epoch(checkpoint, state)
         self.report(metrics, checkpoint)
 
     def _numbered(self, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -129,13 +142,18 @@ class CheckedReport:
 
 def checked_report(report: Any, required: tuple[str, ...], trainable: str,
                    resumed: Mapping[str, Any] | None = None, *, score: str | None = None,
-                   mode: str | None = None) -> CheckedReport:
+                   mode: str | None = None, params: Mapping[str, Any] | None = None) -> CheckedReport:
     """Wrap ``report`` (see :class:`CheckedReport`).
 
     Without the metric check, Tune fails the whole experiment with its own traceback when a
     trainable (one that does not declare ``metrics``) never reports the spec's metric.
     """
-    return CheckedReport(report, required, trainable, resumed, score=score, mode=mode)
+    return CheckedReport(report, required, trainable, resumed, score=score, mode=mode, params=params)
+
+
+def tracked(setup: TrialSetup, config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The values of the parameters whose schedule is kept (PBT's mutated ones) in ``config``; None: none kept."""
+    return {name: config[name] for name in setup.tracked_params if name in config} or None
 
 
 def epoch_state(checkpoint: Any) -> dict[str, Any] | None:
@@ -182,7 +200,8 @@ def call_ray_style(fn: Any, config: Mapping[str, Any], report: Any, **context: A
 
 
 @contextlib.contextmanager
-def tune_session_routed(required: tuple[str, ...], trainable: str) -> Iterator[CheckedReport]:
+def tune_session_routed(required: tuple[str, ...], trainable: str,
+                        params: Mapping[str, Any] | None = None) -> Iterator[CheckedReport]:
     """In a Tune trial: ``ray.tune.report`` goes through a :class:`CheckedReport`, then on to Tune, while inside.
 
     ``ray.tune.report`` (under any name it was imported as) calls the trial's session's ``report``; the
@@ -199,7 +218,7 @@ def tune_session_routed(required: tuple[str, ...], trainable: str) -> Iterator[C
     session = tune_session()  # the session tune.report itself uses
     original = session.report
     report = checked_report(lambda metrics, checkpoint=None: original(metrics, checkpoint=checkpoint), required,
-                            trainable, epoch_state(ray.tune.get_checkpoint()))
+                            trainable, epoch_state(ray.tune.get_checkpoint()), params=params)
     session.report = lambda metrics, checkpoint=None: report(metrics, checkpoint)
     try:
         yield report
