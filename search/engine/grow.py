@@ -56,9 +56,11 @@ def grow_saved_state(experiment: Experiment, growth: Growth) -> list[str]:
         was = f"{search.time_budget_s:g} s" if search.time_budget_s else "none"
         search = search.model_copy(update={"time_budget_s": float(growth.time_budget_s)})
         lines.append(f"time budget of the continued search: {growth.time_budget_s:g} s (was {was})")
-    if growth.num_samples is not None and spec.scheduler.type == "pbt":
-        raise ExperimentError(f"--num-samples: {experiment} is a population-based search (scheduler type pbt), whose "
-                              "population is fixed when it starts; run a new experiment with a larger num_samples")
+    if spec.scheduler.type == "pbt":
+        given = "--num-samples" if growth.num_samples is not None else "--time-budget"
+        raise ExperimentError(f"{given}: {experiment} is a population-based search (scheduler type pbt): its population "
+                              "is fixed when it starts, and the trials a time budget stopped have ended; run a new "
+                              "experiment with a larger search.num_samples or search.time_budget_s")
     if growth.num_samples is not None:
         try:
             created, _ = search_generator_counts(local)

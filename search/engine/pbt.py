@@ -22,7 +22,7 @@ from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 from search.engine.searcher import EPOCH
 from search.spec.models import CategoricalParam, FloatParam, IntParam, Spec
 
-__all__ = ["build_pbt", "mutated_params", "tune_domain", "IntoSpace", "LastEpochPBT"]
+__all__ = ["build_pbt", "pbt_param_space", "mutated_params", "tune_domain", "IntoSpace", "LastEpochPBT"]
 
 
 def tune_domain(param: FloatParam | IntParam | CategoricalParam) -> Any:
@@ -90,8 +90,8 @@ def mutated_params(spec: Spec, search_paths: Any = ()) -> tuple[str, ...]:
     return tuple(pbt_mutations(spec.scheduler.mutate, list(spec.space), resolve_trainable(spec.trainable, search_paths)))
 
 
-def build_pbt(spec: Spec, fn: Any) -> tuple[Any, Any, dict[str, Any]]:
-    """The searcher (Tune's random draw of the first population), the PBT scheduler, and the param space."""
+def build_pbt(spec: Spec, fn: Any) -> tuple[Any, Any]:
+    """The searcher (Tune's random draw of the first population) and the PBT scheduler."""
     from ray.tune.search import BasicVariantGenerator
 
     from search.spec.schedulers import pbt_mutations
@@ -114,5 +114,9 @@ def build_pbt(spec: Spec, fn: Any) -> tuple[Any, Any, dict[str, Any]]:
         custom_explore_fn=IntoSpace(mutated),
         log_config=True,
     )
-    param_space = {**dict(spec.fixed), **{name: tune_domain(param) for name, param in spec.space.items()}}
-    return searcher, scheduler, param_space
+    return searcher, scheduler
+
+
+def pbt_param_space(spec: Spec) -> dict[str, Any]:
+    """Tune's ``param_space`` under PBT: the fixed values and a Tune domain per searched parameter."""
+    return {**dict(spec.fixed), **{name: tune_domain(param) for name, param in spec.space.items()}}

@@ -22,7 +22,7 @@ from typing import Any
 from search.engine.console import quiet_terminal, say
 from search.engine.grow import Growth, fresh_budget, grow_restored_tuner, grow_saved_state
 from search.engine.session import cluster_view, live_driver, ray_session, stop_leftovers, storage_warning
-from search.engine.tuner import build_tuner, trial_trainable
+from search.engine.tuner import build_tuner, param_space_of, trial_trainable
 from search.spec.checks import resolve_data_path, spec_search_paths
 from search.spec.models import Spec
 from search.spec.registry import TRAINABLES, trainable_ref
@@ -301,7 +301,7 @@ def resume_experiment(experiment: Experiment, options: RunOptions | None = None,
         # resume_errored, not restart_errored: restarting with OptunaSearch crashes (docs/ray_optuna_notes.md),
         # and continuing from the last checkpoint is what a user wants anyway.
         tuner = tune.Tuner.restore(experiment.location, trainable, resume_unfinished=True, resume_errored=True,
-                                   param_space=dict(spec.fixed))
+                                   param_space=param_space_of(spec))
         if growth:
             grow_restored_tuner(tuner, growth)
         results, unfinished = _fit(tuner, spec, experiment)

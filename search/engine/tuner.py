@@ -9,7 +9,7 @@ from search.spec.registry import build_sampler
 from search.experiment import Experiment, storage_root
 from search.trials.resources import TrialPlan
 
-__all__ = ["build_tuner", "trial_trainable", "trial_dirname"]
+__all__ = ["build_tuner", "param_space_of", "trial_trainable", "trial_dirname"]
 
 
 def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, *, epoch_lines: bool = False) -> tuple[Any, Any, Any]:
@@ -18,12 +18,12 @@ def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, *, epoch_lines: bool = 
     from search.engine.searcher import PruningAwareOptunaSearch
     from search.spec.space import DefineByRun
 
-    param_space = dict(spec.fixed)
+    param_space = param_space_of(spec)
     if spec.scheduler.type == "pbt":
         from search.engine.pbt import build_pbt
         from search.spec.registry import resolve_trainable
 
-        searcher, scheduler, param_space = build_pbt(spec, resolve_trainable(setup.trainable_ref, setup.search_paths))
+        searcher, scheduler = build_pbt(spec, resolve_trainable(setup.trainable_ref, setup.search_paths))
         return _tuner(spec, plan, setup, searcher, scheduler, param_space, epoch_lines), searcher, scheduler
     searcher = PruningAwareOptunaSearch(
         space=DefineByRun(spec.space),
@@ -93,6 +93,18 @@ def _tuner(spec: Spec, plan: TrialPlan, setup: Any, searcher: Any, scheduler: An
         ),
     )
     return tuner
+
+
+def param_space_of(spec: Spec) -> dict[str, Any]:
+    """Tune's ``param_space``: the fixed values (Optuna samples the space), with PBT a Tune domain per parameter.
+
+    ``Tuner.restore`` wants the same one (it refuses other keys).
+    """
+    if spec.scheduler.type == "pbt":
+        from search.engine.pbt import pbt_param_space
+
+        return pbt_param_space(spec)
+    return dict(spec.fixed)
 
 
 def trial_trainable(plan: TrialPlan, setup: Any) -> Any:

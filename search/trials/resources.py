@@ -127,6 +127,14 @@ def plan_trials(
         notes.append(f"max_concurrent_trials {wanted} lowered to {computed}: the cluster fits only {computed} "
                      f"trial(s) of {_fmt(plan.demand())} at once")
     concurrent = max(1, min(wanted or computed, computed, spec.search.num_samples))
+    if spec.scheduler.type == "pbt" and executor is Executor.TORCH_TRAINER and spec.search.num_samples > concurrent:
+        # Trials on Train workers wait for them inside a running Tune trial, where PBT cannot pause one for another:
+        # it would see them one after the other and never compare two.
+        raise ResourcePlanError(
+            f"scheduler pbt with executor torch_trainer trains the whole population at once, and {concurrent} trial(s) "
+            f"of {_fmt(plan.demand())} fit at once, not {spec.search.num_samples}: lower search.num_samples to "
+            f"{concurrent} (with more, PBT never compares two), lower the workers' resources, or use num_workers: 1 "
+            "(executor direct, where PBT pauses trials to take turns)")
     return TrialPlan(executor, use_gpu, res.num_workers, res.cpus_per_worker, gpus_per_worker, trial_resources,
                      concurrent, notes, res.reuse_workers)
 

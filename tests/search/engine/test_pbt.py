@@ -324,8 +324,10 @@ def test_a_pbt_search_cannot_be_grown_or_warm_started(pbt_run, tmp_path):
 
     folder, _ = pbt_run
     before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
-    with pytest.raises(ExperimentError, match="population is fixed when it starts"):
+    with pytest.raises(ExperimentError, match="--num-samples: .* population is fixed when it starts"):
         resume_experiment(Experiment.at(folder), RunOptions(), Growth(num_samples=8))
+    with pytest.raises(ExperimentError, match="--time-budget: .* trials a time budget stopped have ended"):
+        resume_experiment(Experiment.at(folder), RunOptions(), Growth(time_budget_s=60))
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump({**BASE, "name": "again", "storage": str(tmp_path / "results")}))
@@ -377,3 +379,38 @@ def test_a_trial_restarted_by_the_same_driver_keeps_the_result_rows_it_wrote(tmp
     fresh.mkdir()
     start(_Trial(fresh, storage))
     assert (fresh / name).read_text().startswith("synced\n")
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_pbt_search_interrupted_after_a_copy_resumes_to_the_end(tmp_path):
+    """Ctrl-C right after the first trial went on from another's checkpoint; `resume` restores Tune's PBT search
+    (with the same param space, which Tuner.restore insists on) and every trial trains to its last epoch."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "fixed": {**BASE["fixed"], "epochs": 10}, "storage": str(tmp_path / "results")}))
+    proc = subprocess.Popen([sys.executable, "-m", "search", "run", str(path), "--num-cpus", "2"], cwd=tmp_path, env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = []
+    for line in proc.stderr:  # the run's own lines, as they come
+        seen.append(line)
+        if " continues from trial " in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    _, rest = proc.communicate(timeout=180)
+    assert proc.returncode == 130, "".join(seen)[-2000:] + rest[-2000:]
+    folder = tmp_path / "results" / "pbt"
+    done = subprocess.run([sys.executable, "-m", "search", "resume", str(folder), "--num-cpus", "2"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    from search.results import open_results
+
+    table = open_results(folder).table
+    assert list(table["outcome"]) == ["completed"] * 4 and set(table["epochs_run"]) == {10}
+    assert table["schedule"].str.contains("→").any()

@@ -118,3 +118,20 @@ def test_concurrency_follows_free_resources_but_refusal_follows_totals():
     assert plan.max_concurrent == 3
     plan = plan_trials(make_spec(cpus_per_worker=4), CPU4, [CPU4], driver_resource=True, available={"CPU": 3.0})
     assert plan.max_concurrent == 1  # never below one: the trial waits for the CPU rather than being refused
+
+
+def _pbt(num_samples: int, **resources) -> Spec:
+    return Spec.model_validate({
+        "name": "t", "fixed": {"epochs": 9}, "search": {"num_samples": num_samples}, "resources": resources,
+        "scheduler": {"type": "pbt", "perturbation_interval": 2},
+        "space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-1}}})
+
+
+def test_pbt_on_train_workers_needs_the_whole_population_at_once():
+    # Pooled trials wait for workers inside a running Tune trial: PBT could not pause one for another.
+    with pytest.raises(ResourcePlanError, match=r"trains the whole population at once, and 2 trial\(s\) .* fit at "
+                                                r"once, not 3: lower search.num_samples to 2"):
+        plan_trials(_pbt(3, num_workers=2), CPU4, [CPU4], driver_resource=True)
+    assert plan_trials(_pbt(2, num_workers=2), CPU4, [CPU4], driver_resource=True).max_concurrent == 2
+    # In the trial process (executor direct), PBT pauses trials to take turns: any population.
+    assert plan_trials(_pbt(12), CPU4, [CPU4], driver_resource=True).max_concurrent == 4
