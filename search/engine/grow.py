@@ -39,15 +39,11 @@ def grow_saved_state(experiment: Experiment, growth: Growth) -> list[str]:
             that is not positive.
     """
     from search.internals import InternalsError, grow_search_generator, restart_stopper, search_generator_counts
-    import yaml
-
-    from search.spec.load import dump_spec
-    from search.spec.models import Spec
-    from search.spec.yaml_lines import SpecLoader
+    from search.spec.load import dump_spec, read_spec_structure
 
     local = experiment.local
     # Structure only: the spec ran already; its checks (the trainable's import) are resume's, after this.
-    spec = Spec.model_validate(yaml.load((local / SPEC_COPY).read_text(), Loader=SpecLoader))  # noqa: S506 - safe
+    spec = read_spec_structure(local / SPEC_COPY)
     search, lines, rewritten = spec.search, [], [SPEC_COPY]
     if growth.time_budget_s is not None:
         if not growth.time_budget_s > 0:

@@ -34,7 +34,7 @@ import pandas as pd
 import yaml
 
 from search.spec.models import Spec
-from search.spec.yaml_lines import SpecLoader
+from search.spec.load import read_spec_structure
 
 from search.experiment import DEFAULT_STORAGE, SPEC_COPY, TRAIN_RUNS_DIR, Experiment, ExperimentError, ExperimentLike
 from search.results.outcomes import is_finite_number
@@ -254,7 +254,7 @@ def _load_spec(path: Path, notes: list[str]) -> Spec | None:
     try:
         # Structure only: the semantic checks (data file, trainable import) belong to the
         # machine that ran it, not to one reading a copied folder.
-        return Spec.model_validate(yaml.load(file.read_text(), Loader=SpecLoader))  # noqa: S506 - a SafeLoader
+        return read_spec_structure(file)
     except (yaml.YAMLError, ValidationError, OSError) as exc:
         notes.append(f"cannot read {file} ({type(exc).__name__}); using the Optuna journal")
         return None

@@ -21,7 +21,7 @@ from search.spec.errors import Problem, SpecError, did_you_mean
 from search.spec.models import CategoricalParam, FloatParam, IntParam, Spec
 from search.spec.yaml_lines import CyclicYamlError, LineIndex, parse_yaml
 
-__all__ = ["load_spec", "parse_spec"]
+__all__ = ["load_spec", "parse_spec", "read_spec_structure", "dump_spec"]
 
 
 def parse_spec(raw: Any, source: str | Path | None = None, lines: LineIndex | None = None) -> Spec:
@@ -85,6 +85,20 @@ def dump_spec(spec: Spec) -> str:
     import yaml
 
     return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+
+
+def read_spec_structure(path: str | Path) -> Spec:
+    """A spec file checked for its structure only (the models' rules), not for what needs context.
+
+    For an experiment's own copy (``spec.yaml``), read where the trainable may not import and the
+    data file may not exist (a folder copied from elsewhere, a resume before its checks).
+
+    Raises:
+        OSError, yaml.YAMLError, pydantic.ValidationError: the file is unreadable or not a spec.
+    """
+    from search.spec.yaml_lines import SpecLoader
+
+    return Spec.model_validate(yaml.load(Path(path).read_text(), Loader=SpecLoader))  # noqa: S506 - a SafeLoader
 
 
 def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec:
