@@ -414,3 +414,50 @@ def test_a_pbt_search_interrupted_after_a_copy_resumes_to_the_end(tmp_path):
     table = open_results(folder).table
     assert list(table["outcome"]) == ["completed"] * 4 and set(table["epochs_run"]) == {10}
     assert table["schedule"].str.contains("→").any()
+
+
+RAY_STYLE = '''
+import json, tempfile
+from pathlib import Path
+from ray import tune
+
+
+def train(config):
+    """Ray Tune's own shape: it resumes from tune.get_checkpoint() and reports with tune.report."""
+    start, w = 0, 0.0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as folder:
+            state = json.loads((Path(folder) / "state.json").read_text())
+            start, w = state["epoch"], state["w"]
+    for epoch in range(start + 1, config["epochs"] + 1):
+        w += config["lr"] * (3.0 - w)
+        folder = tempfile.mkdtemp()
+        (Path(folder) / "state.json").write_text(json.dumps({"epoch": epoch, "w": w}))
+        tune.report({"epoch": epoch, "score": -(3.0 - w) ** 2, "lr_used": config["lr"]},
+                    checkpoint=tune.Checkpoint.from_directory(folder))
+'''
+
+
+@pytest.mark.ray
+def test_pbt_runs_a_ray_tune_function_unchanged_and_keeps_its_schedule(ray_cluster, tmp_path):
+    from search.engine.run import RunOptions, run_experiment
+    from search.results import open_results
+
+    (tmp_path / "quadratic.py").write_text(RAY_STYLE)
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "quadratic", "trainable": "quadratic:train", "metric": "score", "mode": "max",
+        "search": {"num_samples": 4, "seed": 0},
+        "scheduler": {"type": "pbt", "perturbation_interval": 2, "quantile_fraction": 0.5},
+        "space": {"lr": {"type": "float", "low": 0.01, "high": 0.5, "log": True}},
+        "fixed": {"epochs": 8}, "failure": {"max_retries": 0}, "storage": str(tmp_path / "results")}))
+    folder = Path(run_experiment(load_spec(path), RunOptions(spec_path=path)).path)
+    for trial in folder.glob("trial_*"):  # its own code trained with the lr it was given at each (re)start
+        assert all(row["lr_used"] == row["config"]["lr"] for row in _rows(trial))
+    table = open_results(folder).table
+    assert set(table["epochs_run"]) == {8}
+    copied = table[table["schedule"].str.contains("→")]
+    assert len(copied) >= 1  # a copied trial's schedule starts with the lr of the trial it was copied from
+    firsts = {row.trial_id: row.schedule.split(" → ")[0] for row in table.itertuples()}
+    assert all(first.startswith("1: lr=") for first in firsts.values())
