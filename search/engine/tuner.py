@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from search.spec.models import Spec
+from search.spec.models import KEEP_EVERY_CHECKPOINT, Spec
 from search.spec.registry import build_sampler
 from search.experiment import Experiment, storage_root
 from search.trials.resources import TrialPlan
 
-__all__ = ["build_tuner", "param_space_of", "trial_trainable", "trial_dirname"]
+#: Seconds between Tune's syncs of the driver's files to the storage when no checkpoint count forces them.
+SYNC_PERIOD_S = 10
+
+__all__ = ["build_tuner", "param_space_of", "sync_config_of", "trial_trainable", "trial_dirname"]
 
 
 def build_tuner(spec: Spec, plan: TrialPlan, setup: Any, *, epoch_lines: bool = False) -> tuple[Any, Any, Any]:
@@ -88,11 +91,26 @@ def _tuner(spec: Spec, plan: TrialPlan, setup: Any, searcher: Any, scheduler: An
                 checkpoint_score_order=spec.checkpoint_mode,
             ),
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
+            sync_config=sync_config_of(spec),
             callbacks=callbacks,
             verbose=0,
         ),
     )
     return tuner
+
+
+def sync_config_of(spec: Spec) -> Any:
+    """How often Tune syncs the driver's files (every trial's ``result.json``) to the storage.
+
+    Tune does so every ``num_to_keep`` checkpoints of a trial, else every ``sync_period`` (5
+    minutes by default), and a killed driver loses what was not synced. A run that keeps every
+    checkpoint (PBT, or ``num_to_keep: null``) syncs every :data:`SYNC_PERIOD_S` seconds instead.
+    """
+    from ray import tune
+
+    if spec.checkpoints_to_keep in (None, KEEP_EVERY_CHECKPOINT):
+        return tune.SyncConfig(sync_period=SYNC_PERIOD_S)
+    return tune.SyncConfig()
 
 
 def param_space_of(spec: Spec) -> dict[str, Any]:

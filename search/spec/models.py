@@ -23,6 +23,8 @@ __all__ = [
 ]
 
 Scalar = str | int | float | bool | None
+#: ``num_to_keep`` that keeps every checkpoint while Tune still snapshots its state at each (see Spec.checkpoints_to_keep).
+KEEP_EVERY_CHECKPOINT = 1_000_000
 
 
 _Model = SpecModel
@@ -376,8 +378,12 @@ class Spec(_Model):
 
     @property
     def checkpoints_to_keep(self) -> int | None:
-        """Checkpoints a trial keeps: ``checkpoint.num_to_keep``; with PBT every one (other trials copy them)."""
-        return None if self.scheduler.type == "pbt" else self.checkpoint.num_to_keep
+        """Checkpoints a trial keeps: ``checkpoint.num_to_keep``; with PBT every one (other trials copy them).
+
+        Every one as a number, not None: Tune saves and syncs its experiment state at each checkpoint
+        only when ``num_to_keep`` is set, and without those saves a killed driver's rows are lost.
+        """
+        return KEEP_EVERY_CHECKPOINT if self.scheduler.type == "pbt" else self.checkpoint.num_to_keep
 
     @property
     def refits(self) -> bool:

@@ -45,7 +45,7 @@ def _problems(tmp_path: Path, **changes) -> dict[str, str]:
 # ---------------------------------------------------------------- the spec's rules
 def test_the_shipped_pbt_spec_is_valid_and_its_copy_reads_back(tmp_path):
     spec = load_spec(REPO / "spaces" / "pbt.yaml")
-    assert spec.scheduler.type == "pbt" and spec.checkpoints_to_keep is None and not spec.refits
+    assert spec.scheduler.type == "pbt" and spec.checkpoints_to_keep == 1_000_000 and not spec.refits
     # The experiment keeps a copy with every field written out (ASHA's defaults too): it must still be valid.
     (tmp_path / "spec.yaml").write_text(dump_spec(spec))
     assert load_spec(tmp_path / "spec.yaml") == spec
@@ -461,3 +461,21 @@ def test_pbt_runs_a_ray_tune_function_unchanged_and_keeps_its_schedule(ray_clust
     assert len(copied) >= 1  # a copied trial's schedule starts with the lr of the trial it was copied from
     firsts = {row.trial_id: row.schedule.split(" → ")[0] for row in table.itertuples()}
     assert all(first.startswith("1: lr=") for first in firsts.values())
+
+
+@pytest.mark.parametrize(("scheduler", "kept", "period"), [
+    ({"type": "pbt", "perturbation_interval": 2}, None, 10),  # every checkpoint kept: no count forces Tune's syncs
+    ({"type": "asha"}, None, 10),                               # num_to_keep: null, the same
+    ({"type": "asha"}, 2, 300),                                 # Tune syncs every 2 checkpoints of a trial itself
+])
+def test_a_run_that_keeps_every_checkpoint_syncs_its_rows_every_few_seconds(tmp_path, scheduler, kept, period):
+    """Tune syncs the driver's files (each trial's result.json) to the storage every `num_to_keep` checkpoints of a
+    trial, else every sync_period (5 min by default). Seen: a PBT run killed (SIGKILL) seconds into its trials had no
+    result.json in its storage; resumed, every trial's history began at the epoch it resumed from (7 or 10). With
+    a 10-s period, a run killed 15 s after its first copy kept every trial's rows up to epoch 24 (by hand)."""
+    from search.engine.tuner import sync_config_of
+    from search.spec.models import Spec
+
+    spec = Spec.model_validate({**BASE, "scheduler": scheduler, "checkpoint": {"num_to_keep": kept},
+                                "storage": str(tmp_path)})
+    assert sync_config_of(spec).sync_period == period
