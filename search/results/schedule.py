@@ -53,11 +53,14 @@ def forget_overwritten_checkpoints(history: pd.DataFrame, checkpoints: dict[str,
     """
     if "checkpoint_dir_name" not in history or "epoch" not in history:
         return
+    saved_at: dict[str, Any] = {}  # folder name -> the epoch its metadata says, read once per folder
     for i in history.index:
         name = history.at[i, "checkpoint_dir_name"]
-        folder = checkpoints.get(name) if isinstance(name, str) else None
-        saved_at = _checkpoint_state(folder).get("reported") if folder is not None else None
-        if saved_at is not None and saved_at != history.at[i, "epoch"]:
+        if not isinstance(name, str) or name not in checkpoints:
+            continue
+        if name not in saved_at:
+            saved_at[name] = _checkpoint_state(checkpoints[name]).get("reported")
+        if saved_at[name] is not None and saved_at[name] != history.at[i, "epoch"]:
             history.at[i, "checkpoint_dir_name"] = None
 
 
