@@ -178,7 +178,7 @@ class ReportCallback(Callback):
             return
         folder = Path(tempfile.mkdtemp(prefix="trainables-ckpt-"))
         try:
-            trainer.save_checkpoint(folder / CHECKPOINT_FILE)
+            trainer.save_checkpoint(folder / CHECKPOINT_FILE, durable=False)  # a private folder, copied by the receiver
             if isinstance(trainer, FeatureSelectionTrainer):
                 (folder / SELECTION_FILE).write_text(json.dumps(trainer.selection_summary()))
             if self._preprocessing_json is not None:

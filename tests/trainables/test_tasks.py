@@ -115,6 +115,30 @@ def test_checkpoint_every_n_epochs_and_the_final_one(tmp_path, small_madelon):
     assert report.folders == [None, None, None]
 
 
+def test_a_reported_checkpoint_is_written_without_fsync_and_loads_back_whole(tmp_path, small_madelon, monkeypatch):
+    """Issue 25, item 3: the folder handed to report is private and copied by the receiver, whose copy lasts;
+    an fsync there cost a millisecond or more every epoch. A checkpoint saved by a user stays durable."""
+    import os
+
+    from trainables.tasks import ReportCallback
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    report = Recorder(tmp_path)
+    train_feature_selection(FAST, report, data=small_madelon)
+    assert synced == [] and len(report.copies) == 3
+    kept = []
+    monkeypatch.setattr(ReportCallback, "on_epoch_end", lambda self, trainer, epoch, metrics: kept.append(trainer))
+    train_feature_selection(FAST, null_report, data=small_madelon)
+    # The last epoch's folder holds the whole trained model: a trainer of the same config loads it weights-only.
+    kept[-1].load_checkpoint(report.copies[3] / "checkpoint.pt")
+    assert kept[-1].epoch == 3 and synced == []
+    # A user's own save: through a temporary file, fsynced, then renamed.
+    mine = kept[-1].save_checkpoint(tmp_path / "mine" / "checkpoint.pt")
+    assert len(synced) == 1 and mine.is_file() and not list(mine.parent.glob(".*.tmp"))
+
+
 @pytest.mark.parametrize("mode", ["min", "max"])
 def test_checkpoint_every_n_also_saves_every_epoch_at_the_best_score_so_far(tmp_path, mode):
     """Issue 22, item 10: the receiver keeps its best checkpoint by a score; the best epoch must have one."""
@@ -130,7 +154,7 @@ def test_checkpoint_every_n_also_saves_every_epoch_at_the_best_score_so_far(tmp_
     class FakeTrainer:  # what ReportCallback reads of a trainer
         stop_reason, should_stop, max_epochs, is_main_process = None, False, len(scores), True
 
-        def save_checkpoint(self, path):
+        def save_checkpoint(self, path, durable=True):
             Path(path).write_bytes(b"weights")
 
     for epoch, value in enumerate(scores, start=1):
