@@ -1,0 +1,247 @@
+"""What one epoch costs in a trial of ours against the same epoch in a standalone Optuna worker.
+
+Issue 25, item 3. ``search_efficiency.py``'s "wall per epoch run" divides a whole search (Ray's
+start, the trial processes' imports, the refit, the shutdown) by the epochs it ran, and its two
+arms prune different trials, so its per-epoch ratio mixes fixed costs into the epochs. This script
+holds everything but the per-epoch path equal: the same ``--trials`` configurations (drawn once,
+seeded, from ``search_efficiency``'s space), each trained for all ``--epochs`` epochs (no pruner, no
+early stop), two at a time, on the same data, in three arms:
+
+- **standalone**: two spawned processes, each calling ``train_feature_selection`` on half of the
+  configurations with a plain report function (what a hand-written Optuna objective does; the
+  built-in trainable still writes its checkpoint folder every epoch, and the worker drops it);
+- **ours**: ``run_experiment`` on a spec whose ``search.points_to_evaluate`` are those
+  configurations (``scheduler: none``), the built-in trainable's default checkpointing;
+- **ours without checkpoints**: the same with ``fixed.checkpoint_every: 0``: what checkpointing costs.
+
+Per epoch, each arm's figure is the median time between two consecutive epochs of one trial
+(epochs 2 to the last, so a trial's start is not in it). For ours it is split into the part spent
+in the trial process (Tune's ``time_this_iter_s``: the epoch, the checkpoint folder, its copy into
+the trial's storage) and the rest: the round trip through the driver that Tune's function API makes
+at every report (the training thread waits until the driver asks for the next result). The
+steady-state column is the wall from the first trial's first epoch to the last trial's end,
+divided by the epochs run, so start-up and shutdown are outside it.
+
+Run: ``python benchmarks/epoch_overhead.py --write-readme`` (3 repetitions, arms interleaved,
+about 4 minutes on 2 cores); ``--repeats 1 --trials 4 --epochs 8`` for a check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks._clock import clocked_progress  # noqa: E402
+from benchmarks._readme import cpu_name, write_table  # noqa: E402
+
+MARKER = "epoch_overhead"
+CONCURRENCY = 2
+TARGET = 1.15  # issue 25: ours <= 1.15x standalone Optuna per epoch
+DATA = {"name": "madelon_guyon", "n_samples": 4000, "n_probes": 80, "seed": 0}
+SPACE = {"lr": (1e-3, 3e-2), "selector_lr_ratio": (1.0, 100.0), "sparsity_lambda": (1e-4, 1e-2)}
+ARMS = ("standalone", "ours", "ours without checkpoints")
+
+
+def configurations(trials: int, epochs: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``trials`` configurations, log-uniform in :data:`SPACE`, seeded; every one runs every epoch."""
+    import math
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(trials):
+        config = {k: round(math.exp(rng.uniform(math.log(lo), math.log(hi))), 6) for k, (lo, hi) in SPACE.items()}
+        out.append({**config, "hidden_sizes": [16, 64][i % 2]})
+    return out
+
+
+def fixed(epochs: int) -> dict[str, Any]:
+    return {"epochs": epochs, "batch_size": 32, "patience": epochs + 1}
+
+
+# ----------------------------------------------------------------------------- standalone
+
+
+def _worker(configs: list[dict[str, Any]], epochs: int, out: str) -> None:
+    import torch
+
+    from trainables.data import load_data
+    from trainables.tasks import train_feature_selection
+
+    torch.set_num_threads(1)  # one core per trial, as each Ray trial process has
+    data = load_data(dict(DATA))
+    trials = []
+    for config in configs:
+        stamps: list[float] = []
+
+        def report(metrics: dict[str, Any], checkpoint_dir: Any = None) -> None:
+            stamps.append(time.time())
+
+        train_feature_selection({**fixed(epochs), **config}, report, data=data)
+        trials.append(stamps)
+    Path(out).write_text(json.dumps(trials))
+
+
+def run_standalone(configs: list[dict[str, Any]], epochs: int, work: Path) -> dict[str, Any]:
+    context = multiprocessing.get_context("spawn")
+    outs = [str(work / f"standalone-{rank}.json") for rank in range(CONCURRENCY)]
+    procs = [context.Process(target=_worker, args=(configs[rank::CONCURRENCY], epochs, outs[rank]))
+             for rank in range(CONCURRENCY)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    if any(proc.exitcode != 0 for proc in procs):
+        raise RuntimeError("a standalone worker failed")
+    trials = [stamps for out in outs for stamps in json.loads(Path(out).read_text())]
+    return {"trials": trials, "iters": None}
+
+
+# ----------------------------------------------------------------------------- ours
+
+
+def run_ours(configs: list[dict[str, Any]], epochs: int, work: Path, checkpoints: bool) -> dict[str, Any]:
+    import yaml
+
+    from search.engine.run import RunOptions, run_experiment
+    from search.spec.load import load_spec
+
+    name = "ours" if checkpoints else "ours_nockpt"
+    spec = {
+        "name": name, "trainable": "feature_selection", "data": dict(DATA), "metric": "val_accuracy", "mode": "max",
+        "search": {"sampler": "random", "num_samples": len(configs), "seed": 0, "max_concurrent_trials": CONCURRENCY,
+                   "points_to_evaluate": configs},
+        "scheduler": {"type": "none"},
+        "space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+                  "selector_lr_ratio": {"type": "float", "low": 1.0, "high": 100.0, "log": True},
+                  "sparsity_lambda": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+                  "hidden_sizes": {"type": "categorical", "choices": [16, 64]}},
+        "fixed": {**fixed(epochs), **({} if checkpoints else {"checkpoint_every": 0})},
+        "resources": {"num_workers": 1, "cpus_per_worker": 1, "use_gpu": False},
+        "storage": str(work / "results"), "failure": {"max_retries": 0},
+    }
+    path = work / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    stamps: dict[str, list[float]] = {}
+
+    class Clock:
+        def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
+                            **info: Any) -> None:
+            stamps.setdefault(trial.trial_id, []).append(time.time())
+
+    with clocked_progress(Clock()):
+        run_experiment(load_spec(path), RunOptions(spec_path=path, quiet=True))
+    iters = []
+    for folder in (work / "results" / name).glob("trial_*"):
+        rows = [json.loads(line) for line in (folder / "result.json").read_text().splitlines() if line.strip()]
+        iters += [row["time_this_iter_s"] for row in rows[1:]]
+    return {"trials": list(stamps.values()), "iters": iters}
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def figures(run: dict[str, Any]) -> dict[str, float]:
+    """Median epoch (epochs 2..), steady-state wall per epoch, and for ours the in-trial median."""
+    gaps = [b - a for stamps in run["trials"] for a, b in zip(stamps, stamps[1:])]
+    epochs = sum(len(stamps) for stamps in run["trials"])
+    first = min(stamps[0] for stamps in run["trials"])
+    last = max(stamps[-1] for stamps in run["trials"])
+    out = {"epoch_ms": statistics.median(gaps) * 1e3,
+           "steady_ms": (last - first) / max(1, epochs - CONCURRENCY) * CONCURRENCY * 1e3,
+           "epochs": epochs}
+    if run["iters"]:
+        out["iter_ms"] = statistics.median(run["iters"]) * 1e3
+    return out
+
+
+def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace, loads: tuple[float, float],
+          argv: list[str]) -> str:
+    import ray
+    import torch
+
+    def med(arm: str, key: str) -> float:
+        values = [r[key] for r in results[arm] if key in r]
+        return statistics.median(values) if values else float("nan")
+
+    base_epoch, base_steady = med("standalone", "epoch_ms"), med("standalone", "steady_ms")
+    lines = ["| arm | runs | epoch, median ms | vs standalone | in the trial process ms | driver round trip ms "
+             "| steady-state wall per epoch and slot ms | vs standalone | target | verdict |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for arm in ARMS:
+        epoch, steady, it = med(arm, "epoch_ms"), med(arm, "steady_ms"), med(arm, "iter_ms")
+        ours = arm != "standalone"
+        ratio, steady_ratio = epoch / base_epoch, steady / base_steady
+        target = f"≤ {TARGET:.2f}" if arm == "ours" else "—"
+        verdict = ("PASS" if ratio <= TARGET else f"FAIL (+{(ratio - TARGET) * 100:.0f} points)") if arm == "ours" \
+            else ("baseline" if not ours else "reference")
+        lines.append(f"| {arm} | {len(results[arm])} | {epoch:.1f} | {ratio:.2f}× | "
+                     f"{f'{it:.1f}' if ours else '—'} | {f'{epoch - it:.1f}' if ours else '—'} | {steady:.1f} | "
+                     f"{steady_ratio:.2f}× | {target} | {verdict} |")
+    uname = platform.uname()
+    lines += [
+        "",
+        f"Task: `feature_selection` on `{DATA['name']}` (4000 × 100), {args.trials} fixed configurations (lr, "
+        f"selector_lr_ratio, sparsity_lambda drawn log-uniform, hidden 16 or 64), {args.epochs} epochs each, batch 32, "
+        f"no pruning or early stop, {CONCURRENCY} at a time. Epoch: the median time between two epochs of one trial "
+        "(its first epoch excluded). Ours splits it into the trial process's own time (Tune's `time_this_iter_s`: "
+        "the epoch, the checkpoint folder written and copied into the trial's storage) and the rest, the round trip "
+        "through the driver at every report. Steady state: first epoch of any trial to the last trial's end, per "
+        "epoch and per concurrent slot (start-up, refit and shutdown excluded).  ",
+        f"Machine: {cpu_name()} ({uname.machine}, {uname.system} {uname.release}), {os.cpu_count()} CPUs, no GPU; "
+        f"Python {platform.python_version()}, torch {torch.__version__}, ray {ray.__version__}; "
+        f"{time.strftime('%Y-%m-%d')}; {args.repeats} repetitions, arms interleaved, medians; load average "
+        f"{loads[0]:.1f} at start, {loads[1]:.1f} at end; `{shlex.join(['python', 'benchmarks/epoch_overhead.py', *argv])}`",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=6, help="configurations per arm (default 6)")
+    parser.add_argument("--epochs", type=int, default=15, help="epochs per trial (default 15)")
+    parser.add_argument("--repeats", type=int, default=3, help="repetitions of every arm, interleaved (default 3)")
+    parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated subset of the arms")
+    parser.add_argument("--write-readme", action="store_true", help="write the table into docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    arms = [a.strip() for a in args.arms.split(",")]
+    configs = configurations(args.trials, args.epochs)
+    loads = (os.getloadavg()[0], 0.0)
+    results: dict[str, list[dict[str, float]]] = {arm: [] for arm in ARMS}
+    for rep in range(args.repeats):
+        for arm in arms:
+            with tempfile.TemporaryDirectory(prefix="epoch-overhead-") as tmp:
+                work = Path(tmp)
+                run = run_standalone(configs, args.epochs, work) if arm == "standalone" else \
+                    run_ours(configs, args.epochs, work, checkpoints=arm == "ours")
+                figs = figures(run)
+                results[arm].append(figs)
+                print(f"[{rep + 1}/{args.repeats}] {arm}: " + ", ".join(f"{k} {v:.1f}" for k, v in figs.items()),
+                      flush=True)
+    loads = (loads[0], os.getloadavg()[0])
+    if any(not results[arm] for arm in ARMS):
+        print("(not every arm ran: no table)")
+        return 0
+    text = table(results, args, loads, argv)
+    print(text)
+    if args.write_readme:
+        print(f"wrote {write_table(MARKER, text)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
