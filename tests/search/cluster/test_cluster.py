@@ -122,13 +122,15 @@ def test_connect_error_names_the_token_settings(monkeypatch):
     assert connect_error(ValueError("something else"), "x") is None
 
 
-def _project(tmp_path: Path, storage: str | None = None) -> tuple[Path, Path]:
+def _project(tmp_path: Path, storage: str | None = None, epoch_s: float | None = None) -> tuple[Path, Path]:
     work = tmp_path / "work"
     (work / "exp").mkdir(parents=True)
     (work / "exp" / "cluster_trainable.py").write_text(TRAINABLE)
     raw = yaml.safe_load(SPEC)
     if storage is not None:
         raw["storage"] = storage
+    if epoch_s is not None:
+        raw["fixed"]["epoch_s"] = epoch_s
     spec_path = work / "exp" / "space.yaml"
     spec_path.write_text(yaml.safe_dump(raw))
     return work, spec_path
@@ -374,9 +376,14 @@ def cluster(s3_server, tmp_path_factory) -> Iterator[LocalCluster]:
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _experiment(tmp_path: Path, name: str) -> tuple[Path, Path]:
+def _experiment(tmp_path: Path, name: str, epoch_s: float | None = None) -> tuple[Path, Path]:
     """A working folder with the spec and its trainable; results under an absolute path."""
-    return _project(tmp_path / name, storage=str(tmp_path / name / "results"))
+    return _project(tmp_path / name, storage=str(tmp_path / name / "results"), epoch_s=epoch_s)
+
+
+#: Seconds an epoch sleeps in a job whose trials need not overlap in time (SPEC's 1.5 s lets trials run side by side,
+#: and keeps a job running long enough to be stopped); 2 epochs of 1.5 s were 3 of the submit test's 27 s.
+SHORT_EPOCH_S = 0.1
 
 
 def _last_results(experiment: Path) -> dict[str, dict]:
@@ -418,7 +425,7 @@ RAY_NOISE = ("Connecting to existing Ray cluster", "INFO worker.py", "Configurat
 
 def test_submit_wait_runs_the_experiment_as_a_job_then_jobs_and_export(cluster, tmp_path):
     # A user's project folder: the job runs on the project the nodes installed (a wheel, not editable).
-    work, spec_path = _experiment(tmp_path, "submit")
+    work, spec_path = _experiment(tmp_path, "submit", epoch_s=SHORT_EPOCH_S)
     (work / "results").mkdir()
     (work / "results" / "old.txt").write_text("an earlier run's results")
     (work / "model.pt").write_bytes(b"weights")

@@ -301,7 +301,9 @@ def train(config, report):
     x = int(config["x"])
     for epoch, score in enumerate(CURVES[x], start=1):
         if x == 3 and epoch == 3:
-            time.sleep(120)  # the budget ends the search here
+            # The budget ends the search here: its 12 s clock starts before any trial does, so a 15 s sleep
+            # outlasts it (and the run waits for this sleep to end: 120 s cost ~10 s more).
+            time.sleep(15)
         stop = "early_stopping" if x == 1 and epoch == 3 else ""
         report({"epoch": epoch, "score": score, "stop_reason": stop})
         if stop:
@@ -310,6 +312,9 @@ def train(config, report):
 
 
 def test_optuna_is_told_the_values_the_table_shows(ray_cluster, tmp_path):
+    # The budget is most of this test's wall time: the four trials share one trial process and had reached x=3's
+    # sleep 3 s into it (25 s made the test ~39 s); too short a budget fails the x=3 asserts, it cannot pass them.
+    # VALUE_CURVES' sleep must stay longer than the budget.
     from search.results import open_results
 
     (tmp_path / "curves.py").write_text(VALUE_CURVES)
@@ -318,7 +323,7 @@ def test_optuna_is_told_the_values_the_table_shows(ray_cluster, tmp_path):
         trainable: curves:train
         metric: score
         mode: max
-        search: {num_samples: 4, max_concurrent_trials: 1, sampler: random, time_budget_s: 25,
+        search: {num_samples: 4, max_concurrent_trials: 1, sampler: random, time_budget_s: 12,
                  points_to_evaluate: [{x: 0}, {x: 1}, {x: 2}, {x: 3}]}
         scheduler: {type: asha, grace_period: 1, reduction_factor: 2}
         space: {x: {type: categorical, choices: [0, 1, 2, 3]}}
