@@ -125,9 +125,8 @@ def run_ours(configs: list[dict[str, Any]], epochs: int, work: Path, checkpoints
         "search": {"sampler": "random", "num_samples": len(configs), "seed": 0, "max_concurrent_trials": CONCURRENCY,
                    "points_to_evaluate": configs},
         "scheduler": {"type": "none"},
-        "space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-                  "selector_lr_ratio": {"type": "float", "low": 1.0, "high": 100.0, "log": True},
-                  "sparsity_lambda": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+        # The space the fixed configurations were drawn from (the searcher samples none: points_to_evaluate).
+        "space": {**{k: {"type": "float", "low": lo, "high": hi, "log": True} for k, (lo, hi) in SPACE.items()},
                   "hidden_sizes": {"type": "categorical", "choices": [16, 64]}},
         "fixed": {**fixed(epochs), **({} if checkpoints else {"checkpoint_every": 0})},
         "resources": {"num_workers": 1, "cpus_per_worker": 1, "use_gpu": False},

@@ -39,7 +39,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                     '`pytest -m "not ray"` leaves it out.', pytrace=False)
 
 
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On an xdist worker under ``--dist loadgroup``: the shared cluster's tests in one group, one worker."""
