@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 __all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "ray_session_dir", "Bracket",
            "bracket_rungs", "newest_experiment_state", "load_experiment_state", "training_run_metadata",
-           "set_checkpoint_results", "checkpoint_score_key", "training_result", "storage_of", "frozen_trial_id",
+           "set_checkpoint_results", "raise_next_checkpoint_index", "driver_staging_folders", "checkpoint_score_key",
+           "training_result", "storage_of", "frozen_trial_id",
            "in_distribution", "tune_session", "train_fn_utils", "local_tune_session", "local_train_worker",
            "search_generator_counts", "grow_search_generator", "restart_stopper", "restored_tuner_configs",
            "result_loggers"]
@@ -41,6 +43,10 @@ USES: tuple[tuple[str, str, str, str], ...] = (
     ("ray", "_CheckpointManager._checkpoint_results, _latest_checkpoint_result, _get_checkpoint_score",
      "engine.recovery, engine.callbacks", "pointing a trial at a checkpoint that exists; keeping a cut trial's best"),
     ("ray", "ray.train._internal.session._TrainingResult", "engine.recovery", "a checkpoint with its metrics"),
+    ("ray", "StorageContext.current_checkpoint_index in a trial's saved state (trial_data)", "engine.recovery",
+     "a trial moved forward to a newer checkpoint names its next ones past every checkpoint folder already there"),
+    ("ray", "the driver's staging folder <session>/artifacts/<timestamp>/<experiment>/driver_artifacts",
+     "engine.recovery", "the result rows a killed driver wrote there but never synced to storage"),
     ("ray", "OptunaSearch._ot_study, _ot_trials, _completed_trials, _space, _mode", "engine.searcher",
      "PruningAwareOptunaSearch's own state, inherited from Ray's OptunaSearch"),
     ("optuna", "Study._storage, Study._study_id, FrozenTrial._trial_id", "engine.searcher",
@@ -184,6 +190,35 @@ def training_run_metadata(json_state: str) -> Any:
     from ray.tune.trainable.metadata import _TrainingRunMetadata
 
     return _TrainingRunMetadata.from_json_state(json_state)
+
+
+def raise_next_checkpoint_index(trial_json: str, at_least: int) -> str | None:
+    """A trial's saved JSON state whose next checkpoint is ``checkpoint_<at_least>`` or later; None: it already is.
+
+    Tune names a trial's checkpoints from its storage context's ``current_checkpoint_index``, restored
+    with the trial: the index of its last checkpoint, incremented before each new one (Ray 2.60).
+    """
+    import json
+
+    from ray.tune.utils.serialization import TuneFunctionEncoder, _loads_with_cloudpickle
+
+    state = _loads_with_cloudpickle(trial_json)
+    index = getattr(state.get("storage"), "current_checkpoint_index", None)
+    if not isinstance(index, int) or index + 1 >= at_least:
+        return None
+    state["storage"].current_checkpoint_index = at_least - 1
+    return json.dumps(state, indent=2, cls=TuneFunctionEncoder)
+
+
+def driver_staging_folders(session_dir: Path, experiment_dir_name: str) -> list[Path]:
+    """A driver's staging copies of an experiment folder in its Ray session folder, newest first (Ray 2.60:
+    ``<session>/artifacts/<run timestamp>/<experiment>/driver_artifacts``; Tune writes results and its state
+    there and syncs them to storage every few seconds)."""
+    import glob
+
+    pattern = f"artifacts/*/{glob.escape(experiment_dir_name)}/driver_artifacts"
+    found = [p for p in session_dir.glob(pattern) if p.is_dir()]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
 def set_checkpoint_results(manager: Any, results: list[Any], latest: Any) -> None:

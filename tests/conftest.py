@@ -15,7 +15,7 @@ clusters up beside the shared one; what is new is only that they now run at the 
 shared clusters (plain ``-n 2``) are what once hung the DDP pool-replacement test, so they are never
 started. xdist 3.8's own grouping does nothing on pytest 9.2 (it sets ``item._nodeid``; pytest 9.2's
 ``nodeid`` reads ``_id``), so :func:`pytest_collection_modifyitems` below sets the group itself.
-``-p no:xdist`` (or ``-n 0``) runs the suite in one process.
+``-n 0`` runs the suite in one process (``-p no:xdist`` fails: ``addopts`` passes ``-n``).
 """
 
 from __future__ import annotations

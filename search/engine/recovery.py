@@ -11,6 +11,15 @@ loads, or any folder for a user's own format), with the metrics Tune reported wi
 Trial folders created after the last snapshot are unknown to the state and to the searcher's
 study; they are removed, so every table holds exactly the trials the study holds.
 
+A killed driver loses the results it wrote since its last sync to storage (Tune writes each
+trial's ``result.json`` and ``progress.csv`` into the driver's staging folder and copies that folder
+every few seconds), while the trial's newer checkpoints are already in storage. Where the killed run's
+embedded Ray left its session folder on this machine, those files are taken from its staging copy
+(only rows that continue what storage has, of the same trial), so a trial moved forward keeps the
+epochs before its checkpoint in its history. A trial moved forward also names its next checkpoints
+past every checkpoint folder already there: Tune would otherwise count on from the checkpoint the
+saved state named and write into the folders of the killed run's newer checkpoints.
+
 The epochs an unfinished trial reported after the searcher's last save (in its ``result.json``,
 and maybe behind the checkpoint it is moved forward to) are told to the saved searcher before
 Tune restores it: its best value, Optuna's intermediate values and ASHA's record of each epoch
@@ -45,12 +54,15 @@ class Repair:
     """What :func:`repair_saved_state` changed."""
 
     repointed: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # trial: (was, now)
+    recovered: dict[str, int] = field(default_factory=dict)  # trial: result rows taken from the killed driver's copy
     removed_folders: list[str] = field(default_factory=list)
     rewritten: list[str] = field(default_factory=list)  # files rewritten (names in the folder): state, searcher
     caught_up: dict[str, int] = field(default_factory=dict)  # trial: epochs told to the searcher only now
 
     def lines(self) -> list[str]:
-        out = [f"trial {t}: resumes from {now or 'the start (no intact checkpoint)'}"
+        out = [f"trial {t}: {n} result row(s) the killed driver never synced to storage, taken from its staging "
+               "folder" for t, n in self.recovered.items()]
+        out += [f"trial {t}: resumes from {now or 'the start (no intact checkpoint)'}"
                + (f" ({was} named by the saved state is gone)" if was and was != now else "")
                for t, (was, now) in self.repointed.items()]
         out += [f"removed {name}: created after Tune's last saved state, never known to it or to the study"
@@ -60,7 +72,8 @@ class Repair:
         return out
 
 
-def repair_saved_state(path: Path, storage_folder: str | None = None, *, ours: bool = True) -> Repair:
+def repair_saved_state(path: Path, storage_folder: str | None = None, *, ours: bool = True,
+                       killed_session: Path | None = None) -> Repair:
     """Repair the newest ``experiment_state-*.json`` of a local experiment folder in place (see the module).
 
     ``storage_folder``: for a local copy of a URI experiment, the experiment's path inside its
@@ -68,6 +81,8 @@ def repair_saved_state(path: Path, storage_folder: str | None = None, *, ours: b
     finds them; the caller uploads :attr:`Repair.rewritten` and deletes the removed folders there.
     ``ours``: the trainable is a built-in one, whose ``checkpoint.pt`` is checked; a user's own
     checkpoint folders are taken as they are (any non-empty folder is intact).
+    ``killed_session``: the Ray session folder of the killed run's embedded cluster, on this machine; the
+    result rows its driver never synced are taken from the staging copy there.
     """
     from ray.tune.utils.serialization import TuneFunctionEncoder
 
@@ -86,6 +101,8 @@ def repair_saved_state(path: Path, storage_folder: str | None = None, *, ours: b
         print(f"warning: cannot read {state_file.name} ({type(exc).__name__}: {exc}); resuming as Tune saved it",
               file=sys.stderr)
         return repair
+    if killed_session is not None:
+        _recover_unsynced_rows(path, killed_session, list(known), repair)
     changed = False
     for trial_id, (index, trial_json) in known.items():
         if trial_json.get("status") in _FINISHED:
@@ -93,7 +110,7 @@ def repair_saved_state(path: Path, storage_folder: str | None = None, *, ours: b
         folder = path / f"trial_{trial_id}"
         meta = training_run_metadata(trial_data[index][1])
         if _repoint(meta, folder, trial_id, repair, storage_folder, ours):
-            trial_data[index] = [trial_data[index][0], meta.get_json_state()]
+            trial_data[index] = [_past_existing_checkpoints(trial_data[index][0], folder), meta.get_json_state()]
             changed = True
     if changed:
         atomic_write(state_file, json.dumps(state, indent=2, cls=TuneFunctionEncoder))
@@ -152,6 +169,74 @@ def _repoint(meta: Any, folder: Path, trial_id: str, repair: Repair, storage_fol
     set_checkpoint_results(manager, sorted([*kept, result], key=checkpoint_score_key(manager)), result)
     repair.repointed[trial_id] = (was, newest.name)
     return True
+
+
+def _past_existing_checkpoints(trial_json: str, folder: Path) -> str:
+    """The trial's saved state, its next checkpoint named past every ``checkpoint_<index>`` folder in ``folder``."""
+    from search.internals import raise_next_checkpoint_index
+
+    indices = [int(p.name.rsplit("_", 1)[1]) for p in folder.glob("checkpoint_*")
+               if p.is_dir() and p.name.rsplit("_", 1)[1].isdigit()]
+    if not indices:
+        return trial_json
+    return raise_next_checkpoint_index(trial_json, max(indices) + 1) or trial_json
+
+
+#: The files Tune's loggers append a trial's results to, in its folder (``result.json`` is what the tables read).
+_RESULT_FILES = ("result.json", "progress.csv")
+
+
+def _recover_unsynced_rows(path: Path, session: Path, trial_ids: list[str], repair: Repair) -> None:
+    """Append to each trial's result files the rows the killed driver wrote in its staging copy after its last sync.
+
+    Only where storage's file is exactly the beginning of the staging copy (Tune's own sync is a copy of
+    it), and every added ``result.json`` row is the same trial's: anything else is left as it is. The
+    files rewritten are named in :attr:`Repair.rewritten` (for a URI's local copy, to be uploaded).
+    """
+    from search.internals import driver_staging_folders
+
+    stagings = driver_staging_folders(session, path.name)
+    for trial_id in trial_ids:
+        staged = next((s / f"trial_{trial_id}" for s in stagings if (s / f"trial_{trial_id}").is_dir()), None)
+        if staged is None or not (path / f"trial_{trial_id}").is_dir():
+            continue
+        added = {name: _unsynced_lines(path / f"trial_{trial_id}" / name, staged / name) for name in _RESULT_FILES}
+        rows = added["result.json"]
+        if not rows or not all(_row_of(line, trial_id) for line in rows):
+            continue
+        for name, lines in added.items():
+            if lines:
+                file = path / f"trial_{trial_id}" / name
+                atomic_write(file, "".join([*_split(file)[0], *lines]))  # a line a kill cut short is replaced
+                repair.rewritten.append(f"trial_{trial_id}/{name}")
+        repair.recovered[trial_id] = len(rows)
+
+
+def _split(file: Path) -> tuple[list[str], list[str]]:
+    """A file's complete lines, and its last line if a kill cut it short (``[]`` if none)."""
+    lines = file.read_text().splitlines(keepends=True) if file.is_file() else []
+    if lines and not lines[-1].endswith("\n"):
+        return lines[:-1], lines[-1:]
+    return lines, []
+
+
+def _unsynced_lines(stored: Path, staged: Path) -> list[str]:
+    """The complete lines of ``staged`` after those of ``stored``, if ``stored``'s complete lines begin it; else []."""
+    if not staged.is_file():
+        return []
+    kept, _ = _split(stored)
+    copy, _ = _split(staged)
+    if len(copy) <= len(kept) or copy[:len(kept)] != kept:
+        return []
+    return copy[len(kept):]
+
+
+def _row_of(line: str, trial_id: str) -> bool:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(row, dict) and str(row.get("trial_id")) == trial_id
 
 
 def _estimated_metrics(latest: Any, name: str) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from typing import Any
 
 from search.engine.console import quiet_terminal, say
 from search.engine.grow import Growth, fresh_budget, grow_restored_tuner, grow_saved_state
-from search.engine.session import cluster_view, live_driver, ray_session, stop_leftovers, storage_warning
+from search.engine.session import (cluster_view, killed_session_dir, live_driver, ray_session, stop_leftovers,
+                                   storage_warning)
 from search.engine.tuner import build_tuner, param_space_of, trial_trainable
 from search.spec.checks import resolve_data_path, spec_search_paths
 from search.spec.models import Spec
@@ -293,8 +294,10 @@ def resume_experiment(experiment: Experiment, options: RunOptions | None = None,
     spec = load_spec(local / SPEC_COPY)
     if not growth and spec.search.time_budget_s:
         fresh_budget(experiment, spec.search.time_budget_s)
+    killed = killed_session_dir(experiment)  # read before its record is dropped
     _stop_leftovers(experiment)
-    for line in _repair(experiment, local, ours=spec.trainable in TRAINABLES):  # before Tune reads it
+    # Before Tune reads the state.
+    for line in _repair(experiment, local, ours=spec.trainable in TRAINABLES, killed_session=killed):
         print(f"note: {line}", file=sys.stderr)
     with _prepared(spec, options, experiment) as (plan, setup):
         trainable = trial_trainable(plan, setup)
@@ -362,16 +365,17 @@ def _stop_leftovers(experiment: Experiment) -> None:
               f"(pids {', '.join(map(str, stopped))})", file=sys.stderr)
 
 
-def _repair(experiment: Experiment, local: Path, *, ours: bool) -> list[str]:
+def _repair(experiment: Experiment, local: Path, *, ours: bool, killed_session: Path | None = None) -> list[str]:
     """Repair Tune's saved state (:mod:`search.engine.recovery`); a URI's on its local copy, then uploaded.
 
     ``ours``: a built-in trainable, whose checkpoints may be checked (a user's are taken as they are).
+    ``killed_session``: the killed run's Ray session folder, whose staging copy has the results it never synced.
     """
     from search.engine.recovery import repair_saved_state
 
     if not experiment.is_remote:
-        return repair_saved_state(local, ours=ours).lines()
-    repair = repair_saved_state(local, storage_folder=experiment.storage_path, ours=ours)
+        return repair_saved_state(local, ours=ours, killed_session=killed_session).lines()
+    repair = repair_saved_state(local, storage_folder=experiment.storage_path, ours=ours, killed_session=killed_session)
     if repair.rewritten:
         experiment.publish([*repair.rewritten, *([OPTUNA_JOURNAL] if repair.caught_up else [])])
     for name in repair.removed_folders:

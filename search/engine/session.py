@@ -17,7 +17,8 @@ from search.engine.console import say
 from search.experiment import DRIVER_RECORD, EMBEDDED_RAY_RECORD, Experiment, redact
 from search.trials.resources import DRIVER_RESOURCE
 
-__all__ = ["REPORT_INTERVAL_S", "ray_session", "cluster_view", "stop_leftovers", "live_driver", "storage_warning"]
+__all__ = ["REPORT_INTERVAL_S", "ray_session", "cluster_view", "stop_leftovers", "killed_session_dir", "live_driver",
+           "storage_warning"]
 
 #: Ray Train V2 paces ``report`` by its health-check interval (2 s by default); with
 #: epochs of milliseconds that interval, not training, would set the pace.
@@ -136,6 +137,24 @@ def _valid_session_dir(value: object) -> Path | None:
     if not (path / "logs").is_dir() and not (path / "sockets").is_dir():
         return None
     return path.resolve()
+
+
+def killed_session_dir(experiment: Experiment) -> Path | None:
+    """The Ray session folder of the experiment's embedded cluster whose driver was killed, or None.
+
+    Read before :func:`stop_leftovers` drops the record: the driver's staging copy of the experiment
+    there holds the results it never synced (:mod:`search.engine.recovery`).
+    """
+    info = experiment.read_record(EMBEDDED_RAY_RECORD)
+    if info is None:
+        return None
+    try:
+        driver = int(info["driver_pid"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if _alive(driver) and driver != os.getpid():
+        return None
+    return _valid_session_dir(info.get("session_dir"))
 
 
 def stop_leftovers(experiment: Experiment) -> list[int]:
