@@ -82,3 +82,25 @@ def test_a_trial_moved_forward_names_its_next_checkpoint_past_the_folders_there(
     assert state["storage"].current_checkpoint_index == 2 and state["trial_id"] == "a"  # the next: checkpoint_000003
     assert raise_next_checkpoint_index(raised, 3) is None  # already past them: left as it is
     assert raise_next_checkpoint_index(saved, 1) is None
+
+
+def test_a_finished_trial_whose_last_rows_a_kill_left_behind_gets_them_back_on_resume(tmp_path):
+    """The snapshot copies the staging folder file by file: a SIGKILL mid-copy can leave storage with the new
+    state (the trial TERMINATED, the study COMPLETE) beside the trial's old result.json, and a finished trial is
+    never rerun. Its rows are taken from the staging copy too, so the table ends it where the study does."""
+    from search.engine.recovery import repair_saved_state
+
+    experiment, session = _experiment(tmp_path, _rows("done", range(1, 3)), _rows("done", range(1, 5)), "done")
+    state = {"trial_data": [[json.dumps({"trial_id": "done", "status": "TERMINATED"}), "{}"]],
+             "runner_data": {}, "stats": {}}
+    (experiment / "experiment_state-2026-12-05_05-11-29.json").write_text(json.dumps(state))
+    repair = repair_saved_state(experiment, killed_session=session)
+    rows = [json.loads(line) for line in (experiment / "trial_done" / "result.json").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4] and repair.recovered == {"done": 2}
+    assert not repair.repointed  # a finished trial is not moved
+    # Without the killed session's folder (resumed elsewhere), nothing is taken.
+    experiment, session = _experiment(tmp_path / "elsewhere", _rows("done", range(1, 3)), _rows("done", range(1, 5)),
+                                      "done")
+    (experiment / "experiment_state-2026-12-05_05-11-29.json").write_text(json.dumps(state))
+    assert not repair_saved_state(experiment).recovered
+    assert len((experiment / "trial_done" / "result.json").read_text().splitlines()) == 2
