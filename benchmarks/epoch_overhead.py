@@ -12,7 +12,10 @@ early stop), two at a time, on the same data, in three arms:
   built-in trainable still writes its checkpoint folder every epoch, and the worker drops it);
 - **ours**: ``run_experiment`` on a spec whose ``search.points_to_evaluate`` are those
   configurations (``scheduler: none``), the built-in trainable's default checkpointing;
-- **ours without checkpoints**: the same with ``fixed.checkpoint_every: 0``: what checkpointing costs.
+- **ours without checkpoints**: the same with ``fixed.checkpoint_every: 0``: what checkpointing costs;
+- **ours with Tune's forced snapshots**: the same as ours, with Tune's experiment snapshot forced after
+  every ``num_to_keep`` checkpoints of a trial, as Tune does (ours spaces them at least
+  ``FORCED_SNAPSHOT_MIN_S`` apart: ``search.internals.spaced_forced_snapshots``).
 
 Per epoch, each arm's figure is the median time between two consecutive epochs of one trial
 (epochs 2 to the last, so a trial's start is not in it). For ours it is split into the part spent
@@ -23,7 +26,7 @@ steady-state column is the wall from the first trial's first epoch to the last t
 divided by the epochs run, so start-up and shutdown are outside it.
 
 Run: ``python benchmarks/epoch_overhead.py --write-readme`` (3 repetitions, arms interleaved,
-about 4 minutes on 2 cores); ``--repeats 1 --trials 4 --epochs 8`` for a check.
+about 6 minutes on 2 cores); ``--repeats 1 --trials 4 --epochs 8`` for a check.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ CONCURRENCY = 2
 TARGET = 1.15  # issue 25: ours <= 1.15x standalone Optuna per epoch
 DATA = {"name": "madelon_guyon", "n_samples": 4000, "n_probes": 80, "seed": 0}
 SPACE = {"lr": (1e-3, 3e-2), "selector_lr_ratio": (1.0, 100.0), "sparsity_lambda": (1e-4, 1e-2)}
-ARMS = ("standalone", "ours", "ours without checkpoints")
+ARMS = ("standalone", "ours", "ours without checkpoints", "ours with Tune's forced snapshots")
 
 
 def configurations(trials: int, epochs: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -113,9 +116,11 @@ def run_standalone(configs: list[dict[str, Any]], epochs: int, work: Path) -> di
 # ----------------------------------------------------------------------------- ours
 
 
-def run_ours(configs: list[dict[str, Any]], epochs: int, work: Path, checkpoints: bool) -> dict[str, Any]:
+def run_ours(configs: list[dict[str, Any]], epochs: int, work: Path, checkpoints: bool,
+             tune_snapshots: bool = False) -> dict[str, Any]:
     import yaml
 
+    import search.internals
     from search.engine.run import RunOptions, run_experiment
     from search.spec.load import load_spec
 
@@ -141,8 +146,13 @@ def run_ours(configs: list[dict[str, Any]], epochs: int, work: Path, checkpoints
                             **info: Any) -> None:
             stamps.setdefault(trial.trial_id, []).append(time.time())
 
-    with clocked_progress(Clock()):
-        run_experiment(load_spec(path), RunOptions(spec_path=path, quiet=True))
+    spaced = search.internals.FORCED_SNAPSHOT_MIN_S
+    search.internals.FORCED_SNAPSHOT_MIN_S = 0.0 if tune_snapshots else spaced  # 0: forced as often as Tune does
+    try:
+        with clocked_progress(Clock()):
+            run_experiment(load_spec(path), RunOptions(spec_path=path, quiet=True))
+    finally:
+        search.internals.FORCED_SNAPSHOT_MIN_S = spaced
     iters = []
     for folder in (work / "results" / name).glob("trial_*"):
         rows = [json.loads(line) for line in (folder / "result.json").read_text().splitlines() if line.strip()]
@@ -226,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory(prefix="epoch-overhead-") as tmp:
                 work = Path(tmp)
                 run = run_standalone(configs, args.epochs, work) if arm == "standalone" else \
-                    run_ours(configs, args.epochs, work, checkpoints=arm == "ours")
+                    run_ours(configs, args.epochs, work, checkpoints=arm != "ours without checkpoints",
+                             tune_snapshots=arm == "ours with Tune's forced snapshots")
                 figs = figures(run)
                 results[arm].append(figs)
                 print(f"[{rep + 1}/{args.repeats}] {arm}: " + ", ".join(f"{k} {v:.1f}" for k, v in figs.items()),

@@ -156,7 +156,9 @@ def _fit(tuner: Any, spec: Spec, experiment: Experiment) -> tuple[Any, int]:
     """Run the tuner; returns its results and how many trials remain unfinished."""
     started = time.monotonic()
     # stdout is for results: Tune's banners and tables go to stderr with the progress.
-    with contextlib.redirect_stdout(sys.stderr), _sigterm_as_sigint():
+    from search.internals import spaced_forced_snapshots
+
+    with contextlib.redirect_stdout(sys.stderr), _sigterm_as_sigint(), spaced_forced_snapshots():
         results = tuner.fit()
     budget = spec.search.time_budget_s
     return results, unfinished_trials(experiment, spec.search.num_samples, bool(budget and time.monotonic() - started >= budget))

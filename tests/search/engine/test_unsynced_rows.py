@@ -104,3 +104,41 @@ def test_a_finished_trial_whose_last_rows_a_kill_left_behind_gets_them_back_on_r
     (experiment / "experiment_state-2026-12-05_05-11-29.json").write_text(json.dumps(state))
     assert not repair_saved_state(experiment).recovered
     assert len((experiment / "trial_done" / "result.json").read_text().splitlines()) == 2
+
+
+def test_checkpoints_force_a_snapshot_at_most_once_per_interval():
+    """Tune forces an experiment snapshot after every num_to_keep checkpoints of a trial (ten a second with two
+    trials of 0.1 s epochs); inside spaced_forced_snapshots it still comes after num_to_keep, but not sooner than
+    the interval after the last snapshot, and Tune's own behaviour is back outside it."""
+    import time
+
+    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
+
+    from search.internals import spaced_forced_snapshots
+
+    def manager(synced_ago: float) -> _ExperimentCheckpointManager:
+        made = _ExperimentCheckpointManager(storage=None, checkpoint_period=10, sync_every_n_trial_checkpoints=2)
+        made._last_sync_time = time.monotonic() - synced_ago
+        return made
+
+    trial = "trial_a"
+    with spaced_forced_snapshots(2.0):
+        recent = manager(synced_ago=0.0)
+        recent.on_trial_checkpoint(trial)
+        recent.on_trial_checkpoint(trial)
+        assert not recent._should_force_sync_up  # num_to_keep checkpoints, but a snapshot came 0 s ago
+        recent._last_sync_time -= 2.5
+        recent.on_trial_checkpoint(trial)
+        assert recent._should_force_sync_up  # the interval has passed: the next checkpoint forces it
+        one = manager(synced_ago=5.0)
+        one.on_trial_checkpoint(trial)
+        assert not one._should_force_sync_up  # fewer than num_to_keep checkpoints: Tune's own rule
+    with spaced_forced_snapshots(0.0):
+        as_tune = manager(synced_ago=0.0)
+        as_tune.on_trial_checkpoint(trial)
+        as_tune.on_trial_checkpoint(trial)
+        assert as_tune._should_force_sync_up
+    outside = manager(synced_ago=0.0)
+    outside.on_trial_checkpoint(trial)
+    outside.on_trial_checkpoint(trial)
+    assert outside._should_force_sync_up

@@ -1,10 +1,11 @@
 """Every private name of Ray and Optuna the engine relies on, in one place, with the version it was checked on.
 
-Ray's Tune/Train API has changed three times in three years; a Ray upgrade should mean reading this
-module, not hunting. Each accessor below names the private attribute it uses and what breaks without
-it. :func:`check_versions` is called once per run: on a Ray or Optuna version other than the ones
-these were checked on, it says so in one line (the run goes on; what fails then fails with a message
-that names the accessor). The facts behind them are in ``docs/ray_optuna_notes.md``.
+Ray's Tune/Train API has changed three times in three years; a Ray upgrade should mean reading
+this package (this module's ``USES`` lists every use; Tune's saved state is read and rewritten
+in :mod:`search.internals.saved_state`), not hunting. Each accessor names the private attribute it
+uses and what breaks without it. :func:`check_versions` is called once per run: on a Ray or Optuna
+version other than the ones these were checked on, it says so in one line (the run goes on; what
+fails then fails with a message that names the accessor). The facts behind them are in ``docs/ray_optuna_notes.md``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
+
+from search.internals.errors import CHECKED_ON, InternalsError, unavailable
+from search.internals.saved_state import (checkpoint_results, checkpoint_score_key, driver_staging_folders,
+                                          grow_search_generator, load_experiment_state, newest_experiment_state,
+                                          raise_next_checkpoint_index, restart_stopper, restored_tuner_configs,
+                                          search_generator_counts, set_checkpoint_results, training_result,
+                                          training_run_metadata)
 
 __all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "ray_session_dir", "Bracket",
            "bracket_rungs", "newest_experiment_state", "load_experiment_state", "training_run_metadata",
@@ -21,12 +28,9 @@ __all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "
            "training_result", "storage_of", "frozen_trial_id",
            "in_distribution", "tune_session", "train_fn_utils", "local_tune_session", "local_train_worker",
            "search_generator_counts", "grow_search_generator", "restart_stopper", "restored_tuner_configs",
-           "result_loggers"]
+           "result_loggers", "spaced_forced_snapshots", "FORCED_SNAPSHOT_MIN_S"]
 
 log = logging.getLogger(__name__)
-
-#: The versions every private use below was read against.
-CHECKED_ON = {"ray": "2.60", "optuna": "5.1"}
 
 #: Each private use: (library, name, where, what it is for).
 USES: tuple[tuple[str, str, str, str], ...] = (
@@ -69,14 +73,13 @@ USES: tuple[tuple[str, str, str, str], ...] = (
      "that still counts budget-stopped trials live"),
     ("ray", "Tuner._local_tuner._tune_config, _run_config", "engine.grow",
      "resume --num-samples / --time-budget: the restored Tuner's count, budget and callbacks"),
+    ("ray", "ray.tune.execution.experiment_state._ExperimentCheckpointManager.on_trial_checkpoint, "
+            "_should_force_sync_up, _last_sync_time", "engine.run",
+     "Tune's snapshot forced after every num_to_keep checkpoints of a trial: at most one per FORCED_SNAPSHOT_MIN_S"),
     ("ray", "LoggerCallback._restore_from_remote (JsonLoggerCallback, CSVLoggerCallback)", "engine.tuner",
      "a trial restarted in the same driver (a retry, PBT's pause or exploit) keeps the result.json and progress.csv "
      "this driver wrote, instead of Tune's copy of the last synced ones over them (which loses the rows since)"),
 )
-
-
-class InternalsError(RuntimeError):
-    """A private Ray/Optuna name this version does not have."""
 
 
 def _version(module: Any) -> str:
@@ -95,13 +98,6 @@ def check_versions() -> list[str]:
             lines.append(f"{name} {module.__version__} is installed; search's uses of its private names were "
                          f"checked on {CHECKED_ON[name]} ({len(uses)} of them, listed in search.internals)")
     return lines
-
-
-def unavailable(name: str, exc: BaseException) -> InternalsError:
-    """The error for a private name this version lacks, naming it and the versions it was checked on."""
-    return InternalsError(f"{name} is not available in this Ray/Optuna ({type(exc).__name__}: {exc}); search "
-                          f"relies on it (checked on Ray {CHECKED_ON['ray']}, Optuna {CHECKED_ON['optuna']}): "
-                          "install those versions or report this")
 
 
 def ray_session_dir() -> str | None:
@@ -142,6 +138,12 @@ def verify() -> None:
                 getattr(loaded, name)
         except (ImportError, AttributeError) as exc:
             raise unavailable(f"{module}.{'/'.join(names)}", exc) from None
+    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
+
+    manager = _ExperimentCheckpointManager(storage=None, checkpoint_period=10, sync_every_n_trial_checkpoints=1)
+    for name in ("on_trial_checkpoint", "_should_force_sync_up", "_last_sync_time"):
+        if not hasattr(manager, name):
+            raise unavailable(f"_ExperimentCheckpointManager.{name}", AttributeError(name))
     from ray.tune.schedulers import AsyncHyperBandScheduler
 
     scheduler = AsyncHyperBandScheduler(metric="m", mode="max", max_t=4)
@@ -168,172 +170,6 @@ Bracket: type = _bracket_class()
 def bracket_rungs(bracket: Any) -> list[tuple[float, dict[str, Any]]]:
     """A bracket's rungs: ``[(milestone, {trial id: recorded value}), ...]``, top rung first (Ray's order)."""
     return bracket._rungs
-
-
-# ---------------------------------------------------------------- Tune's saved state (engine.recovery)
-def newest_experiment_state(folder: str) -> str | None:
-    """The newest ``experiment_state-*.json`` in an experiment folder, as Tune.restore picks it."""
-    from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
-
-    return _find_newest_experiment_checkpoint(folder)
-
-
-def load_experiment_state(text: str) -> dict[str, Any]:
-    """Tune's experiment state file, parsed with Tune's own deserialiser."""
-    from ray.tune.utils.serialization import _loads_with_cloudpickle
-
-    return _loads_with_cloudpickle(text)
-
-
-def training_run_metadata(json_state: str) -> Any:
-    """A trial's run metadata (its checkpoint manager) from the state file's entry."""
-    from ray.tune.trainable.metadata import _TrainingRunMetadata
-
-    return _TrainingRunMetadata.from_json_state(json_state)
-
-
-def raise_next_checkpoint_index(trial_json: str, at_least: int) -> str | None:
-    """A trial's saved JSON state whose next checkpoint is ``checkpoint_<at_least>`` or later; None: it already is.
-
-    Tune names a trial's checkpoints from its storage context's ``current_checkpoint_index``, restored
-    with the trial: the index of its last checkpoint, incremented before each new one (Ray 2.60).
-    """
-    import json
-
-    from ray.tune.utils.serialization import TuneFunctionEncoder, _loads_with_cloudpickle
-
-    state = _loads_with_cloudpickle(trial_json)
-    index = getattr(state.get("storage"), "current_checkpoint_index", None)
-    if not isinstance(index, int) or index + 1 >= at_least:
-        return None
-    state["storage"].current_checkpoint_index = at_least - 1
-    return json.dumps(state, indent=2, cls=TuneFunctionEncoder)
-
-
-def driver_staging_folders(session_dir: Path, experiment_dir_name: str) -> list[Path]:
-    """A driver's staging copies of an experiment folder in its Ray session folder, newest first (Ray 2.60:
-    ``<session>/artifacts/<run timestamp>/<experiment>/driver_artifacts``; Tune writes results and its state
-    there and syncs them to storage every few seconds)."""
-    import glob
-
-    pattern = f"artifacts/*/{glob.escape(experiment_dir_name)}/driver_artifacts"
-    found = [p for p in session_dir.glob(pattern) if p.is_dir()]
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
-
-
-def set_checkpoint_results(manager: Any, results: list[Any], latest: Any) -> None:
-    """Set a trial's checkpoint manager's kept results and latest one (Tune reads both on restore)."""
-    manager._checkpoint_results = results
-    manager._latest_checkpoint_result = latest
-
-
-def checkpoint_results(manager: Any) -> list[Any]:
-    return list(manager._checkpoint_results)
-
-
-def checkpoint_score_key(manager: Any) -> Any:
-    """The sort key Tune's checkpoint manager keeps its results in."""
-    return manager._get_checkpoint_score
-
-
-def training_result(checkpoint: Any, metrics: dict[str, Any]) -> Any:
-    """A checkpoint with the metrics reported with it, as the checkpoint manager keeps them."""
-    from ray.train._internal.session import _TrainingResult
-
-    return _TrainingResult(checkpoint=checkpoint, metrics=metrics)
-
-
-# ---------------------------------------------------------------- growing a search (engine.grow)
-_SEARCH_GEN_STATE = "search_gen_state-*.json"  # SearchGenerator.CKPT_FILE_TMPL, with its session timestamp
-
-
-def _newest_search_generator_state(folder: Any) -> Any:
-    from pathlib import Path
-
-    states = sorted(Path(folder).glob(_SEARCH_GEN_STATE))  # names end in a sortable timestamp, as Tune picks
-    if not states:
-        raise InternalsError(f"{folder}: no {_SEARCH_GEN_STATE} (Tune's saved search state); not a Tune experiment "
-                             "that ran with a searcher")
-    return states[-1]
-
-
-def search_generator_counts(folder: Any) -> tuple[int, int]:
-    """(trials created, trials asked for) in the experiment's saved search state. Unpickles: resume trusts the folder."""
-    import ray.cloudpickle as cloudpickle
-
-    with open(_newest_search_generator_state(folder), "rb") as fh:
-        state = cloudpickle.load(fh)  # noqa: S301 - the experiment's own state, which Tune.restore unpickles too
-    return int(state["counter"]), int(state["total_samples"])
-
-
-def grow_search_generator(folder: Any, total: int | None, ended: set[str]) -> str:
-    """Let Tune's saved search create trials again; the file's name (rewritten atomically).
-
-    Clears "finished" (set when a time budget ended the search), raises the trial count to ``total``
-    (None: as it was), and drops the ``ended`` trials from the concurrency limiter's live set: Tune
-    stops budget-ended trials without telling the searcher, and a limiter that still counts them
-    live suggests nothing, ever (a resumed run would wait forever).
-    """
-    import ray.cloudpickle as cloudpickle
-    from ray.tune.utils.util import _atomic_save
-
-    path = _newest_search_generator_state(folder)
-    with open(path, "rb") as fh:
-        state = cloudpickle.load(fh)  # noqa: S301 - as above
-    try:
-        state["total_samples"] = int(total if total is not None else state["total_samples"])
-        state["finished"] = False
-        limiter = state.get("name:ConcurrencyLimiter")
-        if limiter is not None:
-            limiter["live_trials"] = set(limiter["live_trials"]) - set(ended)
-            limiter["num_unfinished_live_trials"] = len(limiter["live_trials"])
-    except (TypeError, KeyError) as exc:
-        raise unavailable("SearchGenerator state total_samples/finished/ConcurrencyLimiter.live_trials", exc) from None
-    _atomic_save(state=state, checkpoint_dir=str(path.parent), file_name=path.name, tmp_file_name=f"tmp-{path.name}")
-    return path.name
-
-
-def restart_stopper(folder: Any, budget_s: float | None) -> tuple[set[str], str | None]:
-    """The trials Tune ended (TERMINATED, ERROR) in the newest experiment state and, given ``budget_s``, its
-    saved stopper replaced by a fresh ``TimeoutStopper(budget_s)``: Tune restores the stopper it saved (in
-    ``runner_data``, with the budget it had left), not the one ``TuneConfig.time_budget_s`` would make.
-
-    Returns (ended trial ids, the state file's name if rewritten, else None).
-    """
-    import json
-    from pathlib import Path
-
-    from ray.tune.stopper import TimeoutStopper
-    from ray.tune.utils.serialization import TuneFunctionEncoder
-
-    from trainables.files import atomic_write
-
-    newest = newest_experiment_state(str(folder))
-    if newest is None:  # killed before Tune's first save: nothing restored, nothing to restart
-        return set(), None
-    state_file = Path(newest)
-    state = load_experiment_state(state_file.read_text())
-    try:
-        trials = [json.loads(trial) for trial, _ in state["trial_data"]]
-        ended = {t["trial_id"] for t in trials if t.get("status") in ("TERMINATED", "ERROR")}
-        if budget_s is None:
-            return ended, None
-        runner = state["runner_data"]
-        runner["_stopper"] = TimeoutStopper(budget_s)
-        runner["_should_stop_experiment"] = False
-    except (TypeError, KeyError, ValueError) as exc:
-        raise unavailable("experiment state trial_data / runner_data._stopper", exc) from None
-    atomic_write(state_file, json.dumps(state, indent=2, cls=TuneFunctionEncoder))  # as engine.recovery rewrites it
-    return ended, state_file.name
-
-
-def restored_tuner_configs(tuner: Any) -> tuple[Any, Any]:
-    """The ``TuneConfig`` and ``RunConfig`` a restored ``Tuner`` will run with (its pickled ones)."""
-    try:
-        local = tuner._local_tuner
-        return local._tune_config, local._run_config
-    except AttributeError as exc:
-        raise unavailable("Tuner._local_tuner._tune_config/_run_config", exc) from None
 
 
 # ---------------------------------------------------------------- Optuna (engine.searcher)
@@ -431,6 +267,46 @@ def _logger_class(name: str) -> type:
 #: Tune's JSON and CSV result loggers, keeping this driver's own files when a trial restarts (:func:`result_loggers`).
 KeepLocalJsonLoggerCallback: type = _logger_class("JsonLoggerCallback")
 KeepLocalCSVLoggerCallback: type = _logger_class("CSVLoggerCallback")
+
+
+#: The least time between two experiment snapshots that checkpoints force (:func:`spaced_forced_snapshots`).
+FORCED_SNAPSHOT_MIN_S = 2.0
+
+
+@contextlib.contextmanager
+def spaced_forced_snapshots(min_s: float | None = None) -> Iterator[None]:
+    """While inside, a trial's checkpoints force Tune's experiment snapshot at most once per ``min_s`` seconds
+    (default :data:`FORCED_SNAPSHOT_MIN_S`; 0: as often as Tune forces them).
+
+    Besides its periodic snapshot (every 10 s or more), Tune forces one whenever a trial has
+    checkpointed ``num_to_keep`` times since the last, so that its saved state rarely names a
+    checkpoint retention has deleted (Ray calls it "a non-performant workaround"). Each forced one
+    pickles the searcher, writes the state, waits for the previous upload and copies the driver's
+    whole staging folder to storage: with two trials checkpointing every 0.1 s epoch and
+    ``num_to_keep: 2``, ten a second, on the driver's loop. ``resume`` repairs a state that names a
+    deleted checkpoint (:mod:`search.engine.recovery`), and takes the rows the killed driver never
+    synced from its staging folder, so a forced snapshot is still taken once ``num_to_keep``
+    checkpoints have come, but not sooner than ``min_s`` after the last one: the rows a crash can
+    leave unsynced are bounded by ``min_s`` seconds as well as by ``num_to_keep`` checkpoints.
+    """
+    import time
+
+    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
+
+    original = _ExperimentCheckpointManager.on_trial_checkpoint
+    min_s = FORCED_SNAPSHOT_MIN_S if min_s is None else min_s
+
+    def on_trial_checkpoint(self: Any, trial: Any) -> None:
+        original(self, trial)
+        last = self._last_sync_time
+        if self._should_force_sync_up and last is not None and time.monotonic() - last < min_s:
+            self._should_force_sync_up = False  # the count goes on: forced at the first checkpoint after min_s
+
+    _ExperimentCheckpointManager.on_trial_checkpoint = on_trial_checkpoint
+    try:
+        yield
+    finally:
+        _ExperimentCheckpointManager.on_trial_checkpoint = original
 
 
 def result_loggers() -> list[Any]:
