@@ -56,7 +56,7 @@ class Repair:
     repointed: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # trial: (was, now)
     recovered: dict[str, int] = field(default_factory=dict)  # trial: result rows taken from the killed driver's copy
     removed_folders: list[str] = field(default_factory=list)
-    rewritten: list[str] = field(default_factory=list)  # files rewritten (names in the folder): state, searcher
+    rewritten: list[str] = field(default_factory=list)  # files rewritten (paths in the folder): state, searcher, rows
     caught_up: dict[str, int] = field(default_factory=dict)  # trial: epochs told to the searcher only now
 
     def lines(self) -> list[str]:
@@ -213,11 +213,10 @@ def _recover_unsynced_rows(path: Path, session: Path, trial_ids: list[str], repa
 
 
 def _split(file: Path) -> tuple[list[str], list[str]]:
-    """A file's complete lines, and its last line if a kill cut it short (``[]`` if none)."""
-    lines = file.read_text().splitlines(keepends=True) if file.is_file() else []
-    if lines and not lines[-1].endswith("\n"):
-        return lines[:-1], lines[-1:]
-    return lines, []
+    """A file's complete lines (each ending in ``\n``, the only separator Tune's loggers write), and its last
+    line if a kill cut it short (``[]`` if none)."""
+    parts = file.read_text().split("\n") if file.is_file() else [""]
+    return [part + "\n" for part in parts[:-1]], [parts[-1]] if parts[-1] else []
 
 
 def _unsynced_lines(stored: Path, staged: Path) -> list[str]:
