@@ -5,7 +5,7 @@ start, the trial processes' imports, the refit, the shutdown) by the epochs it r
 arms prune different trials, so its per-epoch ratio mixes fixed costs into the epochs. This script
 holds everything but the per-epoch path equal: the same ``--trials`` configurations (drawn once,
 seeded, from ``search_efficiency``'s space), each trained for all ``--epochs`` epochs (no pruner, no
-early stop), two at a time, on the same data, in three arms:
+early stop), two at a time, on the same data, in four arms:
 
 - **standalone**: two spawned processes, each calling ``train_feature_selection`` on half of the
   configurations with a plain report function (what a hand-written Optuna objective does; the
