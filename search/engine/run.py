@@ -154,10 +154,10 @@ def unfinished_trials(experiment: Experiment, num_samples: int, budget_spent: bo
 
 def _fit(tuner: Any, spec: Spec, experiment: Experiment) -> tuple[Any, int]:
     """Run the tuner; returns its results and how many trials remain unfinished."""
-    started = time.monotonic()
-    # stdout is for results: Tune's banners and tables go to stderr with the progress.
     from search.internals import spaced_forced_snapshots
 
+    started = time.monotonic()
+    # stdout is for results: Tune's banners and tables go to stderr with the progress.
     with contextlib.redirect_stdout(sys.stderr), _sigterm_as_sigint(), spaced_forced_snapshots():
         results = tuner.fit()
     budget = spec.search.time_budget_s

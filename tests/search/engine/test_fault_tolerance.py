@@ -437,9 +437,9 @@ def train(config, report, resume_from=None):
             wait_for(lambda: saved_latest(experiment, trial_id) == (True, named), "a state naming " + named)
             epoch_done(epoch + 1)
             # The third report from a thread, while this one watches for the rotation: the driver deletes
-            # ``named`` as it takes the report, and its next step snapshots the state (forced: num_to_keep
-            # checkpoints since the last). Waiting for the report to return, as a worker of the pool does for
-            # its answer, came after that snapshot on most tries.
+            # ``named`` as it takes the report, and may snapshot the state soon after (forced after num_to_keep
+            # checkpoints, at most every 2 s). Waiting for the report to return, as a worker of the pool does
+            # for its answer, came after that snapshot on most tries (with Tune's own unspaced forcing).
             third = threading.Thread(target=epoch_done, args=(epoch + 2,), daemon=True)
             third.start()
             wait_for(lambda: not exists(experiment, f"trial_{trial_id}/{named}"), "retention to delete " + named,
