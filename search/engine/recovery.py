@@ -200,14 +200,14 @@ def _recover_unsynced_rows(path: Path, session: Path, trial_ids: list[str], repa
         staged = next((s / f"trial_{trial_id}" for s in stagings if (s / f"trial_{trial_id}").is_dir()), None)
         if staged is None or not (path / f"trial_{trial_id}").is_dir():
             continue
+        # name -> (storage's complete lines, the staging copy's lines after them)
         added = {name: _unsynced_lines(path / f"trial_{trial_id}" / name, staged / name) for name in _RESULT_FILES}
-        rows = added["result.json"]
+        rows = added["result.json"][1]
         if not rows or not all(_row_of(line, trial_id) for line in rows):
             continue
-        for name, lines in added.items():
-            if lines:
-                file = path / f"trial_{trial_id}" / name
-                atomic_write(file, "".join([*_split(file)[0], *lines]))  # a line a kill cut short is replaced
+        for name, (kept, lines) in added.items():
+            if lines:  # a line a kill cut short is replaced
+                atomic_write(path / f"trial_{trial_id}" / name, "".join([*kept, *lines]))
                 repair.rewritten.append(f"trial_{trial_id}/{name}")
         repair.recovered[trial_id] = len(rows)
 
@@ -219,15 +219,15 @@ def _split(file: Path) -> tuple[list[str], list[str]]:
     return [part + "\n" for part in parts[:-1]], [parts[-1]] if parts[-1] else []
 
 
-def _unsynced_lines(stored: Path, staged: Path) -> list[str]:
-    """The complete lines of ``staged`` after those of ``stored``, if ``stored``'s complete lines begin it; else []."""
-    if not staged.is_file():
-        return []
+def _unsynced_lines(stored: Path, staged: Path) -> tuple[list[str], list[str]]:
+    """``stored``'s complete lines, and those of ``staged`` after them if they begin it (else [])."""
     kept, _ = _split(stored)
+    if not staged.is_file():
+        return kept, []
     copy, _ = _split(staged)
     if len(copy) <= len(kept) or copy[:len(kept)] != kept:
-        return []
-    return copy[len(kept):]
+        return kept, []
+    return kept, copy[len(kept):]
 
 
 def _row_of(line: str, trial_id: str) -> bool:

@@ -139,22 +139,32 @@ def _valid_session_dir(value: object) -> Path | None:
     return path.resolve()
 
 
-def killed_session_dir(experiment: Experiment) -> Path | None:
-    """The Ray session folder of the experiment's embedded cluster whose driver was killed, or None.
-
-    Read before :func:`stop_leftovers` drops the record: the driver's staging copy of the experiment
-    there holds the results it never synced (:mod:`search.engine.recovery`).
-    """
+def _recorded_run(experiment: Experiment) -> tuple[int | None, Path | None] | None:
+    """The embedded-Ray record's (driver pid, valid session folder), either None when unusable; None: no record."""
     info = experiment.read_record(EMBEDDED_RAY_RECORD)
     if info is None:
         return None
     try:
         driver = int(info["driver_pid"])
     except (KeyError, TypeError, ValueError):
+        driver = None
+    return driver, _valid_session_dir(info.get("session_dir"))
+
+
+def _still_driving(driver: int) -> bool:
+    return _alive(driver) and driver != os.getpid()
+
+
+def killed_session_dir(experiment: Experiment) -> Path | None:
+    """The Ray session folder of the experiment's embedded cluster whose driver was killed, or None.
+
+    Read before :func:`stop_leftovers` drops the record: the driver's staging copy of the experiment
+    there holds the results it never synced (:mod:`search.engine.recovery`).
+    """
+    recorded = _recorded_run(experiment)
+    if recorded is None or recorded[0] is None or _still_driving(recorded[0]):
         return None
-    if _alive(driver) and driver != os.getpid():
-        return None
-    return _valid_session_dir(info.get("session_dir"))
+    return recorded[1]
 
 
 def stop_leftovers(experiment: Experiment) -> list[int]:
@@ -167,18 +177,14 @@ def stop_leftovers(experiment: Experiment) -> list[int]:
     one of its ancestors: SIGTERM, then SIGKILL after 5 s. Linux only (``/proc``); elsewhere nothing
     is done.
     """
-    info = experiment.read_record(EMBEDDED_RAY_RECORD)
-    if info is None or not Path("/proc").is_dir():
+    recorded = _recorded_run(experiment)
+    if recorded is None or not Path("/proc").is_dir():
         return []
-    try:
-        driver = int(info["driver_pid"])
-    except (KeyError, TypeError, ValueError):
-        driver = None
-    session_dir = _valid_session_dir(info.get("session_dir"))
+    driver, session_dir = recorded
     if driver is None or session_dir is None:
         experiment.drop_record(EMBEDDED_RAY_RECORD)
         return []
-    if _alive(driver) and driver != os.getpid():
+    if _still_driving(driver):
         return []  # its driver still runs: `resume` refuses (live_driver), `run` leaves it be
     spared = _ancestors(os.getpid())
     pids = [pid for pid in _pids_with_files_under(str(session_dir)) if pid not in spared and _is_ray_process(pid)]
