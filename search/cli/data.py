@@ -91,9 +91,7 @@ def raw_rows(config: dict[str, Any], split: str = "test") -> Any:
 
 def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Bad input: one message and exit 2; a failed write: exit 1."""
-    from search.results.folder import ResultsError
-
-    return exits_on({ResultsError: EXIT_USAGE, OSError: EXIT_FAILED})(fn)
+    return exits_on({"search.results.folder:ResultsError": EXIT_USAGE, OSError: EXIT_FAILED})(fn)
 
 
 @_guarded

@@ -13,7 +13,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from search.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from search.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, imported
 
 __all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
 
@@ -32,18 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: The errors that are the user's to fix (one message, exit 2): (module, class). Their modules are not
-#: imported for this: ``trainables.data`` brings torch, seconds before a run's first line.
-_USER_ERRORS = (("search.trials.resources", "ResourcePlanError"), ("trainables.data.checks", "DataError"),
-                ("search.spec.registry", "TrainableError"), ("search.experiment", "ExperimentError"))
-
-
-def _imported(errors: tuple[tuple[str, str], ...]) -> tuple[type[BaseException], ...]:
-    """The classes of ``errors`` whose modules the command imported: no other one can have been raised.
-
-    Called in an ``except`` clause, so only while an exception propagates.
-    """
-    return tuple(getattr(sys.modules[module], name) for module, name in errors if module in sys.modules)
+#: The errors that are the user's to fix (one message, exit 2), by name: their modules are not imported for
+#: this (``trainables.data`` brings torch, seconds before a run's first line); see :func:`exits.imported`.
+_USER_ERRORS = ("search.trials.resources:ResourcePlanError", "trainables.data.checks:DataError",
+                "search.spec.registry:TrainableError", "search.experiment:ExperimentError")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_USAGE
-    except _imported(_USER_ERRORS) as exc:
+    except imported(_USER_ERRORS) as exc:
         if args.debug:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)

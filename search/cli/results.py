@@ -74,9 +74,7 @@ def _print_notes(notes: list[str]) -> None:
 
 def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Turn bad input into one message and exit 2, a failed write into exit 1."""
-    from search.results.folder import ResultsError
-
-    return exits_on({ResultsError: EXIT_USAGE, OSError: EXIT_FAILED})(fn)
+    return exits_on({"search.results.folder:ResultsError": EXIT_USAGE, OSError: EXIT_FAILED})(fn)
 
 
 @_guarded

@@ -218,11 +218,31 @@ print(",".join(heavy))
     ("search.results.report", set()),
     ("trainables.files", set()),
     ("trainables", set()),              # lazy: `import trainables` loads torch on first use of a name
+    ("trainables.data", set()),         # `search data` and a run's data load: numpy, no torch
 ])
 def test_offline_rooms_load_no_ray_at_import(module, allowed):
     out = subprocess.run([sys.executable, "-c", _LOADED.format(module=module)], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout.strip()
     assert set(filter(None, out.split(","))) <= allowed, f"importing {module} loaded {out}"
+
+
+def test_the_command_line_is_built_without_pandas_or_torch():
+    # Building the parser ran before `run` started Ray: the results commands' error guard imported
+    # search.results (pandas, pyarrow: ~0.7 s) for ResultsError; it is now named, not imported.
+    code = ("import sys\nfrom search.cli.main import _parser\n_parser()\n"
+            "print(','.join(m for m in ('pandas', 'pyarrow', 'torch', 'ray') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""
+
+
+def test_trainables_data_names_its_torch_classes_on_first_use():
+    code = ("import sys, trainables.data as d\nbefore = 'torch' in sys.modules\n"
+            "from trainables.data import TensorBatches, EpochShuffle\n"
+            "from torch.utils.data import DataLoader, Sampler\n"
+            "print(before, issubclass(TensorBatches, DataLoader), issubclass(EpochShuffle, Sampler))\n"
+            "try:\n    d.NoSuchName\nexcept AttributeError as e:\n    print('AttributeError', e)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["False True True", "AttributeError module 'trainables.data' has no attribute 'NoSuchName'"]
 
 
 def test_the_old_public_entry_points_still_import():

@@ -19,7 +19,8 @@ One module per concern:
 
 from __future__ import annotations
 
-from trainables.data.batches import EpochShuffle, TensorBatches
+from typing import TYPE_CHECKING, Any
+
 from trainables.data.checks import DataError
 from trainables.data.config import BUILTIN_DATASETS, BUILTIN_TARGET, DataConfig
 from trainables.data.files import FILE_SUFFIXES, read_frame
@@ -30,3 +31,16 @@ from trainables.data.synthetic import make_guyon_madelon, make_madelon
 __all__ = ["BUILTIN_DATASETS", "BUILTIN_TARGET", "FILE_SUFFIXES", "PARTS", "PREPROCESSING_FORMAT", "DataConfig",
            "DataError", "DataSplits", "EpochShuffle", "Preprocessing", "TensorBatches", "load_data",
            "make_guyon_madelon", "make_madelon", "read_frame"]
+
+if TYPE_CHECKING:
+    from trainables.data.batches import EpochShuffle, TensorBatches
+
+
+def __getattr__(name: str) -> Any:
+    """``EpochShuffle`` and ``TensorBatches`` on first use (PEP 562): they subclass torch's classes, and
+    loading data (a run's driver does, before Ray starts) need not import torch."""
+    if name in ("EpochShuffle", "TensorBatches"):
+        from trainables.data import batches
+
+        return getattr(batches, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Sampler
 
-from trainables.data.batches import check_loader_args, tensor_loader
 from trainables.data.checks import DataError
 from trainables.suggest import did_you_mean
 
 if TYPE_CHECKING:
+    import torch
+    from torch.utils.data import DataLoader, Sampler
+
     from trainables.data.config import DataConfig
 
 __all__ = ["PARTS", "PREPROCESSING_FORMAT", "DataSplits", "Preprocessing", "RawSet", "check_classes",
@@ -198,6 +198,8 @@ class DataSplits:
         for read-only arrays (e.g. zero-copy from Ray's object store), which are copied:
         torch does not support tensors over read-only memory.
         """
+        import torch  # here, not at the top: loading data in a run's driver need not import torch
+
         x, y = (np.require(a, requirements="W") for a in self._arrays(part))
         return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64)
 
@@ -228,6 +230,8 @@ class DataSplits:
         Raises:
             DataError: on an unknown part, a bad batch size, or ``shuffle=True`` with a sampler.
         """
+        from trainables.data.batches import check_loader_args, tensor_loader
+
         check_loader_args(batch_size, shuffle, sampler)
         x, y = self.tensors(part)
         if shuffle is None:
