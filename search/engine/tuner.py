@@ -49,7 +49,7 @@ def _tuner(spec: Spec, plan: TrialPlan, setup: Any, searcher: Any, scheduler: An
            epoch_lines: bool) -> Any:
     from ray import tune
 
-    from search.engine.callbacks import ProgressLines, PrunedCheckpointCleanup, TellBudgetStops
+    from search.engine.callbacks import ProgressLines, PrunedCheckpointCleanup, TellBudgetStops, tensorboard_logger
 
     trainable = trial_trainable(plan, setup)
     pruned = getattr(scheduler, "pruned", {})
@@ -67,6 +67,7 @@ def _tuner(spec: Spec, plan: TrialPlan, setup: Any, searcher: Any, scheduler: An
     from search.internals import result_loggers
 
     callbacks += result_loggers()  # a trial restarted by a retry or by PBT keeps every row it reported
+    callbacks += tensorboard_logger()  # off the driver's loop: a trial's report waits for it no more
     tuner = tune.Tuner(
         trainable,
         param_space=param_space,

@@ -1,0 +1,109 @@
+"""Tune's TensorBoard files written off the driver's loop (``BackgroundTensorBoard``), without a cluster."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from pathlib import Path
+
+import pytest
+from tensorboardX import SummaryWriter
+
+from search.engine.callbacks import BackgroundTensorBoard, tensorboard_logger
+
+
+class _Trial:
+    """What Tune's TBX logger reads of a trial."""
+
+    def __init__(self, folder: Path) -> None:
+        self.local_path = str(folder)
+        self.evaluated_params = {"lr": 0.01}
+        self.config = {"lr": 0.01}
+
+    def init_local_path(self) -> None:
+        Path(self.local_path).mkdir(parents=True, exist_ok=True)
+
+
+class _SlowWriter(SummaryWriter):
+    """Records on which thread each scalar was written, and is released by the test."""
+
+    threads: list[str] = []
+    release = threading.Event()
+
+    def add_scalar(self, tag, value, global_step=None, **kwargs):
+        type(self).release.wait(10)
+        type(self).threads.append(threading.current_thread().name)
+        return super().add_scalar(tag, value, global_step=global_step, **kwargs)
+
+
+def _scalars(folder: Path) -> dict[str, dict[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: {e.step: e.value for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
+
+
+def _result(epoch: int) -> dict:
+    return {"training_iteration": epoch, "val_accuracy": epoch / 10, "config": {"lr": 0.01}, "done": False}
+
+
+def test_results_return_at_once_and_every_epoch_reaches_the_event_file_in_order(tmp_path):
+    logger = BackgroundTensorBoard()
+    logger._summary_writer_cls = _SlowWriter
+    _SlowWriter.threads.clear()
+    _SlowWriter.release.clear()
+    trial = _Trial(tmp_path / "trial_1")
+    logger.log_trial_start(trial)
+    for epoch in (1, 2, 3):
+        logger.log_trial_result(epoch, trial, _result(epoch))  # returns although no scalar can be written yet
+    assert _SlowWriter.threads == []
+    _SlowWriter.release.set()
+    logger.log_trial_end(trial)
+    logger.on_experiment_end([trial])
+    assert set(_SlowWriter.threads) == {"tensorboard-logger"}
+    assert _scalars(tmp_path / "trial_1")["ray/tune/val_accuracy"] == pytest.approx({1: 0.1, 2: 0.2, 3: 0.3})
+
+
+def test_a_trial_first_seen_by_its_result_gets_its_writer_on_the_thread(tmp_path):
+    logger = BackgroundTensorBoard()
+    trial = _Trial(tmp_path / "trial_2")
+    logger.log_trial_result(1, trial, _result(1))  # Tune's logger starts the trial itself then
+    logger.log_trial_end(trial)
+    logger.on_experiment_end([trial])
+    assert _scalars(tmp_path / "trial_2")["ray/tune/val_accuracy"] == pytest.approx({1: 0.1})
+
+
+def test_a_failing_write_is_logged_and_the_next_trials_are_still_written(tmp_path, caplog):
+    logger = BackgroundTensorBoard()
+    bad = _Trial(tmp_path / "file")
+    (tmp_path / "file").write_text("a file where the trial's folder should be")
+    good = _Trial(tmp_path / "trial_3")
+    logger.log_trial_start(bad)
+    logger.log_trial_start(good)
+    logger.log_trial_result(1, good, _result(1))
+    logger.log_trial_end(good)
+    logger.on_experiment_end([bad, good])
+    assert "TensorBoard logger: log_trial_start failed" in caplog.text
+    assert _scalars(tmp_path / "trial_3")["ray/tune/val_accuracy"] == pytest.approx({1: 0.1})
+
+
+def test_it_pickles_as_the_tuner_pickles_its_callbacks_and_works_after(tmp_path):
+    logger = BackgroundTensorBoard()
+    trial = _Trial(tmp_path / "trial_4")
+    logger.log_trial_start(trial)
+    copy = pickle.loads(pickle.dumps(BackgroundTensorBoard()))
+    logger.on_experiment_end([trial])
+    copy.log_trial_result(1, trial, _result(1))
+    copy.log_trial_end(trial)
+    copy.on_experiment_end([trial])
+    assert copy._writer is None and _scalars(tmp_path / "trial_4")["ray/tune/val_accuracy"] == {1: pytest.approx(0.1)}
+
+
+def test_the_run_replaces_tune_default_logger_with_it():
+    from ray.tune.logger import TBXLoggerCallback
+    from ray.tune.utils.callback import _create_default_callbacks
+
+    callbacks = _create_default_callbacks(tensorboard_logger(), air_verbosity=None)
+    tbx = [c for c in callbacks if isinstance(c, TBXLoggerCallback)]
+    assert len(tbx) == 1 and type(tbx[0]) is BackgroundTensorBoard
