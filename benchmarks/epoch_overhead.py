@@ -5,7 +5,7 @@ start, the trial processes' imports, the refit, the shutdown) by the epochs it r
 arms prune different trials, so its per-epoch ratio mixes fixed costs into the epochs. This script
 holds everything but the per-epoch path equal: the same ``--trials`` configurations (drawn once,
 seeded, from ``search_efficiency``'s space), each trained for all ``--epochs`` epochs (no pruner, no
-early stop), two at a time, on the same data, in four arms:
+early stop), two at a time, on the same data, in five arms:
 
 - **standalone**: two spawned processes, each calling ``train_feature_selection`` on half of the
   configurations with a plain report function (what a hand-written Optuna objective does; the
@@ -15,7 +15,9 @@ early stop), two at a time, on the same data, in four arms:
 - **ours without checkpoints**: the same with ``fixed.checkpoint_every: 0``: what checkpointing costs;
 - **ours with Tune's forced snapshots**: the same as ours, with Tune's experiment snapshot forced after
   every ``num_to_keep`` checkpoints of a trial, as Tune does (ours spaces them at least
-  ``FORCED_SNAPSHOT_MIN_S`` apart: ``search.internals.spaced_forced_snapshots``).
+  ``FORCED_SNAPSHOT_MIN_S`` apart: ``search.internals.spaced_forced_snapshots``);
+- **ours with Tune's TensorBoard logger**: the same as ours, with Tune's default TBX logger writing every
+  result's event on the driver's loop (ours writes them on a thread: ``BackgroundTensorBoard``).
 
 Per epoch, each arm's figure is the median time between two consecutive epochs of one trial
 (epochs 2 to the last, so a trial's start is not in it). For ours it is split into the part spent
@@ -26,7 +28,7 @@ steady-state column is the wall from the first trial's first epoch to the last t
 divided by the epochs run, so start-up and shutdown are outside it.
 
 Run: ``python benchmarks/epoch_overhead.py --write-readme`` (3 repetitions, arms interleaved,
-about 6 minutes on 2 cores); ``--repeats 1 --trials 4 --epochs 8`` for a check.
+about 8 minutes on 2 cores); ``--repeats 1 --trials 4 --epochs 8`` for a check.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ CONCURRENCY = 2
 TARGET = 1.15  # issue 25: ours <= 1.15x standalone Optuna per epoch
 DATA = {"name": "madelon_guyon", "n_samples": 4000, "n_probes": 80, "seed": 0}
 SPACE = {"lr": (1e-3, 3e-2), "selector_lr_ratio": (1.0, 100.0), "sparsity_lambda": (1e-4, 1e-2)}
-ARMS = ("standalone", "ours", "ours without checkpoints", "ours with Tune's forced snapshots")
+ARMS = ("standalone", "ours", "ours without checkpoints", "ours with Tune's forced snapshots",
+        "ours with Tune's TensorBoard logger")
 
 
 def configurations(trials: int, epochs: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -117,9 +120,10 @@ def run_standalone(configs: list[dict[str, Any]], epochs: int, work: Path) -> di
 
 
 def run_ours(configs: list[dict[str, Any]], epochs: int, work: Path, checkpoints: bool,
-             tune_snapshots: bool = False) -> dict[str, Any]:
+             tune_snapshots: bool = False, tune_tensorboard: bool = False) -> dict[str, Any]:
     import yaml
 
+    import search.engine.callbacks
     import search.internals
     from search.engine.run import RunOptions, run_experiment
     from search.spec.load import load_spec
@@ -146,13 +150,16 @@ def run_ours(configs: list[dict[str, Any]], epochs: int, work: Path, checkpoints
                             **info: Any) -> None:
             stamps.setdefault(trial.trial_id, []).append(time.time())
 
-    spaced = search.internals.FORCED_SNAPSHOT_MIN_S
+    spaced, tensorboard = search.internals.FORCED_SNAPSHOT_MIN_S, search.engine.callbacks.tensorboard_logger
     search.internals.FORCED_SNAPSHOT_MIN_S = 0.0 if tune_snapshots else spaced  # 0: forced as often as Tune does
+    if tune_tensorboard:  # none of ours given: Tune adds its default TBXLoggerCallback
+        search.engine.callbacks.tensorboard_logger = list
     try:
         with clocked_progress(Clock()):
             run_experiment(load_spec(path), RunOptions(spec_path=path, quiet=True))
     finally:
         search.internals.FORCED_SNAPSHOT_MIN_S = spaced
+        search.engine.callbacks.tensorboard_logger = tensorboard
     iters = []
     for folder in (work / "results" / name).glob("trial_*"):
         rows = [json.loads(line) for line in (folder / "result.json").read_text().splitlines() if line.strip()]
@@ -237,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                 work = Path(tmp)
                 run = run_standalone(configs, args.epochs, work) if arm == "standalone" else \
                     run_ours(configs, args.epochs, work, checkpoints=arm != "ours without checkpoints",
-                             tune_snapshots=arm == "ours with Tune's forced snapshots")
+                             tune_snapshots=arm == "ours with Tune's forced snapshots",
+                             tune_tensorboard=arm == "ours with Tune's TensorBoard logger")
                 figs = figures(run)
                 results[arm].append(figs)
                 print(f"[{rep + 1}/{args.repeats}] {arm}: " + ", ".join(f"{k} {v:.1f}" for k, v in figs.items()),
