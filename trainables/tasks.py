@@ -327,8 +327,8 @@ def refit_feature_selection(config: Mapping[str, Any], data: DataSplits | None, 
     """Train the chosen configuration once more, on train + validation, for ``epochs``; save it in ``out_dir``.
 
     The refit function of :func:`train_feature_selection` (its ``refit`` attribute; scikit-learn's
-    ``refit``): ``search`` calls it once after the search with the picked trial's config, its
-    best epoch and its best ``checkpoint``. The same seed and settings, :meth:`DataSplits.merged_train`
+    ``refit``): ``search`` calls it once after the search with the picked trial's config, the
+    epochs it ran (at least its best epoch) and its best ``checkpoint``. The same seed and settings, :meth:`DataSplits.merged_train`
     as the data: with no validation part there is no early stopping, so it trains exactly ``epochs``
     epochs. ``out_dir`` receives the final checkpoint (``checkpoint.pt``, ``selection.json``,
     ``preprocessing.json``), as a trial's checkpoint folder holds them.

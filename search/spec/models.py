@@ -238,7 +238,7 @@ class Spec(_Model):
     failure: FailureSpec = Field(default_factory=FailureSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     refit: bool = Field(default=True, description="After the search, train the picked trial's configuration once "
-                        "more on train + validation for its best epoch count (a trainable with a `refit` function); "
+                        "more on train + validation for the epochs it ran (a trainable with a `refit` function); "
                         "that model is the one tested, loaded and used to predict.")
 
     @model_validator(mode="after")

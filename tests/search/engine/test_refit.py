@@ -1,4 +1,4 @@
-"""The refit: the picked trial's configuration trained once more, on train + validation, for its best epoch count.
+"""The refit: the picked trial's configuration trained once more, on train + validation, for the epochs it ran.
 
 The unit tests build an experiment folder by hand from real trainings of the built-in trainable
 (no Ray): two trials, each with a checkpoint per epoch, as Tune lays them out. The ``ray`` test
@@ -20,6 +20,7 @@ from search.engine.heldout import evaluate_heldout
 from search.engine.refit import refit_picked
 from search.experiment import Experiment
 from search.results import best_trial, feature_table, load_model, load_predictor, load_results, open_results
+from search.results.summary import summary_text
 from search.spec import Spec
 from tests.search.helpers import results_cli as cli
 from trainables.data import load_data
@@ -100,19 +101,36 @@ def test_the_built_in_refit_trains_exactly_the_epochs_asked_seeded(splits, tmp_p
         refit_feature_selection(config, splits, 0, tmp_path / "c")
 
 
+def test_the_refit_trains_for_the_epochs_the_trial_ran_not_to_its_noisy_best_epoch(splits, tmp_path):
+    # The picked trial peaks at epoch 2 of the 4 it ran (a validation curve's noisy maximum): the refit trains 4.
+    spec, path = _experiment(tmp_path, splits)
+    for trial_id, curve in {"t1": [0.5, 0.99, 0.6, 0.7], "t2": [0.5, 0.6, 0.6, 0.6]}.items():
+        result = path / f"trial_{trial_id}" / "result.json"
+        rows = [json.loads(line) for line in result.read_text().splitlines()]
+        result.write_text("".join(json.dumps({**row, "val_accuracy": value}) + "\n" for row, value in zip(rows, curve)))
+    best = best_trial(path)
+    assert (best.trial_id, best.epoch) == ("t1", 2)
+    record = refit_picked(spec, Experiment(str(path)), splits)
+    assert (record["epochs"], record["best_epoch"]) == (4, 2)
+    assert _saved(path / "refit" / "checkpoint")["epoch"] == 4
+    assert "refit on train + validation for 4 epochs" in summary_text(open_results(path))[0]
+
+
 def test_the_refit_is_what_every_reader_uses_and_trial_reaches_the_trials_own(splits, tmp_path):
     spec, path = _experiment(tmp_path, splits)
     best = best_trial(path)
     record = refit_picked(spec, Experiment(str(path)), splits)
-    assert record is not None and record["trial_id"] == best.trial_id and record["epochs"] == best.epoch
+    ran = int(open_results(path).table.set_index("trial_id").at[best.trial_id, "epochs_run"])
+    assert record is not None and record["trial_id"] == best.trial_id
+    assert record["epochs"] == ran and record["best_epoch"] == best.epoch
     assert record["rows"] == len(splits.y_train) + len(splits.y_val) and record["data"] == "train + validation"
     refit_dir, own_dir = path / "refit" / "checkpoint", best.checkpoint
     assert record["checkpoint"] == refit_dir
-    assert _saved(refit_dir)["epoch"] == best.epoch
+    assert _saved(refit_dir)["epoch"] == ran
 
-    # The same training, run here: the refit is the trial's config on train + validation for its best epoch,
+    # The same training, run here: the refit is the trial's config on train + validation for the epochs it ran,
     # its gates read from the trial's best checkpoint.
-    again = refit_feature_selection(best.config, splits, best.epoch, tmp_path / "again", checkpoint=own_dir)
+    again = refit_feature_selection(best.config, splits, ran, tmp_path / "again", checkpoint=own_dir)
     assert _same(_weights(refit_dir), _weights(tmp_path / "again"))
     assert not _same(_weights(refit_dir), _weights(own_dir))
 
@@ -149,7 +167,7 @@ def test_the_refit_is_what_every_reader_uses_and_trial_reaches_the_trials_own(sp
     search_model = evaluate_feature_selection(best.config, own_dir, splits)
     assert heldout["refit"]["search_model"] == {f"test_{k}": v for k, v in search_model.items()}
     table = load_results(path)
-    assert table.attrs["refit"]["trial_id"] == best.trial_id and table.attrs["heldout"]["refit"]["epochs"] == best.epoch
+    assert table.attrs["refit"]["trial_id"] == best.trial_id and table.attrs["heldout"]["refit"]["epochs"] == ran
     assert table.set_index("trial_id").at[best.trial_id, "test_accuracy"] == expected["accuracy"]
 
     # predict: the refit model by default, the trial's own with --trial.
@@ -197,7 +215,7 @@ def test_a_refit_function_without_checkpoint_is_called_as_before_and_kwargs_get_
     user_train.refit = old_refit
     monkeypatch.setattr("search.engine.refit.resolve_trainable", lambda name, paths=(): user_train)
     record = refit_picked(spec, Experiment(str(path)), splits)
-    assert calls == [("old", best.epoch)] and record["trial_id"] == best.trial_id
+    assert calls == [("old", FIXED["epochs"])] and record["trial_id"] == best.trial_id  # the epochs it ran
     assert "from_checkpoint" not in record and "selection" not in record
     assert load_predictor(path).refit
 
