@@ -68,4 +68,4 @@ def _resolved(kind: type[BaseException] | str) -> type[BaseException] | None:
     if not isinstance(kind, str):
         return kind
     module, _, name = kind.partition(":")
-    return getattr(sys.modules[module], name) if module in sys.modules else None
+    return getattr(sys.modules[module], name, None) if module in sys.modules else None  # never masks the error

@@ -56,3 +56,5 @@ def test_imported_resolves_names_of_imported_modules_only(named_module):
     assert imported([OSError, "fake_errors_module:Named"]) == (OSError,)
     named_module()
     assert imported([OSError, "fake_errors_module:Named"]) == (OSError, _Named)
+    # A misspelt class in an imported module matches nothing, rather than raising over the real error.
+    assert imported(["fake_errors_module:Misspelt", OSError]) == (OSError,)
