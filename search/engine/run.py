@@ -21,8 +21,8 @@ from typing import Any
 
 from search.engine.console import quiet_terminal, say
 from search.engine.grow import Growth, fresh_budget, grow_restored_tuner, grow_saved_state
-from search.engine.session import (RUN_IMPORTS, cluster_view, killed_session_dir, live_driver, ray_session,
-                                   stop_leftovers, storage_warning)
+from search.engine.session import (cluster_view, killed_session_dir, live_driver, ray_session, stop_leftovers,
+                                   storage_warning)
 from search.engine.tuner import build_tuner, param_space_of, trial_trainable
 from search.spec.checks import resolve_data_path, spec_search_paths
 from search.spec.models import Spec
@@ -176,7 +176,7 @@ def _prepared(spec: Spec, options: RunOptions, experiment: Experiment) -> Iterat
     try:
         with quiet_terminal(experiment.file(RUN_LOG) if options.quiet else None), \
                 ray_session(options.address, num_cpus=options.num_cpus, include_dashboard=options.include_dashboard,
-                            record_in=experiment, warm=RUN_IMPORTS):
+                            record_in=experiment):
             yield _trial_setup(spec, experiment, search_paths, data)
     finally:
         if options.quiet and experiment.file(RUN_LOG).is_file():

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import signal
 import socket
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,33 +17,18 @@ from search.engine.console import say
 from search.experiment import DRIVER_RECORD, EMBEDDED_RAY_RECORD, Experiment, redact
 from search.trials.resources import DRIVER_RESOURCE
 
-__all__ = ["REPORT_INTERVAL_S", "RUN_IMPORTS", "ray_session", "imports_ahead", "cluster_view", "stop_leftovers",
-           "killed_session_dir", "live_driver", "storage_warning"]
+__all__ = ["REPORT_INTERVAL_S", "ray_session", "cluster_view", "stop_leftovers", "killed_session_dir", "live_driver",
+           "storage_warning"]
 
 #: Ray Train V2 paces ``report`` by its health-check interval (2 s by default); with
 #: epochs of milliseconds that interval, not training, would set the pace.
 REPORT_INTERVAL_S = "0.1"
 
 
-#: What the driver imports between ``ray.init`` and the first trial (``build_tuner``, Tune's start), imported
-#: while ``ray.init`` waits (:func:`imports_ahead`).
-#: The ``ray.air.integrations``/``ray.tune.logger.aim`` ones are what Tune's usage tagging imports when a run
-#: has callbacks (MLflow's, about 1 s, when it is installed).
-RUN_IMPORTS = ("ray.tune", "optuna", "search.internals", "search.engine.tuner", "search.engine.callbacks",
-               "search.engine.searcher", "search.engine.scheduler", "search.engine.pbt", "search.trials.setup",
-               "search.trials.direct", "search.trials.torch_trainer", "tensorboardX",
-               "ray.air.integrations.mlflow", "ray.air.integrations.wandb", "ray.air.integrations.comet",
-               "ray.tune.logger.aim")
-
-
 @contextmanager
 def ray_session(address: str | None = None, *, num_cpus: int | None = None,
-                include_dashboard: bool | None = None, record_in: Experiment | None = None,
-                warm: Sequence[str] = ()) -> Iterator[None]:
+                include_dashboard: bool | None = None, record_in: Experiment | None = None) -> Iterator[None]:
     """Connect to ``address`` (or ``RAY_ADDRESS``), or start an embedded cluster and stop it after.
-
-    ``warm``: modules the driver imports next, imported on a thread while ``ray.init`` waits for
-    Ray's processes (seconds in which the driver's own thread is idle: :func:`imports_ahead`).
 
     A cluster this process started has the :data:`DRIVER_RESOURCE`; one it joined has not.
     While it runs, ``record_in`` holds this driver's record (:data:`DRIVER_RECORD`: ``resume``
@@ -73,12 +56,11 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
     if os.environ.get("PYTHONPATH"):
         env_vars["PYTHONPATH"] = os.environ["PYTHONPATH"]
     say(f"connecting to Ray at {redact(address)}…" if address else f"starting Ray (embedded, {num_cpus or os.cpu_count()} CPUs)…")
-    with imports_ahead(warm):
-        if address:
-            ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=True)
-        else:
-            ray.init(num_cpus=num_cpus, include_dashboard=include_dashboard, runtime_env={"env_vars": env_vars},
-                     resources={DRIVER_RESOURCE: 10_000})
+    if address:
+        ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=True)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=include_dashboard, runtime_env={"env_vars": env_vars},
+                 resources={DRIVER_RESOURCE: 10_000})
         if record_in is not None:
             _record_embedded(record_in)
     try:
@@ -92,34 +74,6 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
                 record_in.local.rmdir()  # only if the run left nothing else there
             except OSError:
                 pass
-
-
-@contextmanager
-def imports_ahead(modules: Sequence[str]) -> Iterator[None]:
-    """Import ``modules`` on a thread while the body runs; on leaving, wait for them.
-
-    ``ray.init`` spends seconds waiting for Ray's processes with the driver's thread idle (here,
-    about 0.5 CPU-s of 7 to 9 s), and the driver imports Tune, Optuna and the trial code next
-    (2 to 3 CPU-s): started first, they overlap. A module that fails to import is left alone:
-    the driver's own import of it, later, raises the error where it belongs.
-    """
-    if not modules:
-        yield
-        return
-
-    def work() -> None:
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except BaseException:  # noqa: BLE001 - reported by the driver's own import, if it makes one
-                pass
-
-    thread = threading.Thread(target=work, name="imports-ahead", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
 
 
 def _process_start(pid: int) -> str | None:
