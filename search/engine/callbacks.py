@@ -9,6 +9,7 @@ also reachable here, where the tuner (and a tuner.pkl saved before the split) lo
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import shutil
 import threading
@@ -20,9 +21,18 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.logger import TBXLoggerCallback
 
+try:
+    from tensorboardX import SummaryWriter
+    from tensorboardX.event_file_writer import EventFileWriter, EventsWriter
+    from tensorboardX.record_writer import directory_check
+    from tensorboardX.writer import FileWriter
+except ImportError:  # Tune's logger needs it too: tensorboard_logger() then gives none
+    SummaryWriter = EventFileWriter = EventsWriter = FileWriter = object  # type: ignore[assignment,misc]
+    directory_check = None
+
 from search.engine.progress import ProgressLines
 
-__all__ = ["BackgroundTensorBoard", "ProgressLines", "PrunedCheckpointCleanup", "TellBudgetStops",
+__all__ = ["BackgroundTensorBoard", "DirectSummaryWriter", "ProgressLines", "PrunedCheckpointCleanup", "TellBudgetStops",
            "keep_only_best_checkpoint", "tensorboard_logger"]
 
 log = logging.getLogger(__name__)
@@ -101,6 +111,7 @@ class BackgroundTensorBoard(TBXLoggerCallback):
 
     def __init__(self) -> None:
         super().__init__()
+        self._summary_writer_cls = DirectSummaryWriter  # already on a thread: no second one per trial
         self._jobs: queue.SimpleQueue | None = None
         self._writer: threading.Thread | None = None
 
@@ -146,6 +157,66 @@ class BackgroundTensorBoard(TBXLoggerCallback):
                 fn(*args)
             except Exception:  # noqa: BLE001 - one event file less; the trial and its results go on
                 log.exception("TensorBoard logger: %s failed", getattr(fn, "__name__", fn))
+
+
+class DirectSummaryWriter(SummaryWriter):
+    """tensorboardX's ``SummaryWriter`` writing its events on the caller's thread: the same event file.
+
+    tensorboardX's own writer hands every event to a thread of its own through a
+    ``multiprocessing.Queue`` (each event pickled, piped, unpickled), one thread and queue per
+    trial, and registers an ``atexit`` hook per writer that keeps it alive until the driver exits.
+    :class:`BackgroundTensorBoard` already writes on a thread of its own: that hop cost the driver
+    about a third of its CPU on a search of 0.1-s epochs, and the hooks a writer per trial.
+    """
+
+    def _get_file_writer(self) -> Any:
+        if not self._write_to_disk or self.purge_step is not None:
+            return super()._get_file_writer()  # neither is used by Tune's logger
+        if self.all_writers is None or self.file_writer is None:
+            self.file_writer = _DirectFileWriter(self.logdir, self._filename_suffix)
+            self.all_writers = {self.file_writer.get_logdir(): self.file_writer}
+        return self.file_writer
+
+    def close(self) -> None:  # tensorboardX's also starts and ends a Comet logger (none here)
+        if self.all_writers is None:
+            return
+        for writer in self.all_writers.values():
+            writer.flush()
+            writer.close()
+        self.file_writer = self.all_writers = None
+
+
+class _DirectFileWriter(FileWriter):
+    """``FileWriter`` over :class:`_DirectEventFileWriter`, without the ``atexit`` hook (its owner closes it)."""
+
+    def __init__(self, logdir: str, filename_suffix: str = "") -> None:  # noqa: D107 - not FileWriter's: no queue
+        self.event_writer = _DirectEventFileWriter(str(logdir), filename_suffix)
+        self._default_metadata: dict[str, Any] = {}
+
+
+class _DirectEventFileWriter(EventFileWriter):
+    """tensorboardX's ``EventFileWriter`` with ``add_event`` writing the record itself: no queue, no thread."""
+
+    def __init__(self, logdir: str, filename_suffix: str = "") -> None:  # noqa: D107
+        self._logdir = logdir
+        directory_check(logdir)
+        self._ev_writer = EventsWriter(os.path.join(logdir, "events"), filename_suffix)
+        self._filename_suffix = filename_suffix
+        self._closed = False
+
+    def add_event(self, event: Any) -> None:
+        if not self._closed:
+            self._ev_writer.write_event(event)
+
+    def reopen(self) -> None:
+        if self._closed:  # a new file, as tensorboardX's does
+            self._ev_writer = EventsWriter(os.path.join(self._logdir, "events"), self._filename_suffix)
+            self._closed = False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._ev_writer.close()
+            self._closed = True
 
 
 def tensorboard_logger() -> list[Callback]:

@@ -107,3 +107,50 @@ def test_the_run_replaces_tune_default_logger_with_it():
     callbacks = _create_default_callbacks(tensorboard_logger(), air_verbosity=None)
     tbx = [c for c in callbacks if isinstance(c, TBXLoggerCallback)]
     assert len(tbx) == 1 and type(tbx[0]) is BackgroundTensorBoard
+
+
+def _run_logger(logger: BackgroundTensorBoard, folder: Path, epochs: int = 3) -> None:
+    trial = _Trial(folder)
+    logger.log_trial_start(trial)
+    for epoch in range(1, epochs + 1):
+        logger.log_trial_result(epoch, trial, {**_result(epoch), "train_loss": 1 / epoch, "lr_now": 0.01})
+    logger.log_trial_end(trial)
+    logger.on_experiment_end([trial])
+
+
+def _hparams(folder: Path) -> dict[str, float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    return {name: value.number_value for name, value in info.hparams.items()}
+
+
+def test_the_direct_writer_writes_what_tensorboardx_own_writer_writes(tmp_path):
+    ours, theirs = BackgroundTensorBoard(), BackgroundTensorBoard()
+    theirs._summary_writer_cls = SummaryWriter  # tensorboardX's, as Tune's logger uses it
+    _run_logger(ours, tmp_path / "ours")
+    _run_logger(theirs, tmp_path / "theirs")
+    assert _scalars(tmp_path / "ours") == _scalars(tmp_path / "theirs")
+    assert _scalars(tmp_path / "ours")["ray/tune/train_loss"] == pytest.approx({1: 1.0, 2: 0.5, 3: 1 / 3})
+    assert _hparams(tmp_path / "ours") == _hparams(tmp_path / "theirs") == {"lr": pytest.approx(0.01)}
+
+
+def test_the_direct_writer_starts_no_thread_and_leaves_no_exit_hook_per_trial(tmp_path):
+    import atexit
+
+    logger = BackgroundTensorBoard()
+    _run_logger(logger, tmp_path / "warm")  # the logger's own thread comes and goes; imports done
+    threads, hooks = threading.active_count(), atexit._ncallbacks()
+    seen: list[int] = []
+    logger.log_trial_result = lambda *a, _f=logger.log_trial_result: (_f(*a), seen.append(threading.active_count()))
+    for n in range(3):
+        _run_logger(logger, tmp_path / f"trial_{n}")
+    # while writing: the logger's thread only (tensorboardX's writer adds a thread and a queue feeder per trial)
+    assert max(seen) <= threads + 1
+    assert atexit._ncallbacks() == hooks  # tensorboardX's adds one per trial, holding its writer until exit
+    assert all(_scalars(tmp_path / f"trial_{n}")["ray/tune/val_accuracy"] == pytest.approx({1: 0.1, 2: 0.2, 3: 0.3})
+               for n in range(3))
