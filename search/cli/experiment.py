@@ -26,6 +26,8 @@ _VERBOSE_HELP = ("let Ray's and Tune's own output through, and print every trial
                  "per trial event; Ray's output goes to <experiment>/run.log)")
 _ADDRESS_HELP = "Ray cluster address (default: $RAY_ADDRESS, else a local embedded Ray)"
 _NUM_CPUS_HELP = "CPUs of the embedded Ray (default: all of this machine's)"
+_DASHBOARD_HELP = ("start the embedded Ray's dashboard, http://127.0.0.1:8265 (default: only when trials run on Ray "
+                   "Train's workers, which need it; it costs about a second of start-up)")
 _TOP_HELP = "rows of the summary's table of top trials (default: %(default)s; every trial: results.md)"
 
 
@@ -44,6 +46,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="sampler seed (default: the spec's search.seed)")
     p.add_argument("--storage", help="results folder or URI (default: the spec's `storage`, else ./results)")
     p.add_argument("--num-cpus", type=int, help=_NUM_CPUS_HELP)
+    p.add_argument("--dashboard", action="store_true", default=None, help=_DASHBOARD_HELP)
     p.add_argument("--warm-start", type=Experiment.at, metavar="EXPERIMENT",
                    help="first tell the searcher every finished trial of this earlier experiment folder "
                         "(default: start from nothing)")
@@ -59,6 +62,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("experiment", type=Experiment.at, help="the experiment folder, <storage>/<name> (a path or a URI)")
     p.add_argument("--address", help=_ADDRESS_HELP)
     p.add_argument("--num-cpus", type=int, help=_NUM_CPUS_HELP)
+    p.add_argument("--dashboard", action="store_true", default=None, help=_DASHBOARD_HELP)
     p.add_argument("--force", action="store_true",
                    help="resume even a finished experiment: redo its held-out test and rewrite its tables "
                         "(default: say it is finished and change nothing)")
@@ -144,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, _overrides(args))
     _check_storage(args.spec, spec.storage, "--storage" if args.storage else None, probe_uri_as=spec.name)
     options = RunOptions(address=args.address, spec_path=args.spec.resolve(), num_cpus=args.num_cpus,
-                         overwrite=args.overwrite, quiet=not args.verbose, epoch_lines=args.verbose)
+                         include_dashboard=args.dashboard, overwrite=args.overwrite, quiet=not args.verbose, epoch_lines=args.verbose)
     # Said with the run's first line: a run refused before it starts (the name taken, the data
     # unreadable, ...) prints the refusal only, not a header it then contradicts.
     header = f"running {spec.name}: {spec.search.num_samples} trials -> {Experiment.in_storage(spec.storage, spec.name)}"
@@ -168,6 +172,7 @@ def resume(args: argparse.Namespace) -> int:
         else contextlib.nullcontext()
     with shown:
         outcome = resume_experiment(args.experiment, RunOptions(address=args.address, num_cpus=args.num_cpus,
+                                                                include_dashboard=args.dashboard,
                                                                 quiet=not args.verbose, epoch_lines=args.verbose),
                                     growth)
     return _finish(outcome.spec, outcome, args.top)

@@ -21,8 +21,8 @@ from typing import Any
 
 from search.engine.console import quiet_terminal, say
 from search.engine.grow import Growth, fresh_budget, grow_restored_tuner, grow_saved_state
-from search.engine.session import (cluster_view, killed_session_dir, live_driver, ray_session, stop_leftovers,
-                                   storage_warning)
+from search.engine.session import (cluster_view, embedded_dashboard, killed_session_dir, live_driver, ray_session,
+                                   stop_leftovers, storage_warning)
 from search.engine.tuner import build_tuner, param_space_of, trial_trainable
 from search.spec.checks import resolve_data_path, spec_search_paths
 from search.spec.models import Spec
@@ -43,7 +43,7 @@ class RunOptions:
         address: a Ray cluster to join (default ``$RAY_ADDRESS``, else an embedded local Ray).
         spec_path: the spec file, kept beside the results (``spec.source.yaml``) and where a
             user's trainable module and data file are looked up.
-        include_dashboard: the embedded Ray's dashboard (Ray's default when None).
+        include_dashboard: the embedded Ray's dashboard; None: only for trials on Ray Train's workers.
         num_cpus: CPUs of the embedded Ray (default: all).
         overwrite: ``run`` into an existing experiment of the same name deletes it first (only a
             folder that is recognisably an experiment); default: refuse.
@@ -175,8 +175,8 @@ def _prepared(spec: Spec, options: RunOptions, experiment: Experiment) -> Iterat
     data = load_data_once(spec, options.spec_path)  # before Ray: a bad file fails fast and cheaply
     try:
         with quiet_terminal(experiment.file(RUN_LOG) if options.quiet else None), \
-                ray_session(options.address, num_cpus=options.num_cpus, include_dashboard=options.include_dashboard,
-                            record_in=experiment):
+                ray_session(options.address, num_cpus=options.num_cpus,
+                            include_dashboard=embedded_dashboard(spec, options.include_dashboard), record_in=experiment):
             yield _trial_setup(spec, experiment, search_paths, data)
     finally:
         if options.quiet and experiment.file(RUN_LOG).is_file():

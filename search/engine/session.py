@@ -17,7 +17,7 @@ from search.engine.console import say
 from search.experiment import DRIVER_RECORD, EMBEDDED_RAY_RECORD, Experiment, redact
 from search.trials.resources import DRIVER_RESOURCE
 
-__all__ = ["REPORT_INTERVAL_S", "ray_session", "cluster_view", "stop_leftovers", "killed_session_dir", "live_driver",
+__all__ = ["REPORT_INTERVAL_S", "embedded_dashboard", "ray_session", "cluster_view", "stop_leftovers", "killed_session_dir", "live_driver",
            "storage_warning"]
 
 #: Ray Train V2 paces ``report`` by its health-check interval (2 s by default); with
@@ -74,6 +74,22 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
                 record_in.local.rmdir()  # only if the run left nothing else there
             except OSError:
                 pass
+
+
+def embedded_dashboard(spec: Any, asked: bool | None) -> bool:
+    """Whether an embedded Ray starts its dashboard: when ``asked``, else only for trials on Ray Train's workers.
+
+    Train V2 removes a run's placement group unless the dashboard's state API says its controller
+    lives (``docs/ray_optuna_notes.md``): those runs need it. A run that trains in its trial
+    processes does not, and the dashboard's ten-odd processes cost about a second of ``ray.init``
+    and compete with the first trials for the CPUs (``benchmarks/startup.py``).
+    """
+    if asked is not None:
+        return asked
+    from search.spec.models import Executor
+
+    res = spec.resources
+    return res.executor is Executor.TORCH_TRAINER or (res.executor is Executor.AUTO and res.num_workers > 1)
 
 
 def _process_start(pid: int) -> str | None:

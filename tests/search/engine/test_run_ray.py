@@ -221,6 +221,7 @@ def test_cli_run_in_a_subprocess(tmp_path, tiny_spec):
     log = tmp_path / "results" / "cli" / "run.log"
     assert f"Ray's own output: {log}" in proc.stderr
     assert "Started a local Ray instance" in log.read_text()  # Ray's own lines, kept
+    assert "View the dashboard" not in log.read_text()  # trials in their own processes: no dashboard started
     # TensorBoard (`tensorboard --logdir <experiment>`) reads what Tune's logger wrote: every epoch's metrics.
     for trial in sorted((tmp_path / "results" / "cli").glob("trial_*")):
         rows = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
@@ -245,8 +246,9 @@ def test_cli_run_in_a_subprocess(tmp_path, tiny_spec):
 
     # --overwrite replaces it: one experiment's trials in the table, not two runs' merged.
     replaced = _cli("run", str(path), "--num-cpus", "2", "--name", "cli", "--num-samples", "1", "--overwrite",
-                    "--verbose", cwd=tmp_path)
+                    "--verbose", "--dashboard", cwd=tmp_path)
     assert replaced.returncode == 0, replaced.stderr[-3000:]
+    assert "View the dashboard at" in replaced.stderr  # asked for
     # --verbose: every epoch, and Ray's own output, in the terminal; no log file.
     assert "epoch 2 val_accuracy=" in replaced.stderr and "Started a local Ray instance" in replaced.stderr
     assert not log.exists()
