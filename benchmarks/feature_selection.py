@@ -4,7 +4,7 @@ On Guyon's Madelon recipe (``madelon_guyon``: 5 informative + 15 redundant featu
 480 probes, clusters on hypercube vertices labelled at random) the search runs as a user runs
 it (``python -m search run`` on a two-objective spec: ``[val_accuracy, num_selected]``, TPE +
 ASHA, the spec's ``select`` rule picks one trial of the front, and its model is refitted on
-train + validation for its best epoch count: the run's default, ``refit: true``; the built-in refit keeps
+train + validation for the epochs the trial ran (at least its best epoch): the run's default, ``refit: true``; the built-in refit keeps
 the trial's selection, its gates frozen at the trial's best checkpoint, and retrains the classifier). That
 refitted model is judged on the held-out test split, which no trial trained or was selected on (the picked trial's
 own model, trained on the train split alone, beside it), against scikit-learn fitted on the same

@@ -17,7 +17,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 Command = Callable[[argparse.Namespace], int]
 
 
-def exits_on(errors: Mapping[type[BaseException] | str, int]) -> Callable[[Command], Command]:
+def exits_on(errors: Mapping[type[Exception] | str, int]) -> Callable[[Command], Command]:
     """Decorate a command: an error of a listed type (the first that matches, in order) is one
     message on stderr and its exit code; its traceback only with ``--debug``. A ``SpecError``
     prints every problem it holds. A reader that left the pipe (``... | head``) is not an error.
@@ -28,7 +28,7 @@ def exits_on(errors: Mapping[type[BaseException] | str, int]) -> Callable[[Comma
     """
     from search.spec.errors import SpecError
 
-    def listed() -> list[tuple[type[BaseException], int]]:
+    def listed() -> list[tuple[type[Exception], int]]:
         return [(kind, code) for kind, code in ((_resolved(k), c) for k, c in errors.items()) if kind is not None]
 
     def decorate(fn: Command) -> Command:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -26,8 +27,8 @@ _VERBOSE_HELP = ("let Ray's and Tune's own output through, and print every trial
                  "per trial event; Ray's output goes to <experiment>/run.log)")
 _ADDRESS_HELP = "Ray cluster address (default: $RAY_ADDRESS, else a local embedded Ray)"
 _NUM_CPUS_HELP = "CPUs of the embedded Ray (default: all of this machine's)"
-_DASHBOARD_HELP = ("start the embedded Ray's dashboard, http://127.0.0.1:8265 (default: only when trials run on Ray "
-                   "Train's workers, which need it; it costs about a second of start-up)")
+_DASHBOARD_HELP = ("start the embedded Ray's dashboard (Ray's default port 8265; a cluster has its own) (default: only "
+                   "when trials run on Ray Train's workers, which need it; it costs about a second of start-up)")
 _TOP_HELP = "rows of the summary's table of top trials (default: %(default)s; every trial: results.md)"
 
 
@@ -148,13 +149,21 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, _overrides(args))
     _check_storage(args.spec, spec.storage, "--storage" if args.storage else None, probe_uri_as=spec.name)
     options = RunOptions(address=args.address, spec_path=args.spec.resolve(), num_cpus=args.num_cpus,
-                         include_dashboard=args.dashboard, overwrite=args.overwrite, quiet=not args.verbose, epoch_lines=args.verbose)
+                         include_dashboard=_dashboard_asked(args), overwrite=args.overwrite, quiet=not args.verbose, epoch_lines=args.verbose)
     # Said with the run's first line: a run refused before it starts (the name taken, the data
     # unreadable, ...) prints the refusal only, not a header it then contradicts.
     header = f"running {spec.name}: {spec.search.num_samples} trials -> {Experiment.in_storage(spec.storage, spec.name)}"
     with announced(header), objectives_shown(spec.objectives, spec.select.tolerance, dict(spec.select.limits)):
         outcome = run_experiment(spec, options, warm_start_from=args.warm_start)
     return _finish(spec, outcome, args.top)
+
+
+def _dashboard_asked(args: argparse.Namespace) -> bool | None:
+    """``--dashboard``, said to be moot when the run joins a cluster (which has its own dashboard)."""
+    if args.dashboard and (args.address or os.environ.get("RAY_ADDRESS")):
+        print("note: --dashboard starts an embedded Ray's dashboard; this run joins a cluster, whose dashboard is "
+              "its own", file=sys.stderr)
+    return args.dashboard
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -172,7 +181,7 @@ def resume(args: argparse.Namespace) -> int:
         else contextlib.nullcontext()
     with shown:
         outcome = resume_experiment(args.experiment, RunOptions(address=args.address, num_cpus=args.num_cpus,
-                                                                include_dashboard=args.dashboard,
+                                                                include_dashboard=_dashboard_asked(args),
                                                                 quiet=not args.verbose, epoch_lines=args.verbose),
                                     growth)
     return _finish(outcome.spec, outcome, args.top)

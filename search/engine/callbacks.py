@@ -116,7 +116,17 @@ class BackgroundTensorBoard(TBXLoggerCallback):
         self._writer: threading.Thread | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # the Tuner pickles its callbacks (tuner.pkl): no thread, no queue
-        return {**self.__dict__, "_jobs": None, "_writer": None}
+        return {**self.__dict__, "_jobs": None, "_writer": None, "_trial_writer": {}, "_trial_result": {}}
+
+    def get_state(self) -> None:
+        """Tune's experiment snapshot asks every callback for its state, then copies the driver's staging
+        folder (where the event files are) to storage: wait for the queued writes first, so each copy,
+        the final one included, holds every event so far (a trial's last epochs, its hparams at its end)."""
+        if self._writer is not None and self._writer.is_alive():
+            written = threading.Event()
+            self._jobs.put((written.set, ()))
+            written.wait()
+        return None
 
     def log_trial_start(self, trial: Any) -> None:
         self._call(super().log_trial_start, trial)
@@ -173,7 +183,11 @@ class DirectSummaryWriter(SummaryWriter):
         if not self._write_to_disk or self.purge_step is not None:
             return super()._get_file_writer()  # neither is used by Tune's logger
         if self.all_writers is None or self.file_writer is None:
-            self.file_writer = _DirectFileWriter(self.logdir, self._filename_suffix)
+            try:
+                self.file_writer = _DirectFileWriter(self.logdir, self._filename_suffix)
+            except (AttributeError, TypeError) as exc:  # another tensorboardX: its own writer, same files
+                log.warning("TensorBoard: tensorboardX's own writer (a thread per trial) instead of ours: %s", exc)
+                return super()._get_file_writer()
             self.all_writers = {self.file_writer.get_logdir(): self.file_writer}
         return self.file_writer
 

@@ -33,3 +33,14 @@ def test_run_and_resume_take_dashboard_from_the_command_line():
     assert parser.parse_args(["run", "space.yaml"]).dashboard is None
     assert parser.parse_args(["run", "space.yaml", "--dashboard"]).dashboard is True
     assert parser.parse_args(["resume", "results/x", "--dashboard"]).dashboard is True
+
+
+def test_dashboard_with_a_cluster_address_says_it_is_moot(capsys, monkeypatch):
+    from search.cli.experiment import _dashboard_asked
+    from search.cli.main import _parser
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert _dashboard_asked(_parser().parse_args(["run", "space.yaml", "--dashboard"])) is True
+    assert capsys.readouterr().err == ""
+    assert _dashboard_asked(_parser().parse_args(["run", "space.yaml", "--dashboard", "--address", "h:6379"])) is True
+    assert "this run joins a cluster, whose dashboard is its own" in capsys.readouterr().err

@@ -92,7 +92,11 @@ def test_it_pickles_as_the_tuner_pickles_its_callbacks_and_works_after(tmp_path)
     logger = BackgroundTensorBoard()
     trial = _Trial(tmp_path / "trial_4")
     logger.log_trial_start(trial)
-    copy = pickle.loads(pickle.dumps(BackgroundTensorBoard()))
+    logger.log_trial_result(1, _Trial(tmp_path / "other"), _result(1))
+    logger.get_state()  # the thread is alive and a trial's writer open (an event file), as in a run
+    assert logger._writer.is_alive() and logger._trial_writer
+    copy = pickle.loads(pickle.dumps(logger))
+    assert copy._trial_writer == {} and copy._writer is None
     logger.on_experiment_end([trial])
     copy.log_trial_result(1, trial, _result(1))
     copy.log_trial_end(trial)
@@ -154,3 +158,28 @@ def test_the_direct_writer_starts_no_thread_and_leaves_no_exit_hook_per_trial(tm
     assert atexit._ncallbacks() == hooks  # tensorboardX's adds one per trial, holding its writer until exit
     assert all(_scalars(tmp_path / f"trial_{n}")["ray/tune/val_accuracy"] == pytest.approx({1: 0.1, 2: 0.2, 3: 0.3})
                for n in range(3))
+
+
+def test_a_snapshot_waits_for_the_queued_writes_so_storage_gets_every_event(tmp_path):
+    # Tune asks callbacks for their state (get_state), then copies the staging folder to storage: the final
+    # snapshot comes before on_experiment_end, so events still queued then would never reach storage.
+    logger = BackgroundTensorBoard()
+    logger._summary_writer_cls = _SlowWriter
+    _SlowWriter.threads.clear()
+    _SlowWriter.release.clear()
+    trial = _Trial(tmp_path / "trial_5")
+    logger.log_trial_start(trial)
+    for epoch in (1, 2, 3):
+        logger.log_trial_result(epoch, trial, _result(epoch))
+    logger.log_trial_end(trial)
+    snapshot = threading.Thread(target=logger.get_state)
+    snapshot.start()
+    snapshot.join(0.3)
+    assert snapshot.is_alive()  # held while the writes are queued
+    _SlowWriter.release.set()
+    snapshot.join(10)
+    assert not snapshot.is_alive()
+    # before on_experiment_end: every epoch and the trial's hparams are on disk already
+    assert _scalars(tmp_path / "trial_5")["ray/tune/val_accuracy"] == pytest.approx({1: 0.1, 2: 0.2, 3: 0.3})
+    assert _hparams(tmp_path / "trial_5") == {"lr": pytest.approx(0.01)}
+    logger.on_experiment_end([trial])
