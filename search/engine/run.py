@@ -32,7 +32,7 @@ from search.experiment import (OPTUNA_JOURNAL, RUN_LOG, SPEC_COPY, SPEC_ORIGIN, 
 from search.trials.resources import DRIVER_RESOURCE, TrialPlan, plan_trials
 
 __all__ = ["RunOptions", "ExperimentOutcome", "ExperimentError", "run_experiment", "resume_experiment",
-           "unfinished_trials", "required_metrics"]
+           "unfinished_trials"]
 
 
 @dataclass

@@ -262,3 +262,29 @@ def test_no_import_hook_for_old_module_names():
             "try:\n    import search.runner\nexcept ImportError:\n    print('gone')\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     assert out == ["0", "gone"]
+
+
+def _module_level_names(tree: ast.Module) -> set[str]:
+    """Names bound at a module's top level (under ``if``/``try`` blocks too: optional imports)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    return names
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_every_name_in_all_is_defined(name):
+    # `from module import *` raises AttributeError on a name __all__ lists and the module never defines.
+    tree = ast.parse(MODULES[name].read_text(), str(MODULES[name]))
+    listed = [ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+              and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)]
+    defined = _module_level_names(tree)
+    if not listed or "__getattr__" in defined:  # PEP 562: names given on first use
+        return
+    assert sorted(set(listed[0]) - defined) == [], f"{name}.__all__ lists names it does not define"
