@@ -149,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, _overrides(args))
     _check_storage(args.spec, spec.storage, "--storage" if args.storage else None, probe_uri_as=spec.name)
     options = RunOptions(address=args.address, spec_path=args.spec.resolve(), num_cpus=args.num_cpus,
-                         include_dashboard=_dashboard_asked(args), overwrite=args.overwrite, quiet=not args.verbose, epoch_lines=args.verbose)
+                         include_dashboard=_dashboard_asked(args), overwrite=args.overwrite, quiet=not args.verbose,
+                         epoch_lines=args.verbose)
     # Said with the run's first line: a run refused before it starts (the name taken, the data
     # unreadable, ...) prints the refusal only, not a header it then contradicts.
     header = f"running {spec.name}: {spec.search.num_samples} trials -> {Experiment.in_storage(spec.storage, spec.name)}"

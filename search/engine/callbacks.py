@@ -32,8 +32,8 @@ except ImportError:  # Tune's logger needs it too: tensorboard_logger() then giv
 
 from search.engine.progress import ProgressLines
 
-__all__ = ["BackgroundTensorBoard", "DirectSummaryWriter", "ProgressLines", "PrunedCheckpointCleanup", "TellBudgetStops",
-           "keep_only_best_checkpoint", "tensorboard_logger"]
+__all__ = ["BackgroundTensorBoard", "DirectSummaryWriter", "ProgressLines", "PrunedCheckpointCleanup",
+           "TellBudgetStops", "keep_only_best_checkpoint", "tensorboard_logger"]
 
 log = logging.getLogger(__name__)
 

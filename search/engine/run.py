@@ -175,8 +175,8 @@ def _prepared(spec: Spec, options: RunOptions, experiment: Experiment) -> Iterat
     data = load_data_once(spec, options.spec_path)  # before Ray: a bad file fails fast and cheaply
     try:
         with quiet_terminal(experiment.file(RUN_LOG) if options.quiet else None), \
-                ray_session(options.address, num_cpus=options.num_cpus,
-                            include_dashboard=embedded_dashboard(spec, options.include_dashboard), record_in=experiment):
+                ray_session(options.address, num_cpus=options.num_cpus, record_in=experiment,
+                            include_dashboard=embedded_dashboard(spec, options.include_dashboard)):
             yield _trial_setup(spec, experiment, search_paths, data)
     finally:
         if options.quiet and experiment.file(RUN_LOG).is_file():

@@ -14,10 +14,10 @@ from typing import Any
 
 from search.engine.console import say
 from search.experiment import DRIVER_RECORD, EMBEDDED_RAY_RECORD, Experiment, redact
-from search.trials.resources import DRIVER_RESOURCE
+from search.trials.resources import DRIVER_RESOURCE, resolved_executor
 
-__all__ = ["REPORT_INTERVAL_S", "embedded_dashboard", "ray_session", "cluster_view", "stop_leftovers", "killed_session_dir", "live_driver",
-           "storage_warning"]
+__all__ = ["REPORT_INTERVAL_S", "embedded_dashboard", "ray_session", "cluster_view", "stop_leftovers",
+           "killed_session_dir", "live_driver", "storage_warning"]
 
 #: Ray Train V2 paces ``report`` by its health-check interval (2 s by default); with
 #: epochs of milliseconds that interval, not training, would set the pace.
@@ -87,8 +87,7 @@ def embedded_dashboard(spec: Any, asked: bool | None) -> bool:
         return asked
     from search.spec.models import Executor
 
-    res = spec.resources
-    return res.executor is Executor.TORCH_TRAINER or (res.executor is Executor.AUTO and res.num_workers > 1)
+    return resolved_executor(spec.resources) is Executor.TORCH_TRAINER
 
 
 def _process_start(pid: int) -> str | None:

@@ -48,11 +48,17 @@ def _result(epoch: int) -> dict:
     return {"training_iteration": epoch, "val_accuracy": epoch / 10, "config": {"lr": 0.01}, "done": False}
 
 
-def test_results_return_at_once_and_every_epoch_reaches_the_event_file_in_order(tmp_path):
+def _slow_logger() -> BackgroundTensorBoard:
+    """A logger whose writer holds every scalar until the test sets ``_SlowWriter.release``."""
     logger = BackgroundTensorBoard()
     logger._summary_writer_cls = _SlowWriter
     _SlowWriter.threads.clear()
     _SlowWriter.release.clear()
+    return logger
+
+
+def test_results_return_at_once_and_every_epoch_reaches_the_event_file_in_order(tmp_path):
+    logger = _slow_logger()
     trial = _Trial(tmp_path / "trial_1")
     logger.log_trial_start(trial)
     for epoch in (1, 2, 3):
@@ -163,10 +169,7 @@ def test_the_direct_writer_starts_no_thread_and_leaves_no_exit_hook_per_trial(tm
 def test_a_snapshot_waits_for_the_queued_writes_so_storage_gets_every_event(tmp_path):
     # Tune asks callbacks for their state (get_state), then copies the staging folder to storage: the final
     # snapshot comes before on_experiment_end, so events still queued then would never reach storage.
-    logger = BackgroundTensorBoard()
-    logger._summary_writer_cls = _SlowWriter
-    _SlowWriter.threads.clear()
-    _SlowWriter.release.clear()
+    logger = _slow_logger()
     trial = _Trial(tmp_path / "trial_5")
     logger.log_trial_start(trial)
     for epoch in (1, 2, 3):
