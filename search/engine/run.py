@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,7 +115,7 @@ def resolved_spec(spec: Spec, source: Path | None) -> Spec:
     return spec.model_copy(update={"data": {**spec.data, "name": str(path)}})
 
 
-@contextmanager
+@contextlib.contextmanager
 def _sigterm_as_sigint() -> Iterator[None]:
     """Make SIGTERM stop a run the way Ctrl-C does: Tune saves state and returns."""
     if threading.current_thread() is not threading.main_thread():
@@ -154,17 +153,18 @@ def unfinished_trials(experiment: Experiment, num_samples: int, budget_spent: bo
 
 def _fit(tuner: Any, spec: Spec, experiment: Experiment) -> tuple[Any, int]:
     """Run the tuner; returns its results and how many trials remain unfinished."""
-    from search.internals import spaced_forced_snapshots
+    from search.internals import callbacks_tagged_lightly, spaced_forced_snapshots
 
     started = time.monotonic()
     # stdout is for results: Tune's banners and tables go to stderr with the progress.
-    with contextlib.redirect_stdout(sys.stderr), _sigterm_as_sigint(), spaced_forced_snapshots():
+    with contextlib.redirect_stdout(sys.stderr), _sigterm_as_sigint(), spaced_forced_snapshots(), \
+            callbacks_tagged_lightly():
         results = tuner.fit()
     budget = spec.search.time_budget_s
     return results, unfinished_trials(experiment, spec.search.num_samples, bool(budget and time.monotonic() - started >= budget))
 
 
-@contextmanager
+@contextlib.contextmanager
 def _prepared(spec: Spec, options: RunOptions, experiment: Experiment) -> Iterator[tuple[TrialPlan, Any]]:
     """Data loaded, Ray up, resources planned: yields the plan and the trials' shared setup.
 

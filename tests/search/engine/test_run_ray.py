@@ -186,8 +186,8 @@ def test_impossible_gpu_request_is_refused_before_any_trial(ray_cluster, tmp_pat
     assert not (tmp_path / "results" / "tiny").exists()
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def _cli(*args: str, cwd: Path, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **env_vars}
     env.pop("RAY_ADDRESS", None)
     return subprocess.run([sys.executable, "-m", "search", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=300)
@@ -246,9 +246,15 @@ def test_cli_run_in_a_subprocess(tmp_path, tiny_spec):
 
     # --overwrite replaces it: one experiment's trials in the table, not two runs' merged.
     replaced = _cli("run", str(path), "--num-cpus", "2", "--name", "cli", "--num-samples", "1", "--overwrite",
-                    "--verbose", "--dashboard", cwd=tmp_path)
+                    "--verbose", "--dashboard", cwd=tmp_path, PYTHONPROFILEIMPORTTIME="1")
     assert replaced.returncode == 0, replaced.stderr[-3000:]
     assert "View the dashboard at" in replaced.stderr  # asked for
+    # MLflow is installed here (the test extra) but not used: the driver never imports it (Tune's usage tag of
+    # the callbacks would, about 1 s before the first trial). Driver lines only: workers' come prefixed "(".
+    driver_imports = [line.split("|")[-1].strip() for line in replaced.stderr.splitlines()
+                      if line.startswith("import time:")]
+    assert "ray.tune" in driver_imports
+    assert "mlflow" not in driver_imports
     # --verbose: every epoch, and Ray's own output, in the terminal; no log file.
     assert "epoch 2 val_accuracy=" in replaced.stderr and "Started a local Ray instance" in replaced.stderr
     assert not log.exists()
