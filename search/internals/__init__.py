@@ -21,6 +21,7 @@ from search.internals.saved_state import (checkpoint_results, checkpoint_score_k
                                           raise_next_checkpoint_index, restart_stopper, restored_tuner_configs,
                                           search_generator_counts, set_checkpoint_results, training_result,
                                           training_run_metadata)
+from search.internals.usage_tag import INTEGRATION_CALLBACKS, callbacks_tagged_lightly, count_callbacks
 
 __all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "ray_session_dir", "Bracket",
            "bracket_rungs", "newest_experiment_state", "load_experiment_state", "training_run_metadata",
@@ -84,9 +85,8 @@ USES: tuple[tuple[str, str, str, str], ...] = (
     ("ray", "LoggerCallback._restore_from_remote (JsonLoggerCallback, CSVLoggerCallback)", "engine.tuner",
      "a trial restarted in the same driver (a retry, PBT's pause or exploit) keeps the result.json and progress.csv "
      "this driver wrote, instead of Tune's copy of the last synced ones over them (which loses the rows since)"),
-    ("ray", "ray.air._internal.usage.tag_callbacks (called by ray.tune.tune.run as air_usage.tag_callbacks), "
-            "_count_callbacks, TagKey.AIR_CALLBACKS", "engine.run",
-     "Tune's usage tag of the run's callbacks counted by class name, without importing the MLflow, W&B, Comet and "
+    ("ray", "ray.air._internal.usage._count_callbacks (looked up by its tag_callbacks, which ray.tune.run calls)",
+     "internals.usage_tag, engine.run", "Tune's usage tag of the run's callbacks counted by class name, without importing the MLflow, W&B, Comet and "
      "Aim integrations (and so mlflow, wandb) before the first trial: about 1 s of start-up with MLflow installed"),
 )
 
@@ -137,8 +137,7 @@ def verify() -> None:
         "ray.train.v2.api.train_fn_utils": ("get_train_fn_utils",),
         "ray.train._internal.session": ("_TrainingResult", "_session", "get_session"),
         "ray.tune.utils.util": ("_atomic_save",),
-        "ray.air._internal.usage": ("tag_callbacks", "_count_callbacks", "record_extra_usage_tag", "TagKey"),
-        "ray.tune.tune": ("air_usage",),
+        "ray.air._internal.usage": ("tag_callbacks", "_count_callbacks"),
         "ray.train.v2._internal.execution.train_fn_utils": ("LocalTrainFnUtils", "set_train_fn_utils",
                                                             "_train_fn_utils"),
     }
@@ -318,74 +317,6 @@ def spaced_forced_snapshots(min_s: float | None = None) -> Iterator[None]:
         yield
     finally:
         _ExperimentCheckpointManager.on_trial_checkpoint = original
-
-
-#: Tune's logger callbacks whose modules import their tracking library when imported (ray.air.integrations.mlflow
-#: runs ``import mlflow``, about 1 s); :func:`callbacks_tagged_lightly` counts them by name, as Ray does.
-INTEGRATION_CALLBACKS = ("WandbLoggerCallback", "MLflowLoggerCallback", "CometLoggerCallback", "AimLoggerCallback")
-
-
-def count_callbacks(callbacks: list[Any] | None) -> dict[str, int]:
-    """Ray's ``_count_callbacks`` (callback class name -> count) without importing the four integrations.
-
-    Ray compares class names only (``callback.__class__.__name__ in callback_names``); the
-    classes are imported just to read their names, which :data:`INTEGRATION_CALLBACKS` holds.
-    """
-    import collections
-
-    from ray.tune import Callback
-    from ray.tune.logger import LoggerCallback
-    from ray.tune.utils.callback import DEFAULT_CALLBACK_CLASSES
-
-    names = set(INTEGRATION_CALLBACKS) | {cls.__name__ for cls in DEFAULT_CALLBACK_CLASSES}
-    counts: dict[str, int] = collections.defaultdict(int)
-    for callback in callbacks or []:
-        if not isinstance(callback, Callback):
-            continue
-        name = callback.__class__.__name__
-        if name in names:
-            counts[name] += 1
-        elif isinstance(callback, LoggerCallback):
-            counts["CustomLoggerCallback"] += 1
-        else:
-            counts["CustomCallback"] += 1
-    return dict(counts)
-
-
-@contextlib.contextmanager
-def callbacks_tagged_lightly() -> Iterator[None]:
-    """While inside, Tune's usage tag of a run's callbacks does not import MLflow, W&B, Comet or Aim.
-
-    ``ray.tune.run`` calls ``air_usage.tag_callbacks(callbacks)`` before its first trial; Ray's
-    version imports ``ray.air.integrations.mlflow`` (and so ``mlflow``, about 1 s here), ``wandb``'s,
-    Comet's and Aim's modules just to read their class names, on every run with callbacks (ours
-    always has them). The tag recorded is the same (:func:`count_callbacks`); only the imports go.
-    """
-    try:
-        from ray.air._internal import usage
-    except ImportError as exc:  # pragma: no cover - another Ray
-        log.warning("%s", unavailable("ray.air._internal.usage.tag_callbacks", exc))
-        yield
-        return
-    original = getattr(usage, "tag_callbacks", None)
-    if original is None or not hasattr(usage, "record_extra_usage_tag"):  # pragma: no cover - another Ray
-        log.warning("%s", unavailable("ray.air._internal.usage.tag_callbacks", AttributeError("tag_callbacks")))
-        yield
-        return
-
-    def tag_callbacks(callbacks: list[Any] | None) -> bool:
-        counts = count_callbacks(callbacks)
-        if counts:
-            import json
-
-            usage.record_extra_usage_tag(usage.TagKey.AIR_CALLBACKS, json.dumps(counts))
-        return bool(counts)
-
-    usage.tag_callbacks = tag_callbacks
-    try:
-        yield
-    finally:
-        usage.tag_callbacks = original
 
 
 def result_loggers() -> list[Any]:

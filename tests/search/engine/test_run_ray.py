@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -251,6 +252,7 @@ def test_cli_run_in_a_subprocess(tmp_path, tiny_spec):
     assert "View the dashboard at" in replaced.stderr  # asked for
     # MLflow is installed here (the test extra) but not used: the driver never imports it (Tune's usage tag of
     # the callbacks would, about 1 s before the first trial). Driver lines only: workers' come prefixed "(".
+    assert importlib.util.find_spec("mlflow") is not None  # else the check below would hold whatever the code did
     driver_imports = [line.split("|")[-1].strip() for line in replaced.stderr.splitlines()
                       if line.startswith("import time:")]
     assert "ray.tune" in driver_imports
