@@ -129,7 +129,27 @@ class BackgroundTensorBoard(TBXLoggerCallback):
         return None
 
     def log_trial_start(self, trial: Any) -> None:
-        self._call(super().log_trial_start, trial)
+        # Tune's log_trial_start calls trial.init_local_path(), which drops the trial's cached JSON state. Off
+        # this thread it would race Tune's snapshot, which reads that cache here (Trial.get_json_state sets it,
+        # then returns the attribute again): a snapshot could then save the trial as null, and neither the
+        # run's end nor `resume` could read the state back. So the folder is made here, the writer there.
+        if threading.current_thread() is self._writer:  # Tune's log_trial_result starting a trial it never saw
+            self._start_writer(trial, trial.local_path)
+            return
+        try:
+            trial.init_local_path()
+        except OSError:  # as on the thread: one event file less; the trial and its results go on
+            log.exception("TensorBoard logger: log_trial_start failed")
+            return
+        self._call(self._start_writer, trial, trial.local_path)
+
+    def _start_writer(self, trial: Any, folder: str) -> None:
+        """Tune's ``log_trial_start`` after ``init_local_path``, on the writer's thread: the trial's writer."""
+        if trial in self._trial_writer:
+            self._trial_writer[trial].close()
+        os.makedirs(folder, exist_ok=True)  # the trial's JSON state untouched (init_local_path invalidates it)
+        self._trial_writer[trial] = self._summary_writer_cls(folder, flush_secs=30)
+        self._trial_result[trial] = {}
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
         self._call(super().log_trial_result, iteration, trial, dict(result))

@@ -78,15 +78,18 @@ USES: tuple[tuple[str, str, str, str], ...] = (
     ("ray", "ray.tune.execution.experiment_state._ExperimentCheckpointManager.on_trial_checkpoint, "
             "_should_force_sync_up, _last_sync_time", "engine.run",
      "Tune's snapshot forced after every num_to_keep checkpoints of a trial: at most one per FORCED_SNAPSHOT_MIN_S"),
-    ("ray", "TBXLoggerCallback._summary_writer_cls; tensorboardX's FileWriter.event_writer, EventsWriter, "
-            "SummaryWriter._get_file_writer", "engine.callbacks",
+    ("ray", "TBXLoggerCallback._summary_writer_cls, _trial_writer, _trial_result (log_trial_start restated without "
+            "init_local_path); tensorboardX's FileWriter.event_writer, EventsWriter, SummaryWriter._get_file_writer",
+     "engine.callbacks",
      "TensorBoard events written on our logger's thread without tensorboardX's per-trial queue, thread and atexit "
-     "hook (another tensorboardX: its own writer, the same files)"),
+     "hook (another tensorboardX: its own writer, the same files); the trial's folder made on the driver's thread, "
+     "where Tune's snapshot reads the trial's cached JSON state that init_local_path drops"),
     ("ray", "LoggerCallback._restore_from_remote (JsonLoggerCallback, CSVLoggerCallback)", "engine.tuner",
      "a trial restarted in the same driver (a retry, PBT's pause or exploit) keeps the result.json and progress.csv "
      "this driver wrote, instead of Tune's copy of the last synced ones over them (which loses the rows since)"),
     ("ray", "ray.air._internal.usage._count_callbacks (looked up by its tag_callbacks, which ray.tune.run calls)",
-     "internals.usage_tag, engine.run", "Tune's usage tag of the run's callbacks counted by class name, without importing the MLflow, W&B, Comet and "
+     "internals.usage_tag, engine.run",
+     "Tune's usage tag of the run's callbacks counted by class name, without importing the MLflow, W&B, Comet and "
      "Aim integrations (and so mlflow, wandb) before the first trial: about 1 s of start-up with MLflow installed"),
 )
 

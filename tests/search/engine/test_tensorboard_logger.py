@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tensorboardX import SummaryWriter
@@ -186,3 +187,39 @@ def test_a_snapshot_waits_for_the_queued_writes_so_storage_gets_every_event(tmp_
     assert _scalars(tmp_path / "trial_5")["ray/tune/val_accuracy"] == pytest.approx({1: 0.1, 2: 0.2, 3: 0.3})
     assert _hparams(tmp_path / "trial_5") == {"lr": pytest.approx(0.01)}
     logger.on_experiment_end([trial])
+
+
+def _tune_trial(folder: Path) -> Any:
+    """A real Tune ``Trial`` (its JSON-state cache, ``init_local_path``), its folder here, not in Ray's session."""
+    from ray.tune.experiment import Trial
+
+    class _LocalTrial(Trial):
+        @property
+        def local_path(self) -> str:  # Ray's needs a running Ray (the session's staging folder)
+            return str(folder)
+
+    trial = _LocalTrial("train", stub=True, config={"lr": 0.01}, evaluated_params={"lr": 0.01}, trial_id="t1")
+    trial.relative_logdir = folder.name  # named already, as Tune names a trial before its start
+    return trial
+
+
+@pytest.mark.parametrize("first_call", ["start", "result"])
+def test_the_trials_saved_state_is_only_dropped_on_the_drivers_thread(tmp_path, monkeypatch, first_call):
+    # Tune's snapshot (Trial.get_json_state, on the driver's thread) sets the trial's cached JSON and then returns
+    # the attribute again; init_local_path drops that cache. Called from the writer's thread, it can land in
+    # between, and the snapshot saves the trial as null: a run interrupted then could not be read or resumed
+    # (seen in CI: TypeError in ExperimentAnalysis at the interrupted PBT run's end).
+    trial = _tune_trial(tmp_path / "trial_1")
+    dropped_on = []
+    drop = trial.invalidate_json_state
+    monkeypatch.setattr(trial, "invalidate_json_state",
+                        lambda: (dropped_on.append(threading.current_thread().name), drop())[1])
+    logger = BackgroundTensorBoard()
+    if first_call == "start":
+        logger.log_trial_start(trial)
+    logger.log_trial_result(1, trial, _result(1))  # "result": Tune's logger starts the trial from it, on the thread
+    logger.log_trial_end(trial)
+    logger.on_experiment_end([trial])
+    assert set(dropped_on) <= {threading.current_thread().name}
+    assert trial.get_json_state()[0] is not None
+    assert _scalars(tmp_path / "trial_1")["ray/tune/val_accuracy"] == {1: pytest.approx(0.1)}
