@@ -220,6 +220,7 @@ def test_the_trials_saved_state_is_only_dropped_on_the_drivers_thread(tmp_path, 
     logger.log_trial_result(1, trial, _result(1))  # "result": Tune's logger starts the trial from it, on the thread
     logger.log_trial_end(trial)
     logger.on_experiment_end([trial])
-    assert set(dropped_on) <= {threading.current_thread().name}
-    assert trial.get_json_state()[0] is not None
+    # Started by log_trial_start: the folder made (the cache dropped) here; first seen by a result: on the writer's
+    # thread, which makes the folder without touching the trial.
+    assert dropped_on == ([threading.current_thread().name] if first_call == "start" else [])
     assert _scalars(tmp_path / "trial_1")["ray/tune/val_accuracy"] == {1: pytest.approx(0.1)}
