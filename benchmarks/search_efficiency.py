@@ -385,7 +385,8 @@ def table(runs: Sequence[ArmRun], target: float, target_rule: str, task: Task | 
         ratio = summary[arm]["ttt"] / base if math.isfinite(base) and base > 0 else math.nan
         out.append(f"| {arm} | {len(mine)} | {_spread(ttt)} | {reached}/{len(mine)} | {_spread([r.wall_s for r in mine])} "
                    f"| {_spread([r.last_trial_end_s for r in mine])} | {_spread([r.best for r in mine], 3)} "
-                   f"| {_median([r.trials for r in mine]):.0f} ({_median([r.pruned for r in mine]):.0f}) | {_median([r.epochs_run for r in mine]):.0f} "
+                   f"| {_median([r.trials for r in mine]):.0f} ({_median([r.pruned for r in mine]):.0f}) "
+                   f"| {_median([r.epochs_run for r in mine]):.0f} "
                    f"| {summary[arm]['per_epoch'] * 1000:.0f} | {_ratio(ratio)} |")
     speedup, wall_ratio, ttt_ratio = ratios(summary)
     per_epoch_ratio = (summary[TPE_ASHA]["per_epoch"] / summary[OPTUNA]["per_epoch"]

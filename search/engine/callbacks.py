@@ -133,14 +133,13 @@ class BackgroundTensorBoard(TBXLoggerCallback):
         # this thread it would race Tune's snapshot, which reads that cache here (Trial.get_json_state sets it,
         # then returns the attribute again): a snapshot could then save the trial as null, and neither the
         # run's end nor `resume` could read the state back. So the folder is made here, the writer there.
-        if threading.current_thread() is self._writer:  # Tune's log_trial_result starting a trial it never saw
-            self._start_writer(trial, trial.local_path)
-            return
-        try:
-            trial.init_local_path()
-        except OSError:  # as on the thread: one event file less; the trial and its results go on
-            log.exception("TensorBoard logger: log_trial_start failed")
-            return
+        # On the writer's thread (Tune's log_trial_result starting a trial it never saw), _start_writer makes it.
+        if threading.current_thread() is not self._writer:
+            try:
+                trial.init_local_path()
+            except OSError:  # as on the thread: one event file less; the trial and its results go on
+                log.exception("TensorBoard logger: log_trial_start failed")
+                return
         self._call(self._start_writer, trial, trial.local_path)
 
     def _start_writer(self, trial: Any, folder: str) -> None:
