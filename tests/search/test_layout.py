@@ -265,17 +265,52 @@ def test_no_import_hook_for_old_module_names():
 
 
 def _module_level_names(tree: ast.Module) -> set[str]:
-    """Names bound at a module's top level (under ``if``/``try`` blocks too: optional imports)."""
+    """Names bound at a module's top level (under ``if``/``try``/``with``/``for`` blocks too: optional
+    imports), not names bound only inside a function's or class's body."""
     names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((a.asname or a.name).split(".")[0] for a in node.names)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+
+    def bound(target: ast.AST) -> None:
+        names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)  # its body binds nothing at the top level
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).split(".")[0] for a in node.names)
+            elif isinstance(node, ast.Assign):
+                for target in node.targets:
+                    bound(target)
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+                bound(node.target)
+            elif isinstance(node, (ast.For, ast.AsyncFor)):
+                bound(node.target)
+            if isinstance(node, (ast.With, ast.AsyncWith)):
+                for item in node.items:
+                    if item.optional_vars is not None:
+                        bound(item.optional_vars)
+            for field in ("body", "orelse", "finalbody"):  # if / try / with / for / while blocks
+                if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    visit(getattr(node, field, None) or [])
+            for handler in getattr(node, "handlers", None) or []:
+                if handler.name:
+                    names.add(handler.name)
+                visit(handler.body)
+
+    visit(tree.body)
     return names
+
+
+def test_module_level_names_are_the_top_levels_only():
+    tree = ast.parse(
+        "import a.b\nfrom c import d as e\nx = 1\ny: int = 2\n"
+        "try:\n    import f\nexcept ImportError:\n    f = None\n"
+        "if True:\n    g = 3\nelse:\n    h = 4\n"
+        "with open('p') as fh:\n    i = 5\nfor j in []:\n    k = 6\n"
+        "def fn():\n    inner = 1\n    import hidden\n"
+        "class C:\n    attribute = 1\n"
+    )
+    assert _module_level_names(tree) == {"a", "e", "x", "y", "f", "g", "h", "fh", "i", "j", "k", "fn", "C"}
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
