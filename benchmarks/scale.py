@@ -90,6 +90,9 @@ class RunRecord:
     peak_rss_mb: float
     end_rss_mb: float
     rss_at: dict[str, float] = field(default_factory=dict)  # "25%"/"50%"/"100%" trials done -> RSS MB
+    # The same moments, RSS split as /proc/self/status does: RssAnon (the heaps), RssFile (mapped files,
+    # libraries), RssShmem (shared memory: Ray's object store mapped into the driver). "25%" -> kind -> MB.
+    rss_kinds_at: dict[str, dict[str, float]] = field(default_factory=dict)
     ends: list[float] = field(default_factory=list)  # trial end times, seconds since the run started
     starts: list[float] = field(default_factory=list)
     snapshots: int = 0
@@ -113,11 +116,13 @@ class MemorySampler(threading.Thread):
         self.process = psutil.Process()
         self.done, self.every_s = done, every_s
         self.samples: list[tuple[int, float]] = []  # (trials done, RSS MB)
+        self.kinds: list[tuple[int, dict[str, float]]] = []  # (trials done, RssAnon/RssFile/RssShmem MB)
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.is_set():
             self.samples.append((self.done[0], self.process.memory_info().rss / 2**20))
+            self.kinds.append((self.done[0], rss_kinds()))
             self._halt.wait(self.every_s)
 
     def stop(self) -> None:
@@ -131,6 +136,29 @@ class MemorySampler(threading.Thread):
             if seen:
                 out[label] = seen[0] if fraction < 1 else max(seen)
         return out
+
+    def kinds_at_fraction(self, total: int) -> dict[str, dict[str, float]]:
+        """The RSS split at the first sample with a quarter of the trials done and at the last one."""
+        out = {}
+        for label, fraction in (("25%", 0.25), ("100%", 1.0)):
+            seen = [kinds for done, kinds in self.kinds if done >= fraction * total]
+            if seen:
+                out[label] = seen[0] if fraction < 1 else seen[-1]
+        return out
+
+
+def rss_kinds() -> dict[str, float]:
+    """This process's RssAnon, RssFile and RssShmem in MB (Linux; empty elsewhere)."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile", "RssShmem"):
+            out[key] = int(value.split()[0]) / 1024  # kB
+    return out
 
 
 @contextlib.contextmanager
@@ -270,6 +298,7 @@ def child(args: argparse.Namespace) -> int:
     record.peak_rss_mb = max(peak, max((mb for _, mb in sampler.samples), default=0.0))
     record.end_rss_mb = rss_now
     record.rss_at = sampler.at_fraction(args.n)
+    record.rss_kinds_at = sampler.kinds_at_fraction(args.n)
     record.fit_s = (max(record.ends) - min(record.starts)) if record.ends and record.starts else 0.0
     cpu = psutil.Process().cpu_times()
     record.driver_cpu_s = cpu.user + cpu.system
@@ -325,6 +354,12 @@ def run_child(path: str, trials: int, sleep_s: float, profile: bool, keep: Path 
               f"(last {record.snapshot_last_s * 1000:.0f} ms), searcher saves {record.searcher_save_s:.1f} s, "
               f"state {record.state_bytes / 1024:.0f} KiB, driver CPU {record.driver_cpu_s:.0f} s, "
               f"late per-trial {late_cost(record):.3f} s", file=sys.stderr, flush=True)
+        if {"25%", "100%"} <= record.rss_kinds_at.keys():
+            quarter, end = record.rss_kinds_at["25%"], record.rss_kinds_at["100%"]
+            per_trial = {kind: (end[kind] - quarter[kind]) / (0.75 * trials) for kind in end if kind in quarter}
+            print("        RSS from a quarter to all of the trials, MB a trial: "
+                  + ", ".join(f"{kind} {mb:.3f} ({quarter[kind]:.0f} -> {end[kind]:.0f} MB)"
+                              for kind, mb in per_trial.items()), file=sys.stderr, flush=True)
         return record
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
