@@ -5,11 +5,14 @@ start, the trial processes' imports, the refit, the shutdown) by the epochs it r
 arms prune different trials, so its per-epoch ratio mixes fixed costs into the epochs. This script
 holds everything but the per-epoch path equal: the same ``--trials`` configurations (drawn once,
 seeded, from ``search_efficiency``'s space), each trained for all ``--epochs`` epochs (no pruner, no
-early stop), two at a time, on the same data, in five arms:
+early stop), two at a time, on the same data, in six arms:
 
 - **standalone**: two spawned processes, each calling ``train_feature_selection`` on half of the
   configurations with a plain report function (what a hand-written Optuna objective does; the
   built-in trainable still writes its checkpoint folder every epoch, and the worker drops it);
+- **plain Tune**: what a person wiring Ray Tune by hand gets: a ``Tuner`` over the configurations'
+  indices, the same training function reporting each epoch and its checkpoint folder to ``tune.report``,
+  ``num_to_keep: 2``, trial processes reused, no searcher or callbacks of ours (the floor of the Tune path);
 - **ours**: ``run_experiment`` on a spec whose ``search.points_to_evaluate`` are those
   configurations (``scheduler: none``), the built-in trainable's default checkpointing;
 - **ours without checkpoints**: the same with ``fixed.checkpoint_every: 0``: what checkpointing costs;
@@ -27,8 +30,15 @@ at every report (the training thread waits until the driver asks for the next re
 steady-state column is the wall from the first trial's first epoch to the last trial's end,
 divided by the epochs run, so start-up and shutdown are outside it.
 
+Two more columns locate the rest: the trainer's own epoch (the ``epoch_time_s`` it reports, the same
+code on both sides, so a difference there is interference from the other processes) and, for ours, the
+time between two trials in one reused trial process (Tune ending one trial, the searcher's next
+configuration, the process reset), which a search whose pruner cuts trials early pays every few epochs.
+
 Run: ``python benchmarks/epoch_overhead.py --write-readme`` (3 repetitions, arms interleaved,
-about 8 minutes on 2 cores); ``--repeats 1 --trials 4 --epochs 8`` for a check.
+about 8 minutes on 2 cores); ``--repeats 1 --trials 4 --epochs 8`` for a check; short trials, as an
+early-cutting pruner leaves them, into a table of their own: ``--trials 40 --epochs 3 --arms
+standalone,ours,"ours without checkpoints" --write-readme``; ``--concurrency 1`` leaves a core free.
 """
 
 from __future__ import annotations
@@ -55,9 +65,10 @@ from benchmarks._readme import cpu_name, write_table  # noqa: E402
 MARKER = "epoch_overhead"
 CONCURRENCY = 2
 TARGET = 1.15  # issue 25: ours <= 1.15x standalone Optuna per epoch
+SHORT_EPOCHS = 5  # --write-readme: trials this short (a search whose pruner cuts early) get a table of their own
 DATA = {"name": "madelon_guyon", "n_samples": 4000, "n_probes": 80, "seed": 0}
 SPACE = {"lr": (1e-3, 3e-2), "selector_lr_ratio": (1.0, 100.0), "sparsity_lambda": (1e-4, 1e-2)}
-ARMS = ("standalone", "ours", "ours without checkpoints", "ours with Tune's forced snapshots",
+ARMS = ("standalone", "plain Tune", "ours", "ours without checkpoints", "ours with Tune's forced snapshots",
         "ours with Tune's TensorBoard logger")
 
 
@@ -89,16 +100,18 @@ def _worker(configs: list[dict[str, Any]], epochs: int, out: str) -> None:
 
     torch.set_num_threads(1)  # one core per trial, as each Ray trial process has
     data = load_data(dict(DATA))
-    trials = []
+    trials, compute = [], []
     for config in configs:
         stamps: list[float] = []
 
         def report(metrics: dict[str, Any], checkpoint_dir: Any = None) -> None:
             stamps.append(time.time())
+            if len(stamps) > 1:  # epochs 2.., as the per-epoch figures
+                compute.append(metrics["epoch_time_s"])
 
         train_feature_selection({**fixed(epochs), **config}, report, data=data)
         trials.append(stamps)
-    Path(out).write_text(json.dumps(trials))
+    Path(out).write_text(json.dumps({"trials": trials, "compute": compute}))
 
 
 def run_standalone(configs: list[dict[str, Any]], epochs: int, work: Path) -> dict[str, Any]:
@@ -112,8 +125,9 @@ def run_standalone(configs: list[dict[str, Any]], epochs: int, work: Path) -> di
         proc.join()
     if any(proc.exitcode != 0 for proc in procs):
         raise RuntimeError("a standalone worker failed")
-    trials = [stamps for out in outs for stamps in json.loads(Path(out).read_text())]
-    return {"trials": trials, "iters": None}
+    records = [json.loads(Path(out).read_text()) for out in outs]
+    return {"trials": [stamps for record in records for stamps in record["trials"]], "iters": None,
+            "compute": [s for record in records for s in record["compute"]], "between": None}
 
 
 # ----------------------------------------------------------------------------- ours
@@ -143,28 +157,95 @@ def run_ours(configs: list[dict[str, Any]], epochs: int, work: Path, checkpoints
     }
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    stamps: dict[str, list[float]] = {}
-
-    class Clock:
-        def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
-                            **info: Any) -> None:
-            stamps.setdefault(trial.trial_id, []).append(time.time())
+    clock = _TuneClock()
 
     spaced, tensorboard = search.internals.FORCED_SNAPSHOT_MIN_S, search.engine.callbacks.tensorboard_logger
     search.internals.FORCED_SNAPSHOT_MIN_S = 0.0 if tune_snapshots else spaced  # 0: forced as often as Tune does
     if tune_tensorboard:  # none of ours given: Tune adds its default TBXLoggerCallback
         search.engine.callbacks.tensorboard_logger = list
     try:
-        with clocked_progress(Clock()):
+        with clocked_progress(clock):
             run_experiment(load_spec(path), RunOptions(spec_path=path, quiet=True))
     finally:
         search.internals.FORCED_SNAPSHOT_MIN_S = spaced
         search.engine.callbacks.tensorboard_logger = tensorboard
-    iters = []
-    for folder in (work / "results" / name).glob("trial_*"):
-        rows = [json.loads(line) for line in (folder / "result.json").read_text().splitlines() if line.strip()]
+    return _tune_run(clock.stamps, clock.by_process, (work / "results" / name).glob("trial_*/result.json"))
+
+
+def _tune_run(stamps: dict[str, list[float]], by_process: dict[Any, list[tuple[float, str, float]]],
+              result_files: Any) -> dict[str, Any]:
+    """A Tune arm's figures: the driver's stamps, and each trial's ``result.json`` rows (epochs 2..)."""
+    iters, compute = [], []
+    for path in result_files:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         iters += [row["time_this_iter_s"] for row in rows[1:]]
-    return {"trials": list(stamps.values()), "iters": iters}
+        compute += [row["epoch_time_s"] for row in rows[1:]]
+    # Between two trials in one (reused) trial process: from the driver receiving a trial's last result to
+    # the next trial's first train() call there (its first result's arrival less its time_this_iter_s).
+    between = [b[0] - a[0] - b[2] for results in by_process.values()
+               for a, b in zip(sorted(results), sorted(results)[1:]) if a[1] != b[1]]
+    return {"trials": list(stamps.values()), "iters": iters, "compute": compute, "between": between}
+
+
+class _TuneClock:
+    """A Tune callback stamping every result as the driver receives it, by trial and by trial process."""
+
+    def __init__(self) -> None:
+        self.stamps: dict[str, list[float]] = {}
+        self.by_process: dict[Any, list[tuple[float, str, float]]] = {}  # pid -> (stamp, trial, time_this_iter_s)
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
+                        **info: Any) -> None:
+        now = time.time()
+        self.stamps.setdefault(trial.trial_id, []).append(now)
+        self.by_process.setdefault(result.get("pid"), []).append((now, trial.trial_id, result["time_this_iter_s"]))
+
+
+# ----------------------------------------------------------------------------- plain Tune
+
+
+def _plain_tune_trainable(config: dict[str, Any], data: Any = None, configs: Any = None, epochs: int = 0) -> None:
+    """What a person wiring Ray Tune by hand writes: the same training function, each epoch to ``tune.report``."""
+    from ray import tune
+
+    from trainables.tasks import train_feature_selection
+
+    def report(metrics: dict[str, Any], checkpoint_dir: Any = None) -> None:
+        checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        tune.report(dict(metrics), checkpoint=checkpoint)
+
+    train_feature_selection({**fixed(epochs), **configs[config["index"]]}, report, data=data)
+
+
+def run_plain_tune(configs: list[dict[str, Any]], epochs: int, work: Path) -> dict[str, Any]:
+    """Plain Ray Tune on the same configurations: ``Tuner``, one trial process per slot reused, Tune's
+    checkpoints (``num_to_keep: 2``, as ours), no searcher beyond the configurations' indices, no callbacks."""
+    import ray
+    from ray import tune
+
+    from trainables.data import load_data
+
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    try:
+        clock = _TuneClock()
+
+        class Clock(tune.Callback):
+            def on_trial_result(self, **info: Any) -> None:
+                clock.on_trial_result(**info)
+
+        trainable = tune.with_parameters(_plain_tune_trainable, data=load_data(dict(DATA)), configs=configs,
+                                         epochs=epochs)
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, {"cpu": 1}),
+            param_space={"index": tune.grid_search(list(range(len(configs))))},
+            tune_config=tune.TuneConfig(max_concurrent_trials=CONCURRENCY, reuse_actors=True),
+            run_config=tune.RunConfig(name="plain", storage_path=str(work / "results"), verbose=0, callbacks=[Clock()],
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+        if tuner.fit().errors:
+            raise RuntimeError("a plain Tune trial failed")
+    finally:
+        ray.shutdown()
+    return _tune_run(clock.stamps, clock.by_process, (work / "results" / "plain").glob("*/result.json"))
 
 
 # ----------------------------------------------------------------------------- figures
@@ -178,9 +259,11 @@ def figures(run: dict[str, Any]) -> dict[str, float]:
     last = max(stamps[-1] for stamps in run["trials"])
     out = {"epoch_ms": statistics.median(gaps) * 1e3,
            "steady_ms": (last - first) / max(1, epochs - CONCURRENCY) * CONCURRENCY * 1e3,
-           "epochs": epochs}
+           "epochs": epochs, "compute_ms": statistics.median(run["compute"]) * 1e3}
     if run["iters"]:
         out["iter_ms"] = statistics.median(run["iters"]) * 1e3
+    if run["between"]:
+        out["between_ms"] = statistics.median(run["between"]) * 1e3
     return out
 
 
@@ -199,12 +282,13 @@ def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace, 
 
     base_epoch, base_steady = med("standalone", "epoch_ms"), med("standalone", "steady_ms")
     lines = ["| arm | runs | epoch, median ms | vs standalone | per repetition vs standalone (median) "
-             "| in the trial process ms | driver round trip ms "
+             "| the trainer's epoch ms | in the trial process ms | driver round trip ms | between trials ms "
              "| steady-state wall per epoch and slot ms | vs standalone | target | verdict |",
-             "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"]
-    for arm in ARMS:
+             "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for arm in [arm for arm in ARMS if results[arm]]:  # the arms that ran, standalone among them
         epoch, steady, it = med(arm, "epoch_ms"), med(arm, "steady_ms"), med(arm, "iter_ms")
-        ours = arm != "standalone"
+        compute, between = med(arm, "compute_ms"), med(arm, "between_ms")
+        ours = arm != "standalone"  # a Tune arm: plain Tune's or ours
         ratio, steady_ratio = epoch / base_epoch, steady / base_steady
         pairs = paired(arm)
         pair_ratio = statistics.median(pairs) if pairs else float("nan")
@@ -213,8 +297,9 @@ def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace, 
         verdict = ("PASS" if pair_ratio <= TARGET else f"FAIL (+{(pair_ratio - TARGET) * 100:.0f} points)") \
             if arm == "ours" else ("baseline" if not ours else "reference")
         shown = f"**{pair_ratio:.2f}×** ({', '.join(f'{x:.2f}' for x in pairs)})" if ours else "—"
-        lines.append(f"| {arm} | {len(results[arm])} | {epoch:.1f} | {ratio:.2f}× | {shown} | "
-                     f"{f'{it:.1f}' if ours else '—'} | {f'{epoch - it:.1f}' if ours else '—'} | {steady:.1f} | "
+        lines.append(f"| {arm} | {len(results[arm])} | {epoch:.1f} | {ratio:.2f}× | {shown} | {compute:.1f} | "
+                     f"{f'{it:.1f}' if ours else '—'} | {f'{epoch - it:.1f}' if ours else '—'} | "
+                     f"{f'{between:.1f}' if ours and between == between else '—'} | {steady:.1f} | "
                      f"{steady_ratio:.2f}× | {target} | {verdict} |")
     uname = platform.uname()
     lines += [
@@ -224,7 +309,11 @@ def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace, 
         f"no pruning or early stop, {CONCURRENCY} at a time. Epoch: the median time between two epochs of one trial "
         "(its first epoch excluded). Ours splits it into the trial process's own time (Tune's `time_this_iter_s`: "
         "the epoch, the checkpoint folder written and copied into the trial's storage) and the rest, the round trip "
-        "through the driver at every report. Steady state: first epoch of any trial to the last trial's end, per "
+        "through the driver at every report. The trainer's epoch: the `epoch_time_s` it reports (training and "
+        "validation only, epochs 2..), the same code on both sides. Between trials: in one reused trial process, "
+        "from the driver receiving a trial's last result to the next trial's first `train()` call there (Tune "
+        "ending the trial, the searcher's next configuration, the process reset). Steady state: first epoch of any "
+        "trial to the last trial's end, per "
         "epoch and per concurrent slot (start-up, refit and shutdown excluded). Per repetition: each repetition's "
         "epoch against the standalone one of the same repetition (the arms run interleaved, so a load spike moves "
         "both), and their median; the verdict is on it.  ",
@@ -237,14 +326,19 @@ def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace, 
 
 
 def main(argv: list[str] | None = None) -> int:
+    global CONCURRENCY
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=6, help="configurations per arm (default 6)")
     parser.add_argument("--epochs", type=int, default=15, help="epochs per trial (default 15)")
     parser.add_argument("--repeats", type=int, default=3, help="repetitions of every arm, interleaved (default 3)")
     parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated subset of the arms")
-    parser.add_argument("--write-readme", action="store_true", help="write the table into docs/benchmarks.md")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY,
+                        help=f"trials at a time, and standalone worker processes (default {CONCURRENCY})")
+    parser.add_argument("--write-readme", action="store_true", help="write the table into docs/benchmarks.md; "
+                        f"a run of trials shorter than {SHORT_EPOCHS + 1} epochs into its own table ({MARKER}_short)")
     args = parser.parse_args(argv)
+    CONCURRENCY = args.concurrency
     arms = [a.strip() for a in args.arms.split(",")]
     configs = configurations(args.trials, args.epochs)
     loads = (os.getloadavg()[0], 0.0)
@@ -254,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory(prefix="epoch-overhead-") as tmp:
                 work = Path(tmp)
                 run = run_standalone(configs, args.epochs, work) if arm == "standalone" else \
+                    run_plain_tune(configs, args.epochs, work) if arm == "plain Tune" else \
                     run_ours(configs, args.epochs, work, checkpoints=arm != "ours without checkpoints",
                              tune_snapshots=arm == "ours with Tune's forced snapshots",
                              tune_tensorboard=arm == "ours with Tune's TensorBoard logger")
@@ -262,13 +357,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{rep + 1}/{args.repeats}] {arm}: " + ", ".join(f"{k} {v:.1f}" for k, v in figs.items()),
                       flush=True)
     loads = (loads[0], os.getloadavg()[0])
-    if any(not results[arm] for arm in ARMS):
-        print("(not every arm ran: no table)")
+    if not results["standalone"] or not results["ours"]:
+        print("(the standalone and ours arms are needed for a table: none)")
         return 0
     text = table(results, args, loads, argv)
     print(text)
     if args.write_readme:
-        print(f"wrote {write_table(MARKER, text)}")
+        print(f"wrote {write_table(MARKER if args.epochs > SHORT_EPOCHS else f'{MARKER}_short', text)}")
     return 0
 
 
