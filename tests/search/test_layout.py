@@ -265,52 +265,59 @@ def test_no_import_hook_for_old_module_names():
 
 
 def _module_level_names(tree: ast.Module) -> set[str]:
-    """Names bound at a module's top level (under ``if``/``try``/``with``/``for`` blocks too: optional
-    imports), not names bound only inside a function's or class's body."""
+    """Names a module binds at run time at its top level, under ``if``/``try``/``with``/``for``/``while``/
+    ``match`` blocks too (optional imports), not under ``if TYPE_CHECKING:`` (never run) and not names bound
+    only inside a function's or class's body."""
     names: set[str] = set()
 
-    def bound(target: ast.AST) -> None:
-        names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    def stored(node: ast.AST | None) -> None:  # the names a target or expression assigns (a walrus too)
+        if node is not None:
+            names.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
 
     def visit(body: list[ast.stmt]) -> None:
         for node in body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                visit(node.orelse)
+                continue
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 names.add(node.name)  # its body binds nothing at the top level
-            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names.update((a.asname or a.name).split(".")[0] for a in node.names)
-            elif isinstance(node, ast.Assign):
-                for target in node.targets:
-                    bound(target)
-            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
-                bound(node.target)
-            elif isinstance(node, (ast.For, ast.AsyncFor)):
-                bound(node.target)
-            if isinstance(node, (ast.With, ast.AsyncWith)):
-                for item in node.items:
-                    if item.optional_vars is not None:
-                        bound(item.optional_vars)
+            elif isinstance(node, ast.AnnAssign):
+                if node.value is not None:  # a bare annotation binds nothing
+                    stored(node.target)
+            elif isinstance(node, ast.Match):
+                for case in node.cases:
+                    stored(case.pattern)
+                    names.update(n.name for n in ast.walk(case.pattern) if isinstance(n, ast.MatchAs) and n.name)
+                    visit(case.body)
+            else:  # assignments, for targets, with ... as, walruses in any statement's own expressions
+                for child in ast.iter_child_nodes(node):
+                    if not isinstance(child, (ast.stmt, ast.excepthandler)):
+                        stored(child)
             for field in ("body", "orelse", "finalbody"):  # if / try / with / for / while blocks
-                if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                    visit(getattr(node, field, None) or [])
+                visit(getattr(node, field, None) or [])
             for handler in getattr(node, "handlers", None) or []:
-                if handler.name:
-                    names.add(handler.name)
-                visit(handler.body)
+                visit(handler.body)  # not handler.name: Python deletes it when the handler ends
 
     visit(tree.body)
     return names
 
 
-def test_module_level_names_are_the_top_levels_only():
+def test_module_level_names_are_the_top_levels_run():
     tree = ast.parse(
-        "import a.b\nfrom c import d as e\nx = 1\ny: int = 2\n"
-        "try:\n    import f\nexcept ImportError:\n    f = None\n"
+        "import a.b\nfrom c import d as e\nx = 1\ny: int = 2\nbare: int\nslots = {}\nslots[key] = 1\n"
+        "try:\n    import f\nexcept ImportError as err:\n    f = None\n"
         "if True:\n    g = 3\nelse:\n    h = 4\n"
-        "with open('p') as fh:\n    i = 5\nfor j in []:\n    k = 6\n"
+        "if TYPE_CHECKING:\n    from typing_only import Hint\nelse:\n    Hint = object\n"
+        "with open('p') as fh:\n    i = 5\nfor j in []:\n    k = 6\nwhile (w := 0):\n    m = 7\n"
+        "match x:\n    case 1:\n        n = 8\n    case other:\n        o = 9\n"
         "def fn():\n    inner = 1\n    import hidden\n"
         "class C:\n    attribute = 1\n"
     )
-    assert _module_level_names(tree) == {"a", "e", "x", "y", "f", "g", "h", "fh", "i", "j", "k", "fn", "C"}
+    assert _module_level_names(tree) == {"a", "e", "x", "y", "slots", "f", "g", "h", "Hint", "fh", "i", "j", "k",
+                                         "w", "m", "n", "other", "o", "fn", "C"}
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
