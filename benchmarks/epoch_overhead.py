@@ -5,14 +5,17 @@ start, the trial processes' imports, the refit, the shutdown) by the epochs it r
 arms prune different trials, so its per-epoch ratio mixes fixed costs into the epochs. This script
 holds everything but the per-epoch path equal: the same ``--trials`` configurations (drawn once,
 seeded, from ``search_efficiency``'s space), each trained for all ``--epochs`` epochs (no pruner, no
-early stop), two at a time, on the same data, in six arms:
+early stop), two at a time, on the same data, in seven arms:
 
 - **standalone**: two spawned processes, each calling ``train_feature_selection`` on half of the
   configurations with a plain report function (what a hand-written Optuna objective does; the
   built-in trainable still writes its checkpoint folder every epoch, and the worker drops it);
 - **plain Tune**: what a person wiring Ray Tune by hand gets: a ``Tuner`` over the configurations'
   indices, the same training function reporting each epoch and its checkpoint folder to ``tune.report``,
-  ``num_to_keep: 2``, trial processes reused, no searcher or callbacks of ours (the floor of the Tune path);
+  ``num_to_keep: 2``, trial processes reused, Tune's default loggers, no searcher or callbacks of ours;
+- **plain Tune without loggers or forced snapshots**: the same with Tune's default loggers off
+  (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``) and every checkpoint kept (so none forces an experiment
+  snapshot): the least Tune does for a trial that reports a checkpoint every epoch;
 - **ours**: ``run_experiment`` on a spec whose ``search.points_to_evaluate`` are those
   configurations (``scheduler: none``), the built-in trainable's default checkpointing;
 - **ours without checkpoints**: the same with ``fixed.checkpoint_every: 0``: what checkpointing costs;
@@ -31,20 +34,23 @@ steady-state column is the wall from the first trial's first epoch to the last t
 divided by the epochs run, so start-up and shutdown are outside it.
 
 Two more columns locate the rest: the trainer's own epoch (the ``epoch_time_s`` it reports, the same
-code on both sides, so a difference there is interference from the other processes) and, for ours, the
-time between two trials in one reused trial process (Tune ending one trial, the searcher's next
+code on both sides, so a difference there comes from what runs beside it: Tune's hand-over at every
+epoch, the driver's and Ray's processes) and, for the Tune arms, the time between two trials in one
+reused trial process (Tune ending one trial, the searcher's next
 configuration, the process reset), which a search whose pruner cuts trials early pays every few epochs.
 
 Run: ``python benchmarks/epoch_overhead.py --write-readme`` (3 repetitions, arms interleaved,
-about 8 minutes on 2 cores); ``--repeats 1 --trials 4 --epochs 8`` for a check; short trials, as an
+about 10 minutes on 2 cores); ``--repeats 1 --trials 4 --epochs 8`` for a check; short trials, as an
 early-cutting pruner leaves them, into a table of their own: ``--trials 40 --epochs 3 --arms
-standalone,ours,"ours without checkpoints" --write-readme``; ``--concurrency 1`` leaves a core free.
+"standalone,plain Tune,plain Tune without loggers or forced snapshots,ours,ours without checkpoints"
+--write-readme``; ``--concurrency 1`` leaves a core free (its table is printed, not written).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -63,12 +69,14 @@ from benchmarks._clock import clocked_progress  # noqa: E402
 from benchmarks._readme import cpu_name, write_table  # noqa: E402
 
 MARKER = "epoch_overhead"
-CONCURRENCY = 2
+DEFAULT_CONCURRENCY = 2
+CONCURRENCY = DEFAULT_CONCURRENCY  # --concurrency sets it for the run
 TARGET = 1.15  # issue 25: ours <= 1.15x standalone Optuna per epoch
 SHORT_EPOCHS = 5  # --write-readme: trials this short (a search whose pruner cuts early) get a table of their own
 DATA = {"name": "madelon_guyon", "n_samples": 4000, "n_probes": 80, "seed": 0}
 SPACE = {"lr": (1e-3, 3e-2), "selector_lr_ratio": (1.0, 100.0), "sparsity_lambda": (1e-4, 1e-2)}
-ARMS = ("standalone", "plain Tune", "ours", "ours without checkpoints", "ours with Tune's forced snapshots",
+LEAN_TUNE = "plain Tune without loggers or forced snapshots"
+ARMS = ("standalone", "plain Tune", LEAN_TUNE, "ours", "ours without checkpoints", "ours with Tune's forced snapshots",
         "ours with Tune's TensorBoard logger")
 
 
@@ -169,36 +177,37 @@ def run_ours(configs: list[dict[str, Any]], epochs: int, work: Path, checkpoints
     finally:
         search.internals.FORCED_SNAPSHOT_MIN_S = spaced
         search.engine.callbacks.tensorboard_logger = tensorboard
-    return _tune_run(clock.stamps, clock.by_process, (work / "results" / name).glob("trial_*/result.json"))
-
-
-def _tune_run(stamps: dict[str, list[float]], by_process: dict[Any, list[tuple[float, str, float]]],
-              result_files: Any) -> dict[str, Any]:
-    """A Tune arm's figures: the driver's stamps, and each trial's ``result.json`` rows (epochs 2..)."""
-    iters, compute = [], []
-    for path in result_files:
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        iters += [row["time_this_iter_s"] for row in rows[1:]]
-        compute += [row["epoch_time_s"] for row in rows[1:]]
-    # Between two trials in one (reused) trial process: from the driver receiving a trial's last result to
-    # the next trial's first train() call there (its first result's arrival less its time_this_iter_s).
-    between = [b[0] - a[0] - b[2] for results in by_process.values()
-               for a, b in zip(sorted(results), sorted(results)[1:]) if a[1] != b[1]]
-    return {"trials": list(stamps.values()), "iters": iters, "compute": compute, "between": between}
+    return clock.run()
 
 
 class _TuneClock:
-    """A Tune callback stamping every result as the driver receives it, by trial and by trial process."""
+    """A Tune callback's record of every result as the driver receives it: by trial and by trial process."""
 
     def __init__(self) -> None:
         self.stamps: dict[str, list[float]] = {}
-        self.by_process: dict[Any, list[tuple[float, str, float]]] = {}  # pid -> (stamp, trial, time_this_iter_s)
+        self.by_process: dict[int, list[tuple[float, str, float]]] = {}  # pid -> (stamp, trial, time_this_iter_s)
+        self.iters: list[float] = []  # time_this_iter_s, epochs 2..
+        self.compute: list[float] = []  # the trainer's epoch_time_s, epochs 2..
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
                         **info: Any) -> None:
         now = time.time()
-        self.stamps.setdefault(trial.trial_id, []).append(now)
-        self.by_process.setdefault(result.get("pid"), []).append((now, trial.trial_id, result["time_this_iter_s"]))
+        seen = self.stamps.setdefault(trial.trial_id, [])
+        if seen:
+            self.iters.append(result["time_this_iter_s"])
+            self.compute.append(result["epoch_time_s"])
+        seen.append(now)
+        self.by_process.setdefault(result["pid"], []).append((now, trial.trial_id, result["time_this_iter_s"]))
+
+    def run(self) -> dict[str, Any]:
+        # Between two trials in one (reused) trial process: from the driver receiving a trial's last result to
+        # the next trial's first train() call there (its first result's arrival less its time_this_iter_s).
+        between = []
+        for results in self.by_process.values():
+            ordered = sorted(results)
+            between += [b[0] - a[0] - b[2] for a, b in zip(ordered, ordered[1:]) if a[1] != b[1]]
+        return {"trials": list(self.stamps.values()), "iters": self.iters, "compute": self.compute,
+                "between": between}
 
 
 # ----------------------------------------------------------------------------- plain Tune
@@ -217,15 +226,21 @@ def _plain_tune_trainable(config: dict[str, Any], data: Any = None, configs: Any
     train_feature_selection({**fixed(epochs), **configs[config["index"]]}, report, data=data)
 
 
-def run_plain_tune(configs: list[dict[str, Any]], epochs: int, work: Path) -> dict[str, Any]:
-    """Plain Ray Tune on the same configurations: ``Tuner``, one trial process per slot reused, Tune's
-    checkpoints (``num_to_keep: 2``, as ours), no searcher beyond the configurations' indices, no callbacks."""
+def run_plain_tune(configs: list[dict[str, Any]], epochs: int, work: Path, lean: bool = False) -> dict[str, Any]:
+    """Plain Ray Tune on the same configurations: a ``Tuner`` over their indices, a trial process per slot,
+    reused. With Tune's defaults: its loggers (CSV, JSON, TensorBoard) on the driver's loop and checkpoints
+    kept by ``num_to_keep: 2`` as ours, which forces an experiment snapshot every second checkpoint of a
+    trial. ``lean``: no loggers (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``) and every checkpoint kept, so no
+    forced snapshots: the least Tune does for a trial that reports a checkpoint every epoch."""
     import ray
     from ray import tune
 
     from trainables.data import load_data
 
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False)  # log_to_driver as ours: Ray's default
+    before = os.environ.get("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS")
+    if lean:
+        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     try:
         clock = _TuneClock()
 
@@ -240,12 +255,26 @@ def run_plain_tune(configs: list[dict[str, Any]], epochs: int, work: Path) -> di
             param_space={"index": tune.grid_search(list(range(len(configs))))},
             tune_config=tune.TuneConfig(max_concurrent_trials=CONCURRENCY, reuse_actors=True),
             run_config=tune.RunConfig(name="plain", storage_path=str(work / "results"), verbose=0, callbacks=[Clock()],
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=None if lean else 2)))
         if tuner.fit().errors:
             raise RuntimeError("a plain Tune trial failed")
     finally:
         ray.shutdown()
-    return _tune_run(clock.stamps, clock.by_process, (work / "results" / "plain").glob("*/result.json"))
+        if before is None:
+            os.environ.pop("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", None)
+        else:
+            os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = before
+    return clock.run()
+
+
+def run_arm(arm: str, configs: list[dict[str, Any]], epochs: int, work: Path) -> dict[str, Any]:
+    if arm == "standalone":
+        return run_standalone(configs, epochs, work)
+    if arm.startswith("plain Tune"):
+        return run_plain_tune(configs, epochs, work, lean=arm == LEAN_TUNE)
+    return run_ours(configs, epochs, work, checkpoints=arm != "ours without checkpoints",
+                    tune_snapshots=arm == "ours with Tune's forced snapshots",
+                    tune_tensorboard=arm == "ours with Tune's TensorBoard logger")
 
 
 # ----------------------------------------------------------------------------- figures
@@ -288,18 +317,18 @@ def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace, 
     for arm in [arm for arm in ARMS if results[arm]]:  # the arms that ran, standalone among them
         epoch, steady, it = med(arm, "epoch_ms"), med(arm, "steady_ms"), med(arm, "iter_ms")
         compute, between = med(arm, "compute_ms"), med(arm, "between_ms")
-        ours = arm != "standalone"  # a Tune arm: plain Tune's or ours
+        tune_arm = arm != "standalone"  # plain Tune's or ours
         ratio, steady_ratio = epoch / base_epoch, steady / base_steady
         pairs = paired(arm)
         pair_ratio = statistics.median(pairs) if pairs else float("nan")
         target = f"≤ {TARGET:.2f}" if arm == "ours" else "—"
         # The verdict on the paired ratio: on a shared machine a repetition's load moves every arm in it.
         verdict = ("PASS" if pair_ratio <= TARGET else f"FAIL (+{(pair_ratio - TARGET) * 100:.0f} points)") \
-            if arm == "ours" else ("baseline" if not ours else "reference")
-        shown = f"**{pair_ratio:.2f}×** ({', '.join(f'{x:.2f}' for x in pairs)})" if ours else "—"
+            if arm == "ours" else ("baseline" if not tune_arm else "reference")
+        shown = f"**{pair_ratio:.2f}×** ({', '.join(f'{x:.2f}' for x in pairs)})" if tune_arm else "—"
         lines.append(f"| {arm} | {len(results[arm])} | {epoch:.1f} | {ratio:.2f}× | {shown} | {compute:.1f} | "
-                     f"{f'{it:.1f}' if ours else '—'} | {f'{epoch - it:.1f}' if ours else '—'} | "
-                     f"{f'{between:.1f}' if ours and between == between else '—'} | {steady:.1f} | "
+                     f"{f'{it:.1f}' if tune_arm else '—'} | {f'{epoch - it:.1f}' if tune_arm else '—'} | "
+                     f"{f'{between:.1f}' if tune_arm and not math.isnan(between) else '—'} | {steady:.1f} | "
                      f"{steady_ratio:.2f}× | {target} | {verdict} |")
     uname = platform.uname()
     lines += [
@@ -333,13 +362,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=15, help="epochs per trial (default 15)")
     parser.add_argument("--repeats", type=int, default=3, help="repetitions of every arm, interleaved (default 3)")
     parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated subset of the arms")
-    parser.add_argument("--concurrency", type=int, default=CONCURRENCY,
-                        help=f"trials at a time, and standalone worker processes (default {CONCURRENCY})")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                        help=f"trials at a time, and standalone worker processes (default {DEFAULT_CONCURRENCY})")
     parser.add_argument("--write-readme", action="store_true", help="write the table into docs/benchmarks.md; "
                         f"a run of trials shorter than {SHORT_EPOCHS + 1} epochs into its own table ({MARKER}_short)")
     args = parser.parse_args(argv)
     CONCURRENCY = args.concurrency
     arms = [a.strip() for a in args.arms.split(",")]
+    unknown = [arm for arm in arms if arm not in ARMS]
+    if unknown:
+        parser.error(f"--arms: unknown arm(s) {', '.join(map(repr, unknown))}; the arms: {', '.join(ARMS)}")
+    if args.write_readme and args.concurrency != DEFAULT_CONCURRENCY:
+        parser.error(f"--write-readme writes the tables of {DEFAULT_CONCURRENCY} trials at a time; "
+                     f"run --concurrency {args.concurrency} without it (its table is printed)")
     configs = configurations(args.trials, args.epochs)
     loads = (os.getloadavg()[0], 0.0)
     results: dict[str, list[dict[str, float]]] = {arm: [] for arm in ARMS}
@@ -347,12 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         for arm in arms:
             with tempfile.TemporaryDirectory(prefix="epoch-overhead-") as tmp:
                 work = Path(tmp)
-                run = run_standalone(configs, args.epochs, work) if arm == "standalone" else \
-                    run_plain_tune(configs, args.epochs, work) if arm == "plain Tune" else \
-                    run_ours(configs, args.epochs, work, checkpoints=arm != "ours without checkpoints",
-                             tune_snapshots=arm == "ours with Tune's forced snapshots",
-                             tune_tensorboard=arm == "ours with Tune's TensorBoard logger")
-                figs = figures(run)
+                figs = figures(run_arm(arm, configs, args.epochs, work))
                 results[arm].append(figs)
                 print(f"[{rep + 1}/{args.repeats}] {arm}: " + ", ".join(f"{k} {v:.1f}" for k, v in figs.items()),
                       flush=True)

@@ -138,12 +138,12 @@ class MemorySampler(threading.Thread):
         return out
 
     def kinds_at_fraction(self, total: int) -> dict[str, dict[str, float]]:
-        """The RSS split at the first sample with a quarter of the trials done and at the last one."""
+        """The RSS split at the first sample with a quarter of the trials done, and at the largest after all."""
         out = {}
         for label, fraction in (("25%", 0.25), ("100%", 1.0)):
             seen = [kinds for done, kinds in self.kinds if done >= fraction * total]
-            if seen:
-                out[label] = seen[0] if fraction < 1 else seen[-1]
+            if seen:  # as at_fraction: the first sample at a quarter, the largest once all are done
+                out[label] = seen[0] if fraction < 1 else max(seen, key=lambda kinds: sum(kinds.values()))
         return out
 
 
