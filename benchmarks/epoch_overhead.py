@@ -15,7 +15,7 @@ early stop), two at a time, on the same data, in seven arms:
   ``num_to_keep: 2``, trial processes reused, Tune's default loggers, no searcher or callbacks of ours;
 - **plain Tune without loggers or forced snapshots**: the same with Tune's default loggers off
   (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``) and every checkpoint kept (so none forces an experiment
-  snapshot): the least Tune does for a trial that reports a checkpoint every epoch;
+  snapshot): a lean Tune set-up for a trial that reports a checkpoint every epoch;
 - **ours**: ``run_experiment`` on a spec whose ``search.points_to_evaluate`` are those
   configurations (``scheduler: none``), the built-in trainable's default checkpointing;
 - **ours without checkpoints**: the same with ``fixed.checkpoint_every: 0``: what checkpointing costs;
@@ -26,7 +26,7 @@ early stop), two at a time, on the same data, in seven arms:
   result's event on the driver's loop (ours writes them on a thread: ``BackgroundTensorBoard``).
 
 Per epoch, each arm's figure is the median time between two consecutive epochs of one trial
-(epochs 2 to the last, so a trial's start is not in it). For ours it is split into the part spent
+(epochs 2 to the last, so a trial's start is not in it). For a Tune arm it is split into the part spent
 in the trial process (Tune's ``time_this_iter_s``: the epoch, the checkpoint folder, its copy into
 the trial's storage) and the rest: the round trip through the driver that Tune's function API makes
 at every report (the training thread waits until the driver asks for the next result). The
@@ -82,7 +82,6 @@ ARMS = ("standalone", "plain Tune", LEAN_TUNE, "ours", "ours without checkpoints
 
 def configurations(trials: int, epochs: int, seed: int = 0) -> list[dict[str, Any]]:
     """``trials`` configurations, log-uniform in :data:`SPACE`, seeded; every one runs every epoch."""
-    import math
     import random
 
     rng = random.Random(seed)
@@ -231,7 +230,7 @@ def run_plain_tune(configs: list[dict[str, Any]], epochs: int, work: Path, lean:
     reused. With Tune's defaults: its loggers (CSV, JSON, TensorBoard) on the driver's loop and checkpoints
     kept by ``num_to_keep: 2`` as ours, which forces an experiment snapshot every second checkpoint of a
     trial. ``lean``: no loggers (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``) and every checkpoint kept, so no
-    forced snapshots: the least Tune does for a trial that reports a checkpoint every epoch."""
+    forced snapshots: a lean Tune set-up for a trial that reports a checkpoint every epoch."""
     import ray
     from ray import tune
 
@@ -268,20 +267,29 @@ def run_plain_tune(configs: list[dict[str, Any]], epochs: int, work: Path, lean:
 
 
 def run_arm(arm: str, configs: list[dict[str, Any]], epochs: int, work: Path) -> dict[str, Any]:
-    if arm == "standalone":
-        return run_standalone(configs, epochs, work)
-    if arm.startswith("plain Tune"):
-        return run_plain_tune(configs, epochs, work, lean=arm == LEAN_TUNE)
-    return run_ours(configs, epochs, work, checkpoints=arm != "ours without checkpoints",
-                    tune_snapshots=arm == "ours with Tune's forced snapshots",
-                    tune_tensorboard=arm == "ours with Tune's TensorBoard logger")
+    """One arm, with this process's environment put back after it: ``run_experiment`` sets Ray and Tune
+    variables (``search.engine.session``) that would otherwise change the plain Tune arms run after it."""
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm {arm!r}; the arms: {', '.join(ARMS)}")
+    environ = dict(os.environ)
+    try:
+        if arm == "standalone":
+            return run_standalone(configs, epochs, work)
+        if arm.startswith("plain Tune"):
+            return run_plain_tune(configs, epochs, work, lean=arm == LEAN_TUNE)
+        return run_ours(configs, epochs, work, checkpoints=arm != "ours without checkpoints",
+                        tune_snapshots=arm == "ours with Tune's forced snapshots",
+                        tune_tensorboard=arm == "ours with Tune's TensorBoard logger")
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 # ----------------------------------------------------------------------------- figures
 
 
 def figures(run: dict[str, Any]) -> dict[str, float]:
-    """Median epoch (epochs 2..), steady-state wall per epoch, and for ours the in-trial median."""
+    """Median epoch (epochs 2..), steady-state wall per epoch, and for a Tune arm the in-trial median."""
     gaps = [b - a for stamps in run["trials"] for a, b in zip(stamps, stamps[1:])]
     epochs = sum(len(stamps) for stamps in run["trials"])
     first = min(stamps[0] for stamps in run["trials"])
@@ -336,7 +344,7 @@ def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace, 
         f"Task: `feature_selection` on `{DATA['name']}` (4000 × 100), {args.trials} fixed configurations (lr, "
         f"selector_lr_ratio, sparsity_lambda drawn log-uniform, hidden 16 or 64), {args.epochs} epochs each, batch 32, "
         f"no pruning or early stop, {CONCURRENCY} at a time. Epoch: the median time between two epochs of one trial "
-        "(its first epoch excluded). Ours splits it into the trial process's own time (Tune's `time_this_iter_s`: "
+        "(its first epoch excluded). A Tune arm's is split into the trial process's own time (Tune's `time_this_iter_s`: "
         "the epoch, the checkpoint folder written and copied into the trial's storage) and the rest, the round trip "
         "through the driver at every report. The trainer's epoch: the `epoch_time_s` it reports (training and "
         "validation only, epochs 2..), the same code on both sides. Between trials: in one reused trial process, "
@@ -372,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [arm for arm in arms if arm not in ARMS]
     if unknown:
         parser.error(f"--arms: unknown arm(s) {', '.join(map(repr, unknown))}; the arms: {', '.join(ARMS)}")
+    if args.concurrency < 1 or args.epochs < 2 or args.trials < 1:
+        parser.error("--concurrency and --trials must be at least 1, --epochs at least 2 (epoch 1 is not timed)")
     if args.write_readme and args.concurrency != DEFAULT_CONCURRENCY:
         parser.error(f"--write-readme writes the tables of {DEFAULT_CONCURRENCY} trials at a time; "
                      f"run --concurrency {args.concurrency} without it (its table is printed)")

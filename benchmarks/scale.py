@@ -358,7 +358,7 @@ def run_child(path: str, trials: int, sleep_s: float, profile: bool, keep: Path 
             quarter, end = record.rss_kinds_at["25%"], record.rss_kinds_at["100%"]
             per_trial = {kind: (end[kind] - quarter[kind]) / (0.75 * trials) for kind in end if kind in quarter}
             print("        RSS from a quarter to all of the trials, MB a trial: "
-                  + ", ".join(f"{kind} {mb:.3f} ({quarter[kind]:.0f} -> {end[kind]:.0f} MB)"
+                  + ", ".join(f"{kind} {mb:.3f} ({quarter[kind]:.1f} -> {end[kind]:.1f} MB)"
                               for kind, mb in per_trial.items()), file=sys.stderr, flush=True)
         return record
     finally:

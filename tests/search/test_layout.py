@@ -264,33 +264,67 @@ def test_no_import_hook_for_old_module_names():
     assert out == ["0", "gone"]
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    """``if TYPE_CHECKING:`` or ``if typing.TYPE_CHECKING:``, nothing looser (``if not TYPE_CHECKING`` runs)."""
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
+        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
 def _module_level_names(tree: ast.Module) -> set[str]:
     """Names a module binds at run time at its top level, under ``if``/``try``/``with``/``for``/``while``/
-    ``match`` blocks too (optional imports), not under ``if TYPE_CHECKING:`` (never run) and not names bound
-    only inside a function's or class's body."""
+    ``match`` blocks too (optional imports), not under ``if TYPE_CHECKING:`` (never run), not names bound
+    only inside a function's or class's body or a comprehension, and not names it deletes again."""
     names: set[str] = set()
 
-    def stored(node: ast.AST | None) -> None:  # the names a target or expression assigns (a walrus too)
-        if node is not None:
-            names.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
+    def stored(node: ast.AST | None) -> None:
+        """The names an assignment target or an expression binds: walruses, not comprehension variables."""
+        if node is None:
+            return
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.NamedExpr):
+            stored(node.target)
+            stored(node.value)
+            return
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.comprehension):  # its target is the comprehension's own
+                stored(child.iter)
+                for condition in child.ifs:
+                    stored(condition)
+            elif not isinstance(child, ast.Lambda):
+                stored(child)
+
+    def pattern_names(pattern: ast.pattern) -> set[str]:
+        found = set()
+        for n in ast.walk(pattern):
+            if isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name:
+                found.add(n.name)
+            elif isinstance(n, ast.MatchMapping) and n.rest:
+                found.add(n.rest)
+        return found
 
     def visit(body: list[ast.stmt]) -> None:
         for node in body:
-            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            if isinstance(node, ast.If) and _is_type_checking(node.test):
                 visit(node.orelse)
                 continue
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 names.add(node.name)  # its body binds nothing at the top level
+                continue
+            if isinstance(node, ast.Delete):
+                names.difference_update(t.id for t in node.targets if isinstance(t, ast.Name))
                 continue
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names.update((a.asname or a.name).split(".")[0] for a in node.names)
             elif isinstance(node, ast.AnnAssign):
                 if node.value is not None:  # a bare annotation binds nothing
                     stored(node.target)
+                    stored(node.value)
             elif isinstance(node, ast.Match):
+                stored(node.subject)
                 for case in node.cases:
-                    stored(case.pattern)
-                    names.update(n.name for n in ast.walk(case.pattern) if isinstance(n, ast.MatchAs) and n.name)
+                    names.update(pattern_names(case.pattern))
+                    stored(case.guard)
                     visit(case.body)
             else:  # assignments, for targets, with ... as, walruses in any statement's own expressions
                 for child in ast.iter_child_nodes(node):
@@ -310,14 +344,18 @@ def test_module_level_names_are_the_top_levels_run():
         "import a.b\nfrom c import d as e\nx = 1\ny: int = 2\nbare: int\nslots = {}\nslots[key] = 1\n"
         "try:\n    import f\nexcept ImportError as err:\n    f = None\n"
         "if True:\n    g = 3\nelse:\n    h = 4\n"
-        "if TYPE_CHECKING:\n    from typing_only import Hint\nelse:\n    Hint = object\n"
+        "if TYPE_CHECKING:\n    from typing_only import OnlyHint\nelse:\n    Hint = object\n"
+        "if not TYPE_CHECKING:\n    RunTime = 1\n"
         "with open('p') as fh:\n    i = 5\nfor j in []:\n    k = 6\nwhile (w := 0):\n    m = 7\n"
-        "match x:\n    case 1:\n        n = 8\n    case other:\n        o = 9\n"
+        "table = {kk: vv for kk, vv in ()}\ngone = 1\ndel gone\n"
+        "match x:\n    case [1, *rest]:\n        n = 8\n    case {'k': 1, **kw}:\n        p = 10\n"
+        "    case other:\n        o = 9\n"
         "def fn():\n    inner = 1\n    import hidden\n"
         "class C:\n    attribute = 1\n"
     )
-    assert _module_level_names(tree) == {"a", "e", "x", "y", "slots", "f", "g", "h", "Hint", "fh", "i", "j", "k",
-                                         "w", "m", "n", "other", "o", "fn", "C"}
+    assert _module_level_names(tree) == {"a", "e", "x", "y", "slots", "f", "g", "h", "Hint", "RunTime", "fh", "i",
+                                         "j", "k", "w", "m", "table", "rest", "n", "kw", "p", "other", "o", "fn",
+                                         "C"}
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
