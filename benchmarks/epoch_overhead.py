@@ -237,8 +237,7 @@ def run_plain_tune(configs: list[dict[str, Any]], epochs: int, work: Path, lean:
     from trainables.data import load_data
 
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False)  # log_to_driver as ours: Ray's default
-    before = os.environ.get("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS")
-    if lean:
+    if lean:  # run_arm puts the environment back
         os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     try:
         clock = _TuneClock()
@@ -259,10 +258,6 @@ def run_plain_tune(configs: list[dict[str, Any]], epochs: int, work: Path, lean:
             raise RuntimeError("a plain Tune trial failed")
     finally:
         ray.shutdown()
-        if before is None:
-            os.environ.pop("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", None)
-        else:
-            os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = before
     return clock.run()
 
 

@@ -130,21 +130,21 @@ class MemorySampler(threading.Thread):
         self.join()
 
     def at_fraction(self, total: int) -> dict[str, float]:
-        out = {}
-        for label, fraction in (("25%", 0.25), ("50%", 0.5), ("100%", 1.0)):
-            seen = [mb for done, mb in self.samples if done >= fraction * total]
-            if seen:
-                out[label] = seen[0] if fraction < 1 else max(seen)
-        return out
+        return _at_fractions(self.samples, total, (("25%", 0.25), ("50%", 0.5), ("100%", 1.0)), size=float)
 
     def kinds_at_fraction(self, total: int) -> dict[str, dict[str, float]]:
-        """The RSS split at the first sample with a quarter of the trials done, and at the largest after all."""
-        out = {}
-        for label, fraction in (("25%", 0.25), ("100%", 1.0)):
-            seen = [kinds for done, kinds in self.kinds if done >= fraction * total]
-            if seen:  # as at_fraction: the first sample at a quarter, the largest once all are done
-                out[label] = seen[0] if fraction < 1 else max(seen, key=lambda kinds: sum(kinds.values()))
-        return out
+        return _at_fractions(self.kinds, total, (("25%", 0.25), ("100%", 1.0)), size=lambda kinds: sum(kinds.values()))
+
+
+def _at_fractions(samples: list[tuple[int, Any]], total: int, fractions: tuple[tuple[str, float], ...],
+                  size: Any) -> dict[str, Any]:
+    """The first sample with each fraction of the trials done; once all are done, the largest (by ``size``)."""
+    out = {}
+    for label, fraction in fractions:
+        seen = [value for done, value in samples if done >= fraction * total]
+        if seen:
+            out[label] = seen[0] if fraction < 1 else max(seen, key=size)
+    return out
 
 
 def rss_kinds() -> dict[str, float]:

@@ -46,10 +46,16 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    """``if TYPE_CHECKING:`` or ``if typing.TYPE_CHECKING:``, nothing looser (``if not TYPE_CHECKING`` runs)."""
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
+        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
 def _runtime_nodes(tree: ast.AST):
     """Every node of ``tree`` except those under ``if TYPE_CHECKING:`` (annotations only, never run)."""
     for node in ast.iter_child_nodes(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
             yield from (n for child in node.orelse for n in [child, *_runtime_nodes(child)])
             continue
         yield node
@@ -262,12 +268,6 @@ def test_no_import_hook_for_old_module_names():
             "try:\n    import search.runner\nexcept ImportError:\n    print('gone')\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     assert out == ["0", "gone"]
-
-
-def _is_type_checking(test: ast.expr) -> bool:
-    """``if TYPE_CHECKING:`` or ``if typing.TYPE_CHECKING:``, nothing looser (``if not TYPE_CHECKING`` runs)."""
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
-        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 def _module_level_names(tree: ast.Module) -> set[str]:
