@@ -27,7 +27,7 @@ from search.spec.checks import resolve_data_path, spec_search_paths
 from search.spec.models import Spec
 from search.spec.registry import TRAINABLES, trainable_ref
 from search.experiment import (OPTUNA_JOURNAL, RUN_LOG, SPEC_COPY, SPEC_ORIGIN, SPEC_SOURCE_COPY, Experiment,
-                               ExperimentError)
+                               ExperimentError, filesystem)
 from search.trials.resources import DRIVER_RESOURCE, TrialPlan, plan_trials
 
 __all__ = ["RunOptions", "ExperimentOutcome", "ExperimentError", "run_experiment", "resume_experiment",
@@ -129,26 +129,24 @@ def _sigterm_as_sigint() -> Iterator[None]:
 
 
 def unfinished_trials(experiment: Experiment, num_samples: int, budget_spent: bool = False) -> int:
-    """Trials an interrupt left to do, from the state Tune saved (read by Ray's ``ExperimentAnalysis``).
+    """Trials an interrupt left to do, from the state Tune saved (its newest ``experiment_state-*.json``).
 
     Trials saved as RUNNING, PENDING or PAUSED, plus the trials never created (unless
     the time budget, not an interrupt, ended the run).
     """
-    from ray.tune import ExperimentAnalysis
-
-    from search.results.folder import quiet_ray_logs
+    from search.internals import saved_trial_statuses
 
     try:
-        with quiet_ray_logs():
-            trials = ExperimentAnalysis(experiment.location).trials
-    except ValueError:  # no experiment_state-*.json: stopped before Tune saved any
-        return num_samples
+        fs = filesystem(experiment.location)[0] if experiment.is_remote else None
+        statuses = saved_trial_statuses(experiment.storage_path, fs)
     except Exception:  # noqa: BLE001 - remote storage unreachable now: Tune's own resume message is the guide
         if experiment.is_remote:
             return 0
         raise
-    open_trials = sum(t.status not in ("TERMINATED", "ERROR") for t in trials)
-    return open_trials + (0 if budget_spent else max(0, num_samples - len(trials)))
+    if statuses is None:  # stopped before Tune saved any state
+        return num_samples
+    open_trials = sum(status not in ("TERMINATED", "ERROR") for status in statuses.values())
+    return open_trials + (0 if budget_spent else max(0, num_samples - len(statuses)))
 
 
 def _fit(tuner: Any, spec: Spec, experiment: Experiment) -> tuple[Any, int]:

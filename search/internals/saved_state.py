@@ -9,7 +9,7 @@ from typing import Any
 
 from search.internals.errors import InternalsError, unavailable
 
-__all__ = ["newest_experiment_state", "load_experiment_state", "training_run_metadata", "raise_next_checkpoint_index",
+__all__ = ["newest_experiment_state", "saved_trial_statuses", "load_experiment_state", "training_run_metadata", "raise_next_checkpoint_index",
            "driver_staging_folders", "set_checkpoint_results", "checkpoint_results", "checkpoint_score_key",
            "training_result", "search_generator_counts", "grow_search_generator", "restart_stopper",
            "restored_tuner_configs"]
@@ -21,6 +21,33 @@ def newest_experiment_state(folder: str) -> str | None:
     from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
 
     return _find_newest_experiment_checkpoint(folder)
+
+
+def saved_trial_statuses(folder: str, fs: Any = None) -> dict[str, str] | None:
+    """Trial id -> status in the newest experiment state Tune saved in ``folder`` (a local path, or a path in the
+    pyarrow filesystem ``fs``); None: Tune saved none there.
+
+    Read as plain JSON, the way a person would read the file: nothing in it is unpickled (Tune's own reader,
+    ``ExperimentAnalysis``, unpickles every trial and reads every trial's results, about 45 kB a trial of
+    memory at a run's end). Raises InternalsError when the file is not laid out as Ray 2.60 writes it.
+    """
+    import json
+
+    from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
+
+    newest = _find_newest_experiment_checkpoint(folder, fs=fs)
+    if newest is None:
+        return None
+    if fs is None:
+        text = Path(newest).read_text()
+    else:
+        with fs.open_input_stream(newest) as stream:
+            text = stream.readall().decode()
+    try:
+        trials = [json.loads(trial) for trial, _ in json.loads(text)["trial_data"]]
+        return {t["trial_id"]: t["status"] for t in trials}
+    except (TypeError, KeyError, ValueError) as exc:
+        raise unavailable(f"trial_data[*].trial_id/status in {Path(newest).name}", exc) from None
 
 
 def load_experiment_state(text: str) -> dict[str, Any]:

@@ -530,6 +530,29 @@ def test_missing_checkpoints_are_reported_clearly(run: Run, copy_of: Path) -> No
 
 
 @pytest.mark.ray
+def test_the_saved_statuses_read_as_plain_json_are_tunes_own(run: Run, copy_of: Path) -> None:
+    """``unfinished_trials`` reads a real run's state without Ray's ``ExperimentAnalysis``: the same statuses."""
+    from ray.tune import ExperimentAnalysis
+
+    from search.engine.run import unfinished_trials
+    from search.experiment import Experiment
+    from search.internals import saved_trial_statuses
+
+    assert saved_trial_statuses(str(copy_of)) == {t.trial_id: t.status for t in ExperimentAnalysis(str(copy_of)).trials}
+    assert unfinished_trials(Experiment.at(copy_of), len(run.records)) == 0
+    (state_file,) = copy_of.glob("experiment_state-*.json")
+    state = json.loads(state_file.read_text())
+    for entry, status in zip(state["trial_data"], ("RUNNING", "PAUSED")):
+        entry[0] = json.dumps({**json.loads(entry[0]), "status": status})
+    state_file.write_text(json.dumps(state))
+    assert unfinished_trials(Experiment.at(copy_of), len(run.records)) == 2
+    assert unfinished_trials(Experiment.at(copy_of), len(run.records) + 3) == 5
+    ended = ("TERMINATED", "ERROR")  # Tune's reader loads a RUNNING trial as PENDING: both are open
+    assert {tid for tid, status in saved_trial_statuses(str(copy_of)).items() if status not in ended} \
+        == {t.trial_id for t in ExperimentAnalysis(str(copy_of)).trials if t.status not in ended}
+
+
+@pytest.mark.ray
 def test_an_interrupted_experiment_exports_what_exists(run: Run, copy_of: Path) -> None:
     last = run.records[trial_by_lr(run, 0.03)]
     strong = trial_by_lr(run, 0.03)
