@@ -3,8 +3,9 @@
 What comes from where, and why:
 
 * the trial list and Tune's status per trial (TERMINATED, ERROR, RUNNING, ...) come from
-  Ray's own public reader, :class:`ray.tune.ExperimentAnalysis`; it works without a cluster
-  and re-roots the trial paths when the folder was moved. When the state file is missing
+  Tune's newest ``experiment_state-*.json``, read as plain JSON (Ray's own reader,
+  ``ExperimentAnalysis``, unpickles what Tune cloudpickled into it); each trial's folder is
+  taken relative to the folder read, wherever it was moved. When the state file is missing
   or unreadable, the ``trial_*`` folders are scanned instead (status unknown);
 * each trial's epochs come from its ``result.json`` (one JSON line per report), read line
   by line: Ray's reader drops a trial's whole history over one half-written last line,
@@ -21,11 +22,8 @@ a folder copied from another machine or a shared bucket is read from JSON, CSV a
 from __future__ import annotations
 
 import json
-import logging
 import math
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +42,7 @@ from trainables.files import CHECKPOINT_FILE, SELECTION_FILE
 
 __all__ = ["ResultsError", "ExperimentInfo", "TrialRecord", "ExperimentFiles", "resolve_experiment",
            "read_experiment", "read_history", "read_error", "find_checkpoints", "best_checkpoint", "best_checkpoint_row", "metric_values",
-           "value_at", "reported_checkpoints", "is_finite_number", "quiet_ray_logs", "DEFAULT_STORAGE",
+           "value_at", "reported_checkpoints", "is_finite_number", "DEFAULT_STORAGE",
            "SELECTION_FILE", "CHECKPOINT_FILE"]
 
 
@@ -270,32 +268,41 @@ def _with_planned_epochs(info: ExperimentInfo, trials: list[TrialRecord]) -> Exp
 
 
 # ---------------------------------------------------------------- the trials
-@contextmanager
-def quiet_ray_logs() -> Iterator[None]:
-    logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)  # its per-trial warnings duplicate ours
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def _tune_trials(path: Path, notes: list[str]) -> dict[str, Any] | None:
-    """Trial id -> Ray's Trial object (status, path, config, last result), or None without state."""
-    if _newest(path, "experiment_state-*.json") is None:
-        notes.append(f"no experiment_state-*.json in {path}: trial statuses come from their folders")
-        return None
-    try:
-        from ray.tune import ExperimentAnalysis
+    """Trial id -> the trial as Tune's newest experiment state saved it (status, folder, config, last result),
+    read as plain JSON (``search.internals.saved_trials``: nothing unpickled); None without a readable state."""
+    from search.internals import InternalsError, saved_trials
 
-        with quiet_ray_logs():
-            analysis = ExperimentAnalysis(str(path))
-    except Exception as exc:  # a state file being rewritten, or from another Ray version
+    try:
+        trials = saved_trials(str(path))
+    except (InternalsError, OSError, UnicodeDecodeError) as exc:  # rewritten now, another Ray's, damaged
         notes.append(f"cannot read Tune's experiment state ({type(exc).__name__}: {exc}); "
                      "trial statuses come from their folders")
         return None
-    return {t.trial_id: t for t in analysis.trials}
+    if trials is None:
+        notes.append(f"no experiment_state-*.json in {path}: trial statuses come from their folders")
+        return None
+    return {t.trial_id: _StateTrial(t, path / t.relative_logdir) for t in trials}
+
+
+@dataclass(frozen=True)
+class _StateTrial:
+    """A saved trial with its folder in this copy of the experiment (wherever the folder was moved to)."""
+
+    saved: Any  # search.internals.SavedTrial
+    path: Path
+
+    @property
+    def status(self) -> str:
+        return self.saved.status
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.saved.config
+
+    @property
+    def last_result(self) -> dict[str, Any]:
+        return self.saved.last_result
 
 
 def _collect_trials(path: Path, tune_trials: dict[str, Any], notes: list[str], pbt: bool = False) -> list[TrialRecord]:

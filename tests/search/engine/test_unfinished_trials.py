@@ -35,8 +35,9 @@ def _state(statuses: dict[str, str], marker: Path) -> str:
     """An experiment state as Tune writes it, each trial and the runner data holding a pickled ``_Touch``."""
     from ray.tune.utils.serialization import TuneFunctionEncoder
 
-    trials = [[json.dumps({"trial_id": tid, "status": status, "config": {"lr": 0.01}, "stub": _Touch(str(marker))},
-                          cls=TuneFunctionEncoder), "{}"]
+    trials = [[json.dumps({"trial_id": tid, "status": status, "relative_logdir": f"trial_{tid}", "config": {"lr": 0.01},
+                           "storage": _Touch(str(marker))}, cls=TuneFunctionEncoder),
+               json.dumps({"last_result": {"epoch": 2, "extra": _Touch(str(marker))}}, cls=TuneFunctionEncoder)]
               for tid, status in statuses.items()]
     return json.dumps({"trial_data": trials, "runner_data": {"_stopper": _Touch(str(marker))}},
                       indent=2, cls=TuneFunctionEncoder)
@@ -69,7 +70,7 @@ def test_no_state_saved_means_every_trial_is_left(tmp_path: Path) -> None:
 
 def test_a_state_not_laid_out_as_ray_writes_it_is_named(tmp_path: Path) -> None:
     (tmp_path / STATE).write_text(json.dumps({"trial_data": [[json.dumps({"trial_id": "a"}), "{}"]]}))
-    with pytest.raises(InternalsError, match=rf"trial_data\[\*\]\.trial_id/status in {STATE} is not available"):
+    with pytest.raises(InternalsError, match=rf"trial_data\[\*\] trial_id/status/relative_logdir in {STATE} is not "):
         unfinished_trials(Experiment.at(tmp_path), num_samples=1)
 
 

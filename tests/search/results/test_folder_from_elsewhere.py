@@ -1,5 +1,6 @@
-"""Reading a folder from elsewhere runs no code from it (issue 22, item 4): pickles are never opened,
-checkpoints are read weights-only."""
+"""Reading a folder from elsewhere runs no code from it (issue 22, item 4): pickles are never opened (Tune's
+experiment state included: it is read as plain JSON, not by Ray's ``ExperimentAnalysis``, which unpickles
+what Tune's encoder cloudpickled into it), checkpoints are read weights-only."""
 
 from __future__ import annotations
 
@@ -44,6 +45,13 @@ def _crafted_experiment(tmp_path: Path) -> tuple[Path, Path]:
         pickle.dump({"_ot_study": _Payload(str(marker))}, fh)
     with open(folder / "tuner.pkl", "wb") as fh:
         pickle.dump(_Payload(str(marker)), fh)
+    # Tune's state, as its TuneFunctionEncoder writes what JSON cannot hold: a trial saved as failed.
+    pickled = {"_type": "CLOUDPICKLE_FALLBACK", "value": pickle.dumps(_Payload(str(marker))).hex()}
+    trial = {"trial_id": "a1", "status": "ERROR", "relative_logdir": "trial_a1", "config": {"lr": 0.01, "epochs": 1},
+             "storage": pickled, "placement_group_factory": pickled}
+    (folder / "experiment_state-2026-12-04_00-00-00.json").write_text(json.dumps({
+        "trial_data": [[json.dumps(trial), json.dumps({"last_result": {"epoch": 1}, "error": pickled})]],
+        "runner_data": {"_stopper": pickled}, "stats": {}}))
     return folder, marker
 
 
@@ -60,6 +68,7 @@ def test_reading_someone_elses_folder_runs_none_of_its_code(tmp_path, command):
         assert code == 2
     if argv[0] == "export":
         assert code == 0 and "a1" in out
+        assert "failed" in out.splitlines()[1], out  # Tune's saved status was read, not only the trial's folder
 
 
 def test_load_model_refuses_a_crafted_checkpoint_before_it_runs(tmp_path):
