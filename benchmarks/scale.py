@@ -41,6 +41,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import math
 import os
 import platform
 import resource
@@ -407,8 +408,9 @@ def anon_in_search(record: RunRecord) -> float:
 
 
 def anon_to_end(record: RunRecord) -> float:
-    """MB of RssAnon a trial from a quarter of the trials done to the largest sample once all are done: what the
-    driver holds at its end per trial, the work after the last trial (the run's results read back) included."""
+    """MB of RssAnon a trial from a quarter of the trials done to the end: the sample, once all are done, with the
+    largest resident total (as the RSS columns take it). What the driver holds at its end per trial, the work
+    after the last trial (the run's results read back) included."""
     quarter, end = record.rss_kinds_at.get("25%", {}), record.rss_kinds_at.get("100%", {})
     if "RssAnon" not in quarter or "RssAnon" not in end:
         return float("nan")
@@ -455,6 +457,13 @@ def beyond_tune(rows: Sequence[Row], trials: int) -> tuple[float, float] | None:
             ours.median(anon_to_end) - tune.median(anon_to_end))
 
 
+def beyond_ok(beyond: tuple[float, float] | None) -> bool | None:
+    """Both measures within the target; None: no plain Tune row to compare with, or a measure missing (NaN)."""
+    if beyond is None or any(math.isnan(x) for x in beyond):
+        return None
+    return max(beyond) <= BEYOND_TUNE_TARGET_MB
+
+
 def table(rows: Sequence[Row], sleep_s: float, notes: Sequence[str]) -> str:
     largest = max(r.trials for r in rows)
     beyond = beyond_tune(rows, largest)
@@ -471,7 +480,7 @@ def table(rows: Sequence[Row], sleep_s: float, notes: Sequence[str]) -> str:
             at_largest = row.trials == largest
             wall_ok = ratio <= WALL_TARGET if at_largest else None
             memory_ok = peak <= MEMORY_TARGET_MB
-            per_trial_ok = None if not at_largest or beyond is None else max(beyond) <= BEYOND_TUNE_TARGET_MB
+            per_trial_ok = beyond_ok(beyond) if at_largest else None
             target = f"≤ {MEMORY_TARGET_MB / 1000:.1f} GB"
             if at_largest:
                 target = f"≤ {WALL_TARGET:.2f}× ideal, " + target
@@ -575,12 +584,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "`experiment_state-*.json` at the end. Driver peak: the child process's `ru_maxrss` (and RSS sampled every "
         "0.25 s). RssAnon (the driver's heaps, from `/proc/self/status`) a trial: in the search, the least-squares "
         "slope against trials done, from a quarter of the trials done until the last one ends; to the end, from a "
-        "quarter of the trials done to the largest sample once all are done, so what the run does after its last "
-        "trial (reading its results back) counts as well; after the last trial: what the driver adds then. "
+        "quarter of the trials done to the sample with the largest RSS once all are done, so what the run does "
+        "after its last trial (reading its results back) counts as well; after the last trial: what the driver "
+        "adds then. "
         f"Beyond Tune's: ours less plain Tune's at the largest size both ran (target ≤ {BEYOND_TUNE_TARGET_MB} MB "
         "a trial, both measures).",
-        f"Runs: median of {args.repeats} for sizes up to {args.repeat_below} trials (range in brackets), one run "
-        "above. " + profile_note,
+        (f"Runs: median of {args.repeats} for sizes up to {args.repeat_below} trials (range in brackets), one run "
+         "above. " if args.repeats > 1 else "Runs: one run of each. ") + profile_note,
         machine_line(argv, (load, load_average()), args.sleep),
     ]
     markdown = table(rows, args.sleep, notes)
@@ -595,7 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     beyond = beyond_tune(rows, largest.trials)
     ok = (largest.median(lambda r: r.wall_s / ideal_s(r.trials, r.sleep_s)) <= WALL_TARGET
           and all(r.median(lambda r: r.peak_rss_mb) <= MEMORY_TARGET_MB for r in ours)
-          and (beyond is None or max(beyond) <= BEYOND_TUNE_TARGET_MB)
+          and beyond_ok(beyond) is not False
           and not any(run.errors for r in rows for run in r.runs))
     return 0 if ok else 1
 

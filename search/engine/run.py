@@ -129,24 +129,25 @@ def _sigterm_as_sigint() -> Iterator[None]:
 
 
 def unfinished_trials(experiment: Experiment, num_samples: int, budget_spent: bool = False) -> int:
-    """Trials an interrupt left to do, from the state Tune saved (its newest ``experiment_state-*.json``).
-
-    Trials saved as RUNNING, PENDING or PAUSED, plus the trials never created (unless
-    the time budget, not an interrupt, ended the run).
+    """Trials an interrupt left to do, from the state Tune saved (:mod:`search.results.tune_state`): those saved
+    as RUNNING, PENDING or PAUSED, plus those never created (unless the time budget, not an interrupt, ended
+    the run). No state, or one that cannot be read: all of them.
     """
-    from search.internals import saved_trial_statuses
+    from search.results.tune_state import TuneStateError, saved_trials
 
     try:
-        fs = filesystem(experiment.location)[0] if experiment.is_remote else None
-        statuses = saved_trial_statuses(experiment.storage_path, fs)
+        fs, folder = filesystem(experiment.location) if experiment.is_remote else (None, experiment.location)
+        trials = saved_trials(folder, fs)
+    except TuneStateError:
+        return num_samples
     except Exception:  # noqa: BLE001 - remote storage unreachable now: Tune's own resume message is the guide
         if experiment.is_remote:
             return 0
         raise
-    if statuses is None:  # stopped before Tune saved any state
+    if trials is None:  # stopped before Tune saved any state
         return num_samples
-    open_trials = sum(status not in ("TERMINATED", "ERROR") for status in statuses.values())
-    return open_trials + (0 if budget_spent else max(0, num_samples - len(statuses)))
+    open_trials = sum(t.status not in ("TERMINATED", "ERROR") for t in trials)
+    return open_trials + (0 if budget_spent else max(0, num_samples - len(trials)))
 
 
 def _fit(tuner: Any, spec: Spec, experiment: Experiment) -> tuple[Any, int]:

@@ -16,17 +16,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from search.internals.errors import CHECKED_ON, InternalsError, unavailable
-from search.internals.saved_state import (SavedTrial, checkpoint_results, checkpoint_score_key,
-                                          driver_staging_folders, grow_search_generator, load_experiment_state,
-                                          newest_experiment_state, raise_next_checkpoint_index, restart_stopper,
-                                          restored_tuner_configs, saved_trial_statuses, saved_trials,
+from search.internals.saved_state import (checkpoint_results, checkpoint_score_key, driver_staging_folders,
+                                          grow_search_generator, load_experiment_state, newest_experiment_state,
+                                          raise_next_checkpoint_index, restart_stopper, restored_tuner_configs,
                                           search_generator_counts, set_checkpoint_results, training_result,
                                           training_run_metadata)
 from search.internals.usage_tag import INTEGRATION_CALLBACKS, callbacks_tagged_lightly, count_callbacks
 
 __all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "ray_session_dir", "Bracket",
-           "bracket_rungs", "newest_experiment_state", "SavedTrial", "saved_trials", "saved_trial_statuses",
-           "load_experiment_state", "training_run_metadata",
+           "bracket_rungs", "newest_experiment_state", "load_experiment_state", "training_run_metadata",
            "set_checkpoint_results", "raise_next_checkpoint_index", "driver_staging_folders", "checkpoint_score_key",
            "training_result", "storage_of", "frozen_trial_id",
            "in_distribution", "tune_session", "train_fn_utils", "local_tune_session", "local_train_worker",
@@ -44,12 +42,13 @@ USES: tuple[tuple[str, str, str, str], ...] = (
      "MO-ASHA's brackets subclass Ray's; rungs are refilled after a resume (Tune never saves the scheduler)"),
     ("ray", "AsyncHyperBandScheduler._brackets, _trial_info, _max_t, _metric_op, _reduction_factor, "
             "_stop_last_trials", "engine.scheduler", "PruningASHA's own state, inherited from Ray's ASHA"),
-    ("ray", "ray.tune.execution.experiment_state._find_newest_experiment_checkpoint", "engine.recovery, engine.run",
+    ("ray", "ray.tune.execution.experiment_state._find_newest_experiment_checkpoint", "engine.recovery",
      "the state file Tune.restore will read"),
-    ("ray", "experiment_state-*.json read as plain JSON: trial_data, each trial's JSON state (trial_id, status, "
-            "relative_logdir, config) and run metadata (last_result)", "engine.run, results.folder",
-     "how many trials an interrupted run left unfinished; the trials and their statuses of a folder read offline: "
-     "nothing unpickled (a folder from elsewhere runs none of its code), no trial's results read twice"),
+    ("ray", "experiment_state-*.json read as plain JSON, no Ray name used: the newest by name; trial_data, each "
+            "trial's JSON state (trial_id, status, relative_logdir, config) and run metadata (last_result)",
+     "results.tune_state (for results.folder, engine.run)",
+     "the trials and statuses of a folder read offline, and how many trials an interrupted run left: nothing "
+     "unpickled (a folder from elsewhere runs none of its code), no trial's results read"),
     ("ray", "ray.tune.utils.serialization._loads_with_cloudpickle", "engine.recovery", "reading that state file"),
     ("ray", "ray.tune.trainable.metadata._TrainingRunMetadata", "engine.recovery", "a trial's saved checkpoints"),
     ("ray", "_CheckpointManager._checkpoint_results, _latest_checkpoint_result, _get_checkpoint_score",

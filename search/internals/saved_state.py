@@ -4,13 +4,12 @@ repairs (``engine.recovery``) and what growing a search changes (``engine.grow``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from search.internals.errors import InternalsError, unavailable
 
-__all__ = ["newest_experiment_state", "SavedTrial", "saved_trials", "saved_trial_statuses", "load_experiment_state", "training_run_metadata", "raise_next_checkpoint_index",
+__all__ = ["newest_experiment_state", "load_experiment_state", "training_run_metadata", "raise_next_checkpoint_index",
            "driver_staging_folders", "set_checkpoint_results", "checkpoint_results", "checkpoint_score_key",
            "training_result", "search_generator_counts", "grow_search_generator", "restart_stopper",
            "restored_tuner_configs"]
@@ -22,59 +21,6 @@ def newest_experiment_state(folder: str) -> str | None:
     from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
 
     return _find_newest_experiment_checkpoint(folder)
-
-
-@dataclass(frozen=True)
-class SavedTrial:
-    """A trial as Tune's experiment state saved it, read as plain JSON."""
-
-    trial_id: str
-    status: str  # TERMINATED, ERROR, RUNNING, PENDING, PAUSED
-    relative_logdir: str  # its folder, relative to the experiment folder
-    config: dict[str, Any]  # JSON values; any Tune cloudpickled is left as its {"_type": ..., "value": hex} record
-    last_result: dict[str, Any]
-
-
-def saved_trials(folder: str, fs: Any = None) -> list[SavedTrial] | None:
-    """The trials in the newest experiment state Tune saved in ``folder`` (a local path, or a path in the pyarrow
-    filesystem ``fs``); None: Tune saved none there.
-
-    Read as plain JSON, the way a person would read the file: nothing in it is unpickled, so a folder from
-    someone else runs none of its code. Tune's own reader, ``ExperimentAnalysis``, unpickles what its encoder
-    cloudpickled into the file (each trial's storage context, placement group factory, ...) and reads every
-    trial's results as well (about 45 kB a trial of the driver's memory at a run's end).
-
-    Raises:
-        InternalsError: the file is not laid out as Ray 2.60 writes it.
-        OSError: it cannot be read.
-    """
-    import json
-
-    from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
-
-    newest = _find_newest_experiment_checkpoint(folder, fs=fs)
-    if newest is None:
-        return None
-    if fs is None:
-        text = Path(newest).read_text()
-    else:
-        with fs.open_input_stream(newest) as stream:
-            text = stream.readall().decode()
-    trials = []
-    try:
-        for trial_json, metadata_json in json.loads(text)["trial_data"]:
-            trial, metadata = json.loads(trial_json), json.loads(metadata_json)
-            trials.append(SavedTrial(str(trial["trial_id"]), str(trial["status"]), str(trial["relative_logdir"]),
-                                     dict(trial.get("config") or {}), dict(metadata.get("last_result") or {})))
-    except (TypeError, KeyError, ValueError) as exc:
-        raise unavailable(f"trial_data[*] trial_id/status/relative_logdir in {Path(newest).name}", exc) from None
-    return trials
-
-
-def saved_trial_statuses(folder: str, fs: Any = None) -> dict[str, str] | None:
-    """Trial id -> status in the newest experiment state saved in ``folder`` (see :func:`saved_trials`)."""
-    trials = saved_trials(folder, fs)
-    return None if trials is None else {t.trial_id: t.status for t in trials}
 
 
 def load_experiment_state(text: str) -> dict[str, Any]:

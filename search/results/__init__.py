@@ -1,8 +1,7 @@
 """What a user does after a run: the results table, the best trial, its features and model.
 
 Everything works from the experiment folder alone, in a new process, with no cluster and
-no Ray import at import time (Tune's helper that finds its newest state file is imported when a folder is
-read; the state itself is read as plain JSON)::
+no Ray import (Tune's experiment state is read as plain JSON: :mod:`search.results.tune_state`)::
 
     from search.results import load_results, best_trial, feature_table, load_model, load_predictor
 

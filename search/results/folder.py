@@ -36,6 +36,7 @@ from search.spec.load import read_spec_structure
 
 from search.experiment import DEFAULT_STORAGE, SPEC_COPY, TRAIN_RUNS_DIR, Experiment, ExperimentError, ExperimentLike
 from search.results.outcomes import is_finite_number
+from search.results.tune_state import STATE_PATTERN, SavedTrial, TuneStateError, saved_trials
 from search.results.schedule import forget_overwritten_checkpoints
 from search.results.searcher_state import load_journal_study
 from trainables.files import CHECKPOINT_FILE, SELECTION_FILE
@@ -268,29 +269,26 @@ def _with_planned_epochs(info: ExperimentInfo, trials: list[TrialRecord]) -> Exp
 
 
 # ---------------------------------------------------------------- the trials
-def _tune_trials(path: Path, notes: list[str]) -> dict[str, Any] | None:
+def _tune_trials(path: Path, notes: list[str]) -> dict[str, _StateTrial] | None:
     """Trial id -> the trial as Tune's newest experiment state saved it (status, folder, config, last result),
-    read as plain JSON (``search.internals.saved_trials``: nothing unpickled); None without a readable state."""
-    from search.internals import InternalsError, saved_trials
-
+    read as plain JSON (:mod:`search.results.tune_state`: nothing unpickled); None without a readable state."""
     try:
         trials = saved_trials(str(path))
-    except (InternalsError, OSError, UnicodeDecodeError) as exc:  # rewritten now, another Ray's, damaged
-        notes.append(f"cannot read Tune's experiment state ({type(exc).__name__}: {exc}); "
-                     "trial statuses come from their folders")
+    except (TuneStateError, OSError) as exc:  # being rewritten now, damaged, from another Ray
+        notes.append(f"cannot read Tune's experiment state ({exc}); trial statuses come from their folders")
         return None
     if trials is None:
-        notes.append(f"no experiment_state-*.json in {path}: trial statuses come from their folders")
+        notes.append(f"no {STATE_PATTERN} in {path}: trial statuses come from their folders")
         return None
-    return {t.trial_id: _StateTrial(t, path / t.relative_logdir) for t in trials}
+    return {t.trial_id: _StateTrial(t, path / t.relative_logdir if t.relative_logdir else None) for t in trials}
 
 
 @dataclass(frozen=True)
 class _StateTrial:
     """A saved trial with its folder in this copy of the experiment (wherever the folder was moved to)."""
 
-    saved: Any  # search.internals.SavedTrial
-    path: Path
+    saved: SavedTrial
+    path: Path | None  # None: the state names no folder for it (a trial never started)
 
     @property
     def status(self) -> str:

@@ -22,7 +22,7 @@ ALLOWED = {
     "mirror": set(),
     "experiment": {"mirror"},
     "spec": set(),
-    "results": {"spec", "experiment", "internals"},
+    "results": {"spec", "experiment"},
     "trials": {"spec", "experiment", "internals"},
     "engine": {"trials", "spec", "experiment", "results", "internals"},
     "cluster": {"engine", "spec", "experiment"},

@@ -530,15 +530,25 @@ def test_missing_checkpoints_are_reported_clearly(run: Run, copy_of: Path) -> No
 
 
 @pytest.mark.ray
-def test_the_saved_statuses_read_as_plain_json_are_tunes_own(run: Run, copy_of: Path) -> None:
-    """``unfinished_trials`` reads a real run's state without Ray's ``ExperimentAnalysis``: the same statuses."""
+def test_the_state_read_as_plain_json_is_what_tunes_reader_gives(run: Run, copy_of: Path) -> None:
+    """A real run's state, moved (``copy_of``): ids, statuses, trial folders and last epochs as Ray's
+    ``ExperimentAnalysis`` gives them, without unpickling; and ``unfinished_trials`` counted from it."""
     from ray.tune import ExperimentAnalysis
 
     from search.engine.run import unfinished_trials
     from search.experiment import Experiment
-    from search.internals import saved_trial_statuses
+    from search.results.tune_state import saved_trials
 
-    assert saved_trial_statuses(str(copy_of)) == {t.trial_id: t.status for t in ExperimentAnalysis(str(copy_of)).trials}
+    def plain() -> dict[str, tuple[str, Path, Any]]:
+        return {t.trial_id: (t.status, copy_of / t.relative_logdir, t.last_result.get("epoch"))
+                for t in saved_trials(str(copy_of))}
+
+    def tunes() -> dict[str, tuple[str, Path, Any]]:
+        return {t.trial_id: (t.status, Path(t.path), (t.last_result or {}).get("epoch"))
+                for t in ExperimentAnalysis(str(copy_of)).trials}
+
+    assert plain() == tunes() and len(plain()) == len(run.records)
+    assert all(folder.parent == copy_of and folder.is_dir() for _, folder, _ in plain().values())
     assert unfinished_trials(Experiment.at(copy_of), len(run.records)) == 0
     (state_file,) = copy_of.glob("experiment_state-*.json")
     state = json.loads(state_file.read_text())
@@ -548,8 +558,8 @@ def test_the_saved_statuses_read_as_plain_json_are_tunes_own(run: Run, copy_of: 
     assert unfinished_trials(Experiment.at(copy_of), len(run.records)) == 2
     assert unfinished_trials(Experiment.at(copy_of), len(run.records) + 3) == 5
     ended = ("TERMINATED", "ERROR")  # Tune's reader loads a RUNNING trial as PENDING: both are open
-    assert {tid for tid, status in saved_trial_statuses(str(copy_of)).items() if status not in ended} \
-        == {t.trial_id for t in ExperimentAnalysis(str(copy_of)).trials if t.status not in ended}
+    assert {tid for tid, (status, _, _) in plain().items() if status not in ended} \
+        == {tid for tid, (status, _, _) in tunes().items() if status not in ended}
 
 
 @pytest.mark.ray
