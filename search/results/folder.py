@@ -202,11 +202,6 @@ def read_experiment(experiment: ExperimentLike, spec: Spec | None = None) -> Exp
 
 
 # ---------------------------------------------------------------- what the search was
-def _newest(path: Path, pattern: str) -> Path | None:
-    found = sorted(path.glob(pattern))
-    return found[-1] if found else None  # names end in a sortable timestamp
-
-
 def _load_study(path: Path, notes: list[str]) -> Any:
     try:
         with warnings.catch_warnings():
