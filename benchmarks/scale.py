@@ -98,7 +98,7 @@ class RunRecord:
     # The same moments, RSS split as /proc/self/status does: RssAnon (the heaps), RssFile (mapped files,
     # libraries), RssShmem (shared memory: Ray's object store mapped into the driver). "25%" -> kind -> MB.
     rss_kinds_at: dict[str, dict[str, float]] = field(default_factory=dict)
-    anon_series: list[tuple[float, int, float]] = field(default_factory=list)  # (s since start, trials done, RssAnon MB)
+    anon_series: list[tuple[int, float]] = field(default_factory=list)  # (trials done, RssAnon MB), every sample
     ends: list[float] = field(default_factory=list)  # trial end times, seconds since the run started
     starts: list[float] = field(default_factory=list)
     snapshots: int = 0
@@ -123,7 +123,6 @@ class MemorySampler(threading.Thread):
         self.done, self.every_s = done, every_s
         self.samples: list[tuple[int, float]] = []  # (trials done, RSS MB)
         self.kinds: list[tuple[int, dict[str, float]]] = []  # (trials done, RssAnon/RssFile/RssShmem MB)
-        self.series: list[tuple[float, int, float]] = []  # (perf_counter, trials done, RssAnon MB)
         self.failed: BaseException | None = None
         self._halt = threading.Event()
 
@@ -131,9 +130,7 @@ class MemorySampler(threading.Thread):
         try:
             while not self._halt.is_set():
                 self.samples.append((self.done[0], self.process.memory_info().rss / 2**20))
-                kinds = rss_kinds()
-                self.kinds.append((self.done[0], kinds))
-                self.series.append((time.perf_counter(), self.done[0], kinds.get("RssAnon", float("nan"))))
+                self.kinds.append((self.done[0], rss_kinds()))
                 self._halt.wait(self.every_s)
         except BaseException as exc:  # noqa: BLE001 - raised again by stop(): a run without its samples is no run
             self.failed = exc
@@ -314,7 +311,7 @@ def child(args: argparse.Namespace) -> int:
     record.end_rss_mb = rss_now
     record.rss_at = sampler.at_fraction(args.n)
     record.rss_kinds_at = sampler.kinds_at_fraction(args.n)
-    record.anon_series = [(round(t - t0, 2), done, round(mb, 2)) for t, done, mb in sampler.series]
+    record.anon_series = [(done, round(kinds.get("RssAnon", float("nan")), 2)) for done, kinds in sampler.kinds]
     record.fit_s = (max(record.ends) - min(record.starts)) if record.ends and record.starts else 0.0
     cpu = psutil.Process().cpu_times()
     record.driver_cpu_s = cpu.user + cpu.system
@@ -401,7 +398,7 @@ def _slope_cost(ends: list[float], sleep_s: float, lo: float, hi: float) -> floa
 def anon_in_search(record: RunRecord) -> float:
     """MB of RssAnon a trial while the search runs: the least-squares slope against trials done, from a quarter
     of the trials done until the last one ends (what the driver keeps per trial, without what it does after)."""
-    points = [(done, mb) for _, done, mb in record.anon_series if record.trials / 4 <= done < record.trials]
+    points = [(done, mb) for done, mb in record.anon_series if record.trials / 4 <= done < record.trials]
     if len({done for done, _ in points}) < 2:
         return float("nan")
     return statistics.linear_regression([done for done, _ in points], [mb for _, mb in points]).slope
@@ -419,7 +416,7 @@ def anon_to_end(record: RunRecord) -> float:
 
 def anon_after_last(record: RunRecord) -> float:
     """MB of RssAnon the driver adds after the last trial ends (largest sample then, less the first)."""
-    after = [mb for _, done, mb in record.anon_series if done >= record.trials]
+    after = [mb for done, mb in record.anon_series if done >= record.trials]
     return max(after) - after[0] if after else float("nan")
 
 
