@@ -8,16 +8,21 @@ seeded, from ``search_efficiency``'s space), each trained for all ``--epochs`` e
 early stop), two at a time, on the same data, in seven arms:
 
 - **standalone**: two spawned processes, each calling ``train_feature_selection`` on half of the
-  configurations with a plain report function (what a hand-written Optuna objective does; the
-  built-in trainable still writes its checkpoint folder every epoch, and the worker drops it);
+  configurations with a plain report function (what a hand-written Optuna objective does), ranked by
+  the spec's metric as ours is, so the built-in trainable writes the same checkpoint folders as in ours
+  (its best epochs, its last, otherwise one every ``checkpoint_every_s``), and the worker drops them;
 - **plain Tune**: what a person wiring Ray Tune by hand gets: a ``Tuner`` over the configurations'
-  indices, the same training function reporting each epoch and its checkpoint folder to ``tune.report``,
-  ``num_to_keep: 2``, trial processes reused, Tune's default loggers, no searcher or callbacks of ours;
+  indices, the same training function (ranked as above) reporting each epoch and its checkpoint folder
+  to ``tune.report``, ``num_to_keep: 2``, trial processes reused, Tune's default loggers, no searcher or
+  callbacks of ours;
 - **plain Tune without loggers or forced snapshots**: the same with Tune's default loggers off
   (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``) and every checkpoint kept (so none forces an experiment
-  snapshot): a lean Tune set-up for a trial that reports a checkpoint every epoch;
+  snapshot): a lean Tune set-up;
 - **ours**: ``run_experiment`` on a spec whose ``search.points_to_evaluate`` are those
-  configurations (``scheduler: none``), the built-in trainable's default checkpointing;
+  configurations (``scheduler: none``), the built-in trainable's default checkpointing (its best
+  epochs, its last, otherwise one every ``checkpoint_every_s``, 10 s);
+- **ours, a checkpoint every epoch**: the same with ``fixed.checkpoint_every_s: 0`` (the default before
+  issue 25, item 3);
 - **ours without checkpoints**: the same with ``fixed.checkpoint_every: 0``: what checkpointing costs;
 - **ours with Tune's forced snapshots**: the same as ours, with Tune's experiment snapshot forced after
   every ``num_to_keep`` checkpoints of a trial, as Tune does (ours spaces them at least
@@ -76,8 +81,10 @@ SHORT_EPOCHS = 5  # --write-readme: trials this short (a search whose pruner cut
 DATA = {"name": "madelon_guyon", "n_samples": 4000, "n_probes": 80, "seed": 0}
 SPACE = {"lr": (1e-3, 3e-2), "selector_lr_ratio": (1.0, 100.0), "sparsity_lambda": (1e-4, 1e-2)}
 LEAN_TUNE = "plain Tune without loggers or forced snapshots"
-ARMS = ("standalone", "plain Tune", LEAN_TUNE, "ours", "ours without checkpoints", "ours with Tune's forced snapshots",
-        "ours with Tune's TensorBoard logger")
+EVERY_EPOCH = "ours, a checkpoint every epoch"
+ARMS = ("standalone", "plain Tune", LEAN_TUNE, "ours", EVERY_EPOCH, "ours without checkpoints",
+        "ours with Tune's forced snapshots", "ours with Tune's TensorBoard logger")
+METRIC = "val_accuracy"  # ours' metric (mode max), by which every arm's checkpoints are ranked
 
 
 def configurations(trials: int, epochs: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -102,23 +109,26 @@ def fixed(epochs: int) -> dict[str, Any]:
 def _worker(configs: list[dict[str, Any]], epochs: int, out: str) -> None:
     import torch
 
+    from trainables.api import ranked_report
     from trainables.data import load_data
     from trainables.tasks import train_feature_selection
 
     torch.set_num_threads(1)  # one core per trial, as each Ray trial process has
     data = load_data(dict(DATA))
-    trials, compute = [], []
+    trials, compute, saved = [], [], 0
     for config in configs:
         stamps: list[float] = []
 
         def report(metrics: dict[str, Any], checkpoint_dir: Any = None) -> None:
+            nonlocal saved
+            saved += checkpoint_dir is not None
             stamps.append(time.time())
             if len(stamps) > 1:  # epochs 2.., as the per-epoch figures
                 compute.append(metrics["epoch_time_s"])
 
-        train_feature_selection({**fixed(epochs), **config}, report, data=data)
+        train_feature_selection({**fixed(epochs), **config}, ranked_report(report, METRIC, "max"), data=data)
         trials.append(stamps)
-    Path(out).write_text(json.dumps({"trials": trials, "compute": compute}))
+    Path(out).write_text(json.dumps({"trials": trials, "compute": compute, "saved": saved}))
 
 
 def run_standalone(configs: list[dict[str, Any]], epochs: int, work: Path) -> dict[str, Any]:
@@ -134,14 +144,15 @@ def run_standalone(configs: list[dict[str, Any]], epochs: int, work: Path) -> di
         raise RuntimeError("a standalone worker failed")
     records = [json.loads(Path(out).read_text()) for out in outs]
     return {"trials": [stamps for record in records for stamps in record["trials"]], "iters": None,
-            "compute": [s for record in records for s in record["compute"]], "between": None}
+            "compute": [s for record in records for s in record["compute"]], "between": None,
+            "saved": sum(record["saved"] for record in records)}
 
 
 # ----------------------------------------------------------------------------- ours
 
 
 def run_ours(configs: list[dict[str, Any]], epochs: int, work: Path, checkpoints: bool,
-             tune_snapshots: bool = False, tune_tensorboard: bool = False) -> dict[str, Any]:
+             tune_snapshots: bool = False, tune_tensorboard: bool = False, every_epoch: bool = False) -> dict[str, Any]:
     import yaml
 
     import search.engine.callbacks
@@ -149,16 +160,17 @@ def run_ours(configs: list[dict[str, Any]], epochs: int, work: Path, checkpoints
     from search.engine.run import RunOptions, run_experiment
     from search.spec.load import load_spec
 
-    name = "ours" if checkpoints else "ours_nockpt"
+    name = ("ours_every" if every_epoch else "ours") if checkpoints else "ours_nockpt"
     spec = {
-        "name": name, "trainable": "feature_selection", "data": dict(DATA), "metric": "val_accuracy", "mode": "max",
+        "name": name, "trainable": "feature_selection", "data": dict(DATA), "metric": METRIC, "mode": "max",
         "search": {"sampler": "random", "num_samples": len(configs), "seed": 0, "max_concurrent_trials": CONCURRENCY,
                    "points_to_evaluate": configs},
         "scheduler": {"type": "none"},
         # The space the fixed configurations were drawn from (the searcher samples none: points_to_evaluate).
         "space": {**{k: {"type": "float", "low": lo, "high": hi, "log": True} for k, (lo, hi) in SPACE.items()},
                   "hidden_sizes": {"type": "categorical", "choices": [16, 64]}},
-        "fixed": {**fixed(epochs), **({} if checkpoints else {"checkpoint_every": 0})},
+        "fixed": {**fixed(epochs), **({} if checkpoints else {"checkpoint_every": 0}),
+                  **({"checkpoint_every_s": 0} if every_epoch else {})},
         "resources": {"num_workers": 1, "cpus_per_worker": 1, "use_gpu": False},
         "storage": str(work / "results"), "failure": {"max_retries": 0},
     }
@@ -187,10 +199,12 @@ class _TuneClock:
         self.by_process: dict[int, list[tuple[float, str, float]]] = {}  # pid -> (stamp, trial, time_this_iter_s)
         self.iters: list[float] = []  # time_this_iter_s, epochs 2..
         self.compute: list[float] = []  # the trainer's epoch_time_s, epochs 2..
+        self.saved = 0  # results that came with a checkpoint
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
                         **info: Any) -> None:
         now = time.time()
+        self.saved += bool(result.get("checkpoint_dir_name"))
         seen = self.stamps.setdefault(trial.trial_id, [])
         if seen:
             self.iters.append(result["time_this_iter_s"])
@@ -206,7 +220,7 @@ class _TuneClock:
             ordered = sorted(results)
             between += [b[0] - a[0] - b[2] for a, b in zip(ordered, ordered[1:]) if a[1] != b[1]]
         return {"trials": list(self.stamps.values()), "iters": self.iters, "compute": self.compute,
-                "between": between}
+                "between": between, "saved": self.saved}
 
 
 # ----------------------------------------------------------------------------- plain Tune
@@ -216,13 +230,16 @@ def _plain_tune_trainable(config: dict[str, Any], data: Any = None, configs: Any
     """What a person wiring Ray Tune by hand writes: the same training function, each epoch to ``tune.report``."""
     from ray import tune
 
+    from trainables.api import ranked_report
     from trainables.tasks import train_feature_selection
 
     def report(metrics: dict[str, Any], checkpoint_dir: Any = None) -> None:
         checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
         tune.report(dict(metrics), checkpoint=checkpoint)
 
-    train_feature_selection({**fixed(epochs), **configs[config["index"]]}, report, data=data)
+    # Ranked as ours is (and as CheckpointConfig would say): the same checkpoints written as in ours.
+    train_feature_selection({**fixed(epochs), **configs[config["index"]]}, ranked_report(report, METRIC, "max"),
+                            data=data)
 
 
 def run_plain_tune(configs: list[dict[str, Any]], epochs: int, work: Path, lean: bool = False) -> dict[str, Any]:
@@ -230,7 +247,7 @@ def run_plain_tune(configs: list[dict[str, Any]], epochs: int, work: Path, lean:
     reused. With Tune's defaults: its loggers (CSV, JSON, TensorBoard) on the driver's loop and checkpoints
     kept by ``num_to_keep: 2`` as ours, which forces an experiment snapshot every second checkpoint of a
     trial. ``lean``: no loggers (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``) and every checkpoint kept, so no
-    forced snapshots: a lean Tune set-up for a trial that reports a checkpoint every epoch."""
+    forced snapshots: a lean Tune set-up."""
     import ray
     from ray import tune
 
@@ -274,7 +291,7 @@ def run_arm(arm: str, configs: list[dict[str, Any]], epochs: int, work: Path) ->
             return run_plain_tune(configs, epochs, work, lean=arm == LEAN_TUNE)
         return run_ours(configs, epochs, work, checkpoints=arm != "ours without checkpoints",
                         tune_snapshots=arm == "ours with Tune's forced snapshots",
-                        tune_tensorboard=arm == "ours with Tune's TensorBoard logger")
+                        tune_tensorboard=arm == "ours with Tune's TensorBoard logger", every_epoch=arm == EVERY_EPOCH)
     finally:
         os.environ.clear()
         os.environ.update(environ)
@@ -291,7 +308,8 @@ def figures(run: dict[str, Any]) -> dict[str, float]:
     last = max(stamps[-1] for stamps in run["trials"])
     out = {"epoch_ms": statistics.median(gaps) * 1e3,
            "steady_ms": (last - first) / max(1, epochs - CONCURRENCY) * CONCURRENCY * 1e3,
-           "epochs": epochs, "compute_ms": statistics.median(run["compute"]) * 1e3}
+           "epochs": epochs, "compute_ms": statistics.median(run["compute"]) * 1e3,
+           "saved_pct": 100 * run["saved"] / max(1, epochs)}
     if run["iters"]:
         out["iter_ms"] = statistics.median(run["iters"]) * 1e3
     if run["between"]:
@@ -313,10 +331,10 @@ def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace, 
         return [r["epoch_ms"] / b["epoch_ms"] for r, b in zip(results[arm], results["standalone"])]
 
     base_epoch, base_steady = med("standalone", "epoch_ms"), med("standalone", "steady_ms")
-    lines = ["| arm | runs | epoch, median ms | vs standalone | per repetition vs standalone (median) "
+    lines = ["| arm | runs | epochs checkpointed | epoch, median ms | vs standalone | per repetition vs standalone (median) "
              "| the trainer's epoch ms | in the trial process ms | driver round trip ms | between trials ms "
              "| steady-state wall per epoch and slot ms | vs standalone | target | verdict |",
-             "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for arm in [arm for arm in ARMS if results[arm]]:  # the arms that ran, standalone among them
         epoch, steady, it = med(arm, "epoch_ms"), med(arm, "steady_ms"), med(arm, "iter_ms")
         compute, between = med(arm, "compute_ms"), med(arm, "between_ms")
@@ -329,7 +347,8 @@ def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace, 
         verdict = ("PASS" if pair_ratio <= TARGET else f"FAIL (+{(pair_ratio - TARGET) * 100:.0f} points)") \
             if arm == "ours" else ("baseline" if not tune_arm else "reference")
         shown = f"**{pair_ratio:.2f}×** ({', '.join(f'{x:.2f}' for x in pairs)})" if tune_arm else "—"
-        lines.append(f"| {arm} | {len(results[arm])} | {epoch:.1f} | {ratio:.2f}× | {shown} | {compute:.1f} | "
+        lines.append(f"| {arm} | {len(results[arm])} | {med(arm, 'saved_pct'):.0f} % | {epoch:.1f} | {ratio:.2f}× | "
+                     f"{shown} | {compute:.1f} | "
                      f"{f'{it:.1f}' if tune_arm else '—'} | {f'{epoch - it:.1f}' if tune_arm else '—'} | "
                      f"{f'{between:.1f}' if tune_arm and not math.isnan(between) else '—'} | {steady:.1f} | "
                      f"{steady_ratio:.2f}× | {target} | {verdict} |")
@@ -338,7 +357,9 @@ def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace, 
         "",
         f"Task: `feature_selection` on `{DATA['name']}` (4000 × 100), {args.trials} fixed configurations (lr, "
         f"selector_lr_ratio, sparsity_lambda drawn log-uniform, hidden 16 or 64), {args.epochs} epochs each, batch 32, "
-        f"no pruning or early stop, {CONCURRENCY} at a time. Epoch: the median time between two epochs of one trial "
+        f"no pruning or early stop, {CONCURRENCY} at a time. Checkpoints: every arm's trainable ranks them by "
+        f"{METRIC} (max) and writes its best epochs, its last and otherwise one every `checkpoint_every_s` (10 s, "
+        "the built-in default; 0 in the every-epoch arm), the standalone workers dropping theirs. Epoch: the median time between two epochs of one trial "
         "(its first epoch excluded). A Tune arm's is split into the trial process's own time (Tune's `time_this_iter_s`: "
         "the epoch, the checkpoint folder written and copied into the trial's storage) and the rest, the round trip "
         "through the driver at every report. The trainer's epoch: the `epoch_time_s` it reports (training and "

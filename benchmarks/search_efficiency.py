@@ -200,6 +200,7 @@ def _optuna_worker(journal: str, study_name: str, task: Task, seed: int, rank: i
     from optuna.storages.journal import JournalFileBackend
     from optuna.study import MaxTrialsCallback
 
+    from trainables.api import ranked_report
     from trainables.data import load_data
     from trainables.tasks import train_feature_selection
 
@@ -225,7 +226,8 @@ def _optuna_worker(journal: str, study_name: str, task: Task, seed: int, rank: i
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        train_feature_selection(config, report, data=data)
+        # Ranked as ours ranks checkpoints: the same checkpoints written (the best epochs, the last, one every 10 s).
+        train_feature_selection(config, ranked_report(report, METRIC, "max"), data=data)
         return max(values)  # the best epoch's value, as ours tells Optuna
 
     study.optimize(objective, callbacks=[MaxTrialsCallback(task.trials, states=None)])
@@ -461,8 +463,9 @@ def describe(task: Task, argv: Sequence[str], loads: tuple[float, float]) -> lis
         f"{task.batch_size}; {task.trials} trials per arm, {CONCURRENCY} at a time; TPE with "
         f"{task.startup_trials} random start-up trials; ASHA and Optuna's SuccessiveHalvingPruner cut at epochs "
         f"{task.grace_period}, {task.grace_period * task.reduction_factor}, ... (reduction factor "
-        f"{task.reduction_factor}). Ours checkpoints every epoch (the built-in trainable's default, "
-        "`num_to_keep: 2`); the standalone Optuna workers write the same checkpoint files and drop them.",
+        f"{task.reduction_factor}). Ours checkpoints its best epochs, its last and otherwise one every 10 s or more "
+        "(the built-in trainable's default, `num_to_keep: 2`); the standalone Optuna workers write the same "
+        "checkpoint files and drop them.",
         "Clocks: ours from the `run_experiment` call (data, `ray.init`, the search, the held-out test of the best "
         "trial, `ray.shutdown`); Optuna from the start of its two spawned processes (imports, data) to their end.",
         f"Machine: {cpu_name()} ({uname.machine}, {uname.system} {uname.release}), {os.cpu_count()} CPUs, no GPU; "

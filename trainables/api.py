@@ -28,6 +28,8 @@ __all__ = [
     "CONTEXT_KEYWORDS",
     "call_training_function",
     "checkpoint_ranking",
+    "checkpoint_every_epoch",
+    "report_wrapper",
     "null_report",
     "ranked_report",
 ]
@@ -45,21 +47,40 @@ class ReportFn(Protocol):
     :class:`~trainables.tasks.ReportCallback` then also saves a checkpoint at every epoch that
     is at least as good as the best so far, so the best epoch always has one, whatever
     ``checkpoint_every`` is (see :func:`ranked_report`).
+
+    A receiver that needs every epoch's checkpoint says so with ``checkpoint_every_epoch = True``
+    (Population Based Training copies a trial's *latest* checkpoint into another trial):
+    :class:`~trainables.tasks.ReportCallback` then saves one at every epoch, whatever its
+    ``checkpoint_every`` and ``checkpoint_every_s`` (see :func:`checkpoint_every_epoch`).
     """
 
     def __call__(self, metrics: Mapping[str, float], checkpoint_dir: str | Path | None = None) -> None: ...
 
 
-def ranked_report(report: ReportFn, score: str | None, mode: str | None) -> ReportFn:
-    """``report`` with the metric its receiver ranks checkpoints by attached (see :class:`ReportFn`)."""
+def ranked_report(report: ReportFn, score: str | None, mode: str | None, *, every_epoch: bool = False) -> ReportFn:
+    """``report`` with the metric its receiver ranks checkpoints by attached, and whether it needs a checkpoint
+    at every epoch (see :class:`ReportFn`)."""
     report.checkpoint_score = score  # type: ignore[attr-defined]
     report.checkpoint_mode = mode  # type: ignore[attr-defined]
+    report.checkpoint_every_epoch = every_epoch  # type: ignore[attr-defined]
     return report
 
 
 def checkpoint_ranking(report: ReportFn) -> tuple[str | None, str | None]:
     """``(score, mode)`` the receiver of ``report`` ranks checkpoints by, or ``(None, None)``."""
     return getattr(report, "checkpoint_score", None), getattr(report, "checkpoint_mode", None)
+
+
+def checkpoint_every_epoch(report: ReportFn) -> bool:
+    """The receiver of ``report`` needs a checkpoint at every epoch (PBT: it copies a trial's latest)."""
+    return getattr(report, "checkpoint_every_epoch", False) is True
+
+
+def report_wrapper(wrapper: ReportFn, report: ReportFn) -> ReportFn:
+    """``wrapper`` (a function of yours that calls ``report``) saying what ``report``'s receiver said: its
+    checkpoint ranking and whether it needs every epoch's checkpoint (see :class:`ReportFn`). Without them
+    :class:`~trainables.tasks.ReportCallback` cannot tell the best epoch and saves every epoch's checkpoint."""
+    return ranked_report(wrapper, *checkpoint_ranking(report), every_epoch=checkpoint_every_epoch(report))
 
 
 TrainingFunction = Callable[..., Any]

@@ -15,7 +15,8 @@ import numbers
 import random
 import shutil
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainables.api import ReportFn, checkpoint_ranking, null_report
+from trainables.api import ReportFn, checkpoint_every_epoch, checkpoint_ranking, null_report
 from trainables.callbacks import Callback, EarlyStopping
 from trainables.data import DataSplits, Preprocessing, load_data
 from trainables.distributed import ShardSampler, WorldInfo, prepare_model, world_info
@@ -45,7 +46,7 @@ class ConfigError(ValueError):
 #: Config keys that must be numbers or integers (numpy's included); bools are neither.
 _NUMERIC_KEYS: dict[str, type] = {
     **dict.fromkeys(("lr", "selector_lr_ratio", "sparsity_lambda", "min_delta", "max_norm", "dropout",
-                     "weight_decay", "gate_sigma"), numbers.Real),
+                     "weight_decay", "gate_sigma", "checkpoint_every_s"), numbers.Real),
     **dict.fromkeys(("patience", "epochs", "batch_size", "seed", "checkpoint_every"), numbers.Integral),
 }
 
@@ -71,6 +72,9 @@ class FeatureSelectionConfig:
     monitor_mode: str = "min"
     seed: int = 0
     checkpoint_every: int = 1
+    # Besides the best and the last epoch, at most one checkpoint every this many seconds (0: every
+    # ``checkpoint_every``-th epoch): what a crash can cost a trial, against a checkpoint per epoch.
+    checkpoint_every_s: float = 10.0
     on_nonfinite: str = "stop"
     device: str | None = None
     data: Mapping[str, Any] = field(default_factory=lambda: {"name": "madelon"})
@@ -121,6 +125,8 @@ class FeatureSelectionConfig:
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
             (self.monitor_mode in ("min", "max"), f"monitor_mode must be 'min' or 'max', got {self.monitor_mode!r}"),
             (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}"),
+            (0 <= self.checkpoint_every_s < math.inf,
+             f"checkpoint_every_s must be >= 0 seconds and finite, got {self.checkpoint_every_s}"),
             (self.on_nonfinite in ("stop", "raise"), f"on_nonfinite must be 'stop' or 'raise', got {self.on_nonfinite!r}"),
         ]
         return [message for ok, message in checks if not ok]
@@ -138,7 +144,16 @@ def seed_everything(seed: int) -> None:
 
 
 class ReportCallback(Callback):
-    """Hands each epoch's metrics (and, every N epochs, a checkpoint) to a :class:`ReportFn`.
+    """Hands each epoch's metrics (and, when one is due, a checkpoint) to a :class:`ReportFn`.
+
+    A checkpoint is due at the last epoch, at every epoch at least as good on the receiver's score
+    as the best so far, and at every ``checkpoint_every``-th epoch once ``every_s`` seconds have
+    passed since the previous checkpoint (``every_s=0``: each of them); ``checkpoint_every=0``: never.
+    So a crash costs a trial at most ``every_s`` seconds and an epoch of training, and the best epoch
+    always has its checkpoint. ``every_s`` applies only when the score is known (given, or said by the
+    report function: :func:`trainables.api.checkpoint_ranking`): without it the best epoch cannot be told
+    apart, so every ``checkpoint_every``-th epoch is saved. A receiver that needs every epoch's (PBT,
+    :func:`trainables.api.checkpoint_every_epoch`) gets one at every epoch.
 
     Every rank calls ``report`` (distributed reporters expect all ranks), but only
     rank 0 writes a checkpoint. The checkpoint folder holds ``checkpoint.pt`` (see
@@ -152,14 +167,20 @@ class ReportCallback(Callback):
 
     def __init__(self, report: ReportFn, checkpoint_every: int = 1,
                  preprocessing: Preprocessing | None = None, constants: Mapping[str, float] | None = None, *,
-                 score: str | None = None, mode: str | None = None) -> None:
+                 score: str | None = None, mode: str | None = None, every_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.report = report
-        self.checkpoint_every = checkpoint_every
+        every_epoch = checkpoint_every_epoch(report)
+        self.checkpoint_every = min(checkpoint_every, 1) if every_epoch else checkpoint_every
+        self._clock = clock
+        self._saved_at: float | None = None  # when the last checkpoint was written (``clock``)
         # The metric the receiver keeps its best checkpoints by (given, or said by the report function): an epoch at
         # least as good as the best so far is saved too, so with checkpoint_every > 1 the best epoch still has its
         # checkpoint, and the table's best epoch, Optuna's value, the kept checkpoint and the held-out test agree.
         said_score, said_mode = checkpoint_ranking(report)
         self.score, self.mode = score or said_score, mode or said_mode or "max"
+        # Spacing checkpoints out needs the score: the best epoch must keep its checkpoint (see the class).
+        self.every_s = 0.0 if every_epoch or not self.score else float(every_s)
         self._best: float | None = None
         self.constants = dict(constants or {})  # the same figures in every report (``majority_rate``)
         # The same text in every checkpoint: render it once.
@@ -170,7 +191,7 @@ class ReportCallback(Callback):
         metrics["stop_reason"] = trainer.stop_reason or ""
         metrics.update(self.constants)
         final = trainer.should_stop or epoch == trainer.max_epochs
-        wants = self.checkpoint_every and (epoch % self.checkpoint_every == 0 or final or self._at_best(metrics))
+        wants = bool(self.checkpoint_every) and (self._at_best(metrics) or final or self._due(epoch))
         if trainer.stop_reason == "diverged":
             wants = False  # non-finite weights: the previous checkpoint is the one to keep
         if not (wants and trainer.is_main_process):
@@ -184,8 +205,15 @@ class ReportCallback(Callback):
             if self._preprocessing_json is not None:
                 (folder / PREPROCESSING_FILE).write_text(self._preprocessing_json)
             self.report(_reportable(metrics), folder)
+            self._saved_at = self._clock()
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    def _due(self, epoch: int) -> bool:
+        """A ``checkpoint_every``-th epoch, ``every_s`` seconds or more after the last checkpoint."""
+        if epoch % self.checkpoint_every:
+            return False
+        return self._saved_at is None or self._clock() - self._saved_at >= self.every_s
 
 
     def _at_best(self, metrics: Mapping[str, Any]) -> bool:
@@ -242,8 +270,8 @@ def train_feature_selection(
         max_norm=cfg.max_norm, optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
         feature_names=splits.feature_names, device=cfg.device, on_nonfinite=cfg.on_nonfinite,
         train_accuracy=True,  # ``train_accuracy`` is one of the metrics declared below (a spec may name it)
-        callbacks=[c for c in (early, ReportCallback(report, cfg.checkpoint_every, splits.preprocessing, constants))
-                   if c is not None],
+        callbacks=[c for c in (early, ReportCallback(report, cfg.checkpoint_every, splits.preprocessing, constants,
+                                                     every_s=cfg.checkpoint_every_s)) if c is not None],
         config=dataclasses.asdict(cfg),
     )
     if resume_from is not None:

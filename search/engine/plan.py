@@ -5,6 +5,7 @@ from __future__ import annotations
 from search.results.pareto import describe_rule
 from search.spec.models import Spec
 from search.spec.space import describe
+from search.spec.registry import TRAINABLES
 from search.trials.resources import ResourcePlanError, TrialPlan, local_resources, plan_trials
 
 __all__ = ["asha_rungs", "render_plan"]
@@ -57,6 +58,7 @@ def render_plan(spec: Spec) -> tuple[str, TrialPlan | None]:
     lines.append(f"resources   executor {plan.executor.value}{kept}, {plan.num_workers} worker(s) x ({worker}), "
                  f"GPU {'on' if plan.use_gpu else 'off'}")
     lines.append(f"concurrency {plan.max_concurrent} trial(s) at once on this machine ({node['CPU']:g} CPU, {node['GPU']:g} GPU)")
+    lines.append(f"checkpoints {_checkpoints(spec)}")
     lines += [f"note        {n}" for n in plan.notes]
     if spec.checkpoint_score != spec.primary_metric:
         lines.append(f"note        checkpoints ranked by {spec.checkpoint_score}, not by {spec.primary_metric}: the "
@@ -67,3 +69,27 @@ def render_plan(spec: Spec) -> tuple[str, TrialPlan | None]:
                      "the one tested")
     lines.append(f"storage     {spec.storage}/{spec.name}")
     return "\n".join(lines), plan
+
+
+def _checkpoints(spec: Spec) -> str:
+    """When a trial checkpoints (the built-in trainable's rule) and what it keeps."""
+    kept = ("all kept" if spec.checkpoint.num_to_keep is None or spec.scheduler.type == "pbt"
+            else f"{spec.checkpoint.num_to_keep} kept per trial (by {spec.checkpoint_mode} {spec.checkpoint_score}) "
+                 "and the latest")
+    if spec.trainable not in TRAINABLES:
+        return f"whenever the trainable reports one; {kept}"
+    from trainables.tasks import FeatureSelectionConfig
+
+    defaults = FeatureSelectionConfig()
+    every = spec.fixed.get("checkpoint_every", defaults.checkpoint_every)
+    every_s = spec.fixed.get("checkpoint_every_s", defaults.checkpoint_every_s)
+    if not every:
+        return "none (fixed.checkpoint_every 0): a failed or interrupted trial starts again"
+    if spec.scheduler.type == "pbt":
+        return f"every epoch (PBT copies a trial's latest checkpoint); {kept}"
+    nth = "" if every == 1 else f" (on multiples of {every} epochs)"
+    if not every_s:
+        return (f"every {every} epochs, best epochs (by {spec.checkpoint_score}) and the last; {kept}" if nth
+                else f"every epoch; {kept}")
+    return (f"best epochs (by {spec.checkpoint_score}), the last, and at most one every {every_s:g} s between{nth} "
+            f"(fixed.checkpoint_every_s); {kept}")

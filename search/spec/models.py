@@ -166,10 +166,13 @@ class CheckpointSpec(_Model):
     @classmethod
     def _no_frequency(cls, value: Any) -> Any:
         # It was accepted and never read: a trial checkpoints whenever its trainable reports a checkpoint
-        # (the built-in trainables: every epoch), and num_to_keep bounds the disk.
+        # (the built-in trainable: its best epochs, its last, one every fixed.checkpoint_every_s), num_to_keep
+        # bounds the disk.
         if isinstance(value, dict) and "frequency" in value:
             raise ValueError("checkpoint.frequency is not supported: trials checkpoint every epoch their trainable "
-                             "reports a checkpoint for, and num_to_keep bounds the disk; remove the key")
+                             "reports a checkpoint for (the built-in trainable: its best epochs, its last, and "
+                             "otherwise one every fixed.checkpoint_every_s seconds, 10 by default; 0: every epoch), "
+                             "and num_to_keep bounds the disk; remove the key")
         return value
 
 

@@ -40,5 +40,6 @@ def run_direct_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     checkpoint = tune.get_checkpoint()
     with resume_dir(checkpoint, ours=setup.builtin) as resume:
         report = checked_report(tune_report, setup.required_metrics, setup.trainable_ref, epoch_state(checkpoint),
-                                score=setup.checkpoint_score, mode=setup.checkpoint_mode, params=tracked(setup, config))
+                                score=setup.checkpoint_score, mode=setup.checkpoint_mode, params=tracked(setup, config),
+                                every_epoch=setup.checkpoint_every_epoch)
         call_training_function(fn, config, report, data=setup.load_data(), resume_from=resume, world=WorldInfo())

@@ -89,7 +89,7 @@ def _serve(loop_config: dict[str, Any]) -> None:
             resume_files = ray.get(job["resume"][0]) if job["resume"] else None
             with unpacked(resume_files, "search-resume-") as resume:
                 report = ranked_report(_worker_report(mailbox, seq, world.rank), setup.checkpoint_score,
-                                       setup.checkpoint_mode)
+                                       setup.checkpoint_mode, every_epoch=setup.checkpoint_every_epoch)
                 if is_ray_style(fn):
                     _run_ray_style(fn, config, report, resume, setup, world)
                 else:

@@ -34,6 +34,11 @@ class TrialSetup:
     tracked_params: tuple[str, ...] = ()  # PBT: parameters whose values over epochs ride with each checkpoint
 
     @property
+    def checkpoint_every_epoch(self) -> bool:
+        """PBT copies a trial's latest checkpoint into another: every epoch needs its own (see trainables.api)."""
+        return bool(self.tracked_params)
+
+    @property
     def builtin(self) -> bool:
         """The trainable is one of search's own (its checkpoints are ``trainables`` checkpoints we may check)."""
         from search.spec.registry import TRAINABLES
@@ -86,13 +91,14 @@ class CheckedReport:
 
     def __init__(self, report: Any, required: tuple[str, ...], trainable: str,
                  resumed: Mapping[str, Any] | None = None, *, score: str | None = None,
-                 mode: str | None = None, params: Mapping[str, Any] | None = None) -> None:
+                 mode: str | None = None, params: Mapping[str, Any] | None = None, every_epoch: bool = False) -> None:
         self.report, self.required, self.trainable = report, required, trainable
         self.params = dict(params) if params else None
         self.schedule: list[list[Any]] = [list(s) for s in (resumed or {}).get("schedule") or []]
         # What Tune keeps the best checkpoints by (trainables.api.ReportFn): the built-in trainables also
         # checkpoint every epoch at least as good as the best so far, so the best epoch has its checkpoint.
         self.checkpoint_score, self.checkpoint_mode = score, mode
+        self.checkpoint_every_epoch = every_epoch  # PBT copies a trial's latest checkpoint: save every epoch's
         self.checked = False
         self.reports = 0
         self.mode: EpochMode | None = EpochMode(resumed["mode"]) if resumed else None
@@ -142,13 +148,15 @@ class CheckedReport:
 
 def checked_report(report: Any, required: tuple[str, ...], trainable: str,
                    resumed: Mapping[str, Any] | None = None, *, score: str | None = None,
-                   mode: str | None = None, params: Mapping[str, Any] | None = None) -> CheckedReport:
+                   mode: str | None = None, params: Mapping[str, Any] | None = None,
+                   every_epoch: bool = False) -> CheckedReport:
     """Wrap ``report`` (see :class:`CheckedReport`).
 
     Without the metric check, Tune fails the whole experiment with its own traceback when a
     trainable (one that does not declare ``metrics``) never reports the spec's metric.
     """
-    return CheckedReport(report, required, trainable, resumed, score=score, mode=mode, params=params)
+    return CheckedReport(report, required, trainable, resumed, score=score, mode=mode, params=params,
+                         every_epoch=every_epoch)
 
 
 def tracked(setup: TrialSetup, config: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -56,7 +56,8 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         return
     with resume_dir(checkpoint, ours=setup.builtin) as resume:
         report = checked_report(_train_report, setup.required_metrics, setup.trainable_ref, epoch_state(checkpoint),
-                                score=setup.checkpoint_score, mode=setup.checkpoint_mode)
+                                score=setup.checkpoint_score, mode=setup.checkpoint_mode,
+                                every_epoch=setup.checkpoint_every_epoch)
         call_training_function(fn, config, report, data=setup.load_data(), resume_from=resume, world=world)
 
 

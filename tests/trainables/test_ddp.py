@@ -22,7 +22,8 @@ from trainables.distributed import ShardSampler, WorldInfo, all_reduce_sums, unw
 from trainables.tasks import CHECKPOINT_FILE
 
 WORLD_SIZE = 2
-CONFIG = {"epochs": 3, "batch_size": 32, "hidden_sizes": [8], "lr": 1e-2, "patience": 10, "sparsity_lambda": 0.05}
+CONFIG = {"epochs": 3, "batch_size": 32, "hidden_sizes": [8], "lr": 1e-2, "patience": 10, "sparsity_lambda": 0.05,
+          "checkpoint_every_s": 0}
 
 
 def _destroy_group() -> None:

@@ -48,7 +48,7 @@ def _without_time(rows):
 
 def test_report_gets_every_metric_and_a_checkpoint_each_epoch(tmp_path, small_madelon):
     report = Recorder(tmp_path)
-    train_feature_selection(FAST, report, data=small_madelon)
+    train_feature_selection({**FAST, "checkpoint_every_s": 0}, report, data=small_madelon)
 
     assert [m["epoch"] for m in report.metrics] == [1, 2, 3]
     for metrics in report.metrics:
@@ -126,7 +126,7 @@ def test_a_reported_checkpoint_is_written_without_fsync_and_loads_back_whole(tmp
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
     report = Recorder(tmp_path)
-    train_feature_selection(FAST, report, data=small_madelon)
+    train_feature_selection({**FAST, "checkpoint_every_s": 0}, report, data=small_madelon)
     assert synced == [] and len(report.copies) == 3
     kept = []
     monkeypatch.setattr(ReportCallback, "on_epoch_end", lambda self, trainer, epoch, metrics: kept.append(trainer))
@@ -164,6 +164,101 @@ def test_checkpoint_every_n_also_saves_every_epoch_at_the_best_score_so_far(tmp_
     assert saved == [1, 2, 3, 4, 6, 7]
     best = (max if mode == "max" else min)(scores)
     assert scores.index(best) + 1 in saved and len(scores) - scores[::-1].index(best) in saved
+
+
+class _FakeTrainer:  # what ReportCallback reads of a trainer
+    stop_reason, should_stop, is_main_process = None, False, True
+
+    def __init__(self, max_epochs):
+        self.max_epochs = max_epochs
+
+    def save_checkpoint(self, path, durable=True):
+        Path(path).write_bytes(b"weights")
+
+
+def _saved_epochs(callback, report, scores, seconds_per_epoch, clock):
+    """Epochs 1.. through ``callback`` with the given scores, ``seconds_per_epoch`` apart; the epochs saved."""
+    for epoch, value in enumerate(scores, start=1):
+        clock.now += seconds_per_epoch
+        callback.on_epoch_end(_FakeTrainer(len(scores)), epoch, {"epoch": epoch, "val_accuracy": value})
+    return [m["epoch"] for m, folder in zip(report.metrics, report.folders) if folder is not None]
+
+
+class _Clock:
+    now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_checkpoint_every_s_saves_the_best_the_last_and_otherwise_one_every_s_seconds(tmp_path):
+    """Issue 25, item 3: a checkpoint when the score improves, otherwise at most every N seconds, and the last."""
+    from trainables.api import ranked_report
+    from trainables.tasks import ReportCallback
+
+    # 3 s an epoch, one at most every 10 s: with a score that never improves, epoch 1 (the first best), then the
+    # first epoch 10 s or more after the previous checkpoint (5 at 15 s after epoch 1's 3 s, 9 ...), and the last.
+    report, clock = Recorder(tmp_path / "flat"), _Clock()
+    callback = ReportCallback(report, every_s=10, clock=clock, score="val_accuracy", mode="max")
+    assert _saved_epochs(callback, report, [0.5] + [0.4] * 10, 3, clock) == [1, 5, 9, 11]
+    # Said by the report function: each epoch at least as good as the best so far too, and the 10 s count from it.
+    scores = [0.5, 0.6, 0.55, 0.55, 0.55, 0.55, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6]
+    report, clock = ranked_report(Recorder(tmp_path / "ranked"), "val_accuracy", "max"), _Clock()
+    saved = _saved_epochs(ReportCallback(report, every_s=10, clock=clock), report, scores, 3, clock)
+    assert saved == [1, 2, 6, 7, 11, 12]  # 6: 12 s after 2; 11: 12 s after 7; 12 the last
+    # every_s with checkpoint_every: a due epoch is also an N-th one (3, 6, 9 ...), and never with 0.
+    report, clock = ranked_report(Recorder(tmp_path / "nth"), "val_accuracy", "max"), _Clock()
+    callback = ReportCallback(report, 3, every_s=5, clock=clock)
+    # 1 the best; 3 is only 4 s after it; 6 (10 s after 1) and 9 (6 s after 6); 10 the last.
+    assert _saved_epochs(callback, report, [0.5] + [0.4] * 9, 2, clock) == [1, 6, 9, 10]
+    report, clock = ranked_report(Recorder(tmp_path / "never"), "val_accuracy", "max"), _Clock()
+    assert _saved_epochs(ReportCallback(report, 0, every_s=5, clock=clock), report, [0.5] * 4, 2, clock) == []
+    # A report function that says no ranking (a user's wrapper of the built-in's report, say): the best epoch
+    # cannot be told apart, so the interval does not apply and every checkpoint_every-th epoch is saved.
+    report, clock = Recorder(tmp_path / "unranked"), _Clock()
+    assert _saved_epochs(ReportCallback(report, every_s=10, clock=clock), report, [0.5] * 5, 3, clock) == [1, 2, 3, 4, 5]
+    # report_wrapper passes the ranking on through a wrapper of the user's.
+    from trainables.api import report_wrapper
+
+    inner, clock = ranked_report(Recorder(tmp_path / "wrapped2"), "val_accuracy", "max"), _Clock()
+    wrapper = report_wrapper(lambda metrics, checkpoint_dir=None: inner(metrics, checkpoint_dir), inner)
+    assert _saved_epochs(ReportCallback(wrapper, every_s=10, clock=clock), inner, [0.5] + [0.4] * 4, 3, clock) == [1, 5]
+
+
+def test_a_receiver_that_needs_every_epochs_checkpoint_gets_one_whatever_the_interval(tmp_path):
+    """PBT copies a trial's latest checkpoint into another: a stale one would carry an older model."""
+    from trainables.api import checkpoint_every_epoch, ranked_report
+    from trainables.tasks import ReportCallback
+
+    report, clock = ranked_report(Recorder(tmp_path), "val_accuracy", "max", every_epoch=True), _Clock()
+    assert checkpoint_every_epoch(report) and not checkpoint_every_epoch(Recorder(tmp_path))
+    callback = ReportCallback(report, 3, every_s=60, clock=clock)
+    assert _saved_epochs(callback, report, [0.9, 0.5, 0.4, 0.3, 0.2], 1, clock) == [1, 2, 3, 4, 5]
+
+
+def test_the_built_in_trainable_checkpoints_less_often_by_default_and_says_how_to_keep_every_epoch(tmp_path,
+                                                                                                  small_madelon):
+    """The default ``checkpoint_every_s`` (10 s): a fast trial saves its best epochs and its last."""
+    from trainables.api import ranked_report
+
+    assert FeatureSelectionConfig().checkpoint_every_s == 10.0
+    # Ranked by a metric that never improves after epoch 1 (the run's own 'epoch', at min): the first and last.
+    report = ranked_report(Recorder(tmp_path / "default"), "epoch", "min")
+    train_feature_selection({**FAST, "epochs": 6}, report, data=small_madelon)
+    assert [folder is not None for folder in report.folders] == [True, False, False, False, False, True]
+    report = ranked_report(Recorder(tmp_path / "every"), "epoch", "min")
+    train_feature_selection({**FAST, "epochs": 6, "checkpoint_every_s": 0.0}, report, data=small_madelon)
+    assert all(folder is not None for folder in report.folders)
+    report = ranked_report(Recorder(tmp_path / "best"), "val_accuracy", "max")  # each new best too
+    train_feature_selection({**FAST, "epochs": 6}, report, data=small_madelon)
+    accuracy = [m["val_accuracy"] for m in report.metrics]
+    best_so_far = [a >= max(accuracy[:i + 1]) for i, a in enumerate(accuracy)]
+    assert [folder is not None for folder in report.folders] == [b or i == 5 for i, b in enumerate(best_so_far)]
+    for bad in (-1, float("inf"), float("nan")):
+        with pytest.raises(ConfigError, match=r"checkpoint_every_s must be >= 0 seconds and finite, got"):
+            FeatureSelectionConfig.from_mapping({"checkpoint_every_s": bad})
+    with pytest.raises(ConfigError, match=r"checkpoint_every_s must be a number, got '10'"):
+        FeatureSelectionConfig.from_mapping({"checkpoint_every_s": "10"})
 
 
 def test_checkpoint_every_n_without_a_ranking_saves_only_every_nth_and_the_last(tmp_path, small_madelon):

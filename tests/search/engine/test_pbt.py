@@ -96,6 +96,7 @@ def test_validate_prints_what_pbt_does(tmp_path, capsys):
     assert "search      random population (PBT), 6 trials, seed 0" in out
     assert "PBT on epoch and max val_accuracy: every 3 epochs (from epoch 3) the bottom 0.25" in out
     assert "there is no refit" in out
+    assert "checkpoints every epoch (PBT copies a trial's latest checkpoint); all kept" in out
 
 
 # ---------------------------------------------------------------- the space, as Tune draws and PBT mutates it

@@ -27,7 +27,7 @@ from trainables.data import load_data
 from trainables.tasks import ConfigError, evaluate_feature_selection, refit_feature_selection, train_feature_selection
 
 DATA = {"name": "madelon", "n_samples": 300, "n_features": 10, "n_informative": 3, "seed": 0}
-FIXED = {"epochs": 4, "batch_size": 32, "hidden_sizes": [8], "sparsity_lambda": 0.001, "seed": 3, "patience": 10}
+FIXED = {"checkpoint_every_s": 0, "epochs": 4, "batch_size": 32, "hidden_sizes": [8], "sparsity_lambda": 0.001, "seed": 3, "patience": 10}
 LRS = {"t1": 0.002, "t2": 0.05}
 
 

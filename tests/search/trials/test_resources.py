@@ -100,6 +100,26 @@ def test_plan_text_lists_parameters_rungs_and_concurrency(tiny_spec, write_spec)
             "may be another epoch than the table's best_epoch") in render_plan(other)[0]
 
 
+@pytest.mark.parametrize(("fixed", "extra", "expected"), [
+    ("{epochs: 3, batch_size: 32}", "",
+     "checkpoints best epochs (by val_accuracy), the last, and at most one every 10 s between "
+     "(fixed.checkpoint_every_s); 2 kept per trial (by max val_accuracy) and the latest"),
+    ("{epochs: 3, checkpoint_every_s: 2.5, checkpoint_every: 3}", "checkpoint: {num_to_keep: null}\n",
+     "checkpoints best epochs (by val_accuracy), the last, and at most one every 2.5 s between (on multiples of 3 "
+     "epochs) (fixed.checkpoint_every_s); all kept"),
+    ("{epochs: 3, checkpoint_every_s: 0}", "", "checkpoints every epoch; 2 kept per trial"),
+    ("{epochs: 3, checkpoint_every: 0}", "",
+     "checkpoints none (fixed.checkpoint_every 0): a failed or interrupted trial starts again"),
+])
+def test_plan_text_says_when_a_trial_checkpoints_and_what_it_keeps(tiny_spec, write_spec, fixed, extra, expected):
+    """Issue 25, item 3: the built-in trainable no longer saves every epoch by default; validate says what it saves."""
+    from search.spec import load_spec
+
+    text, _ = render_plan(load_spec(write_spec(tiny_spec.replace("fixed: {epochs: 3, batch_size: 32}", f"fixed: {fixed}")
+                                               + extra)))
+    assert expected in text
+
+
 @pytest.mark.parametrize(("reuse", "expected"), [(True, "executor torch_trainer, workers kept across trials"),
                                                  (False, "executor torch_trainer, a new TorchTrainer per trial")])
 def test_plan_text_says_whether_train_workers_are_kept(tiny_spec, write_spec, reuse, expected):
