@@ -21,7 +21,7 @@ early stop), two at a time, on the same data, in seven arms:
 - **ours**: ``run_experiment`` on a spec whose ``search.points_to_evaluate`` are those
   configurations (``scheduler: none``), the built-in trainable's default checkpointing (its best
   epochs, its last, otherwise one every ``checkpoint_every_s``, 10 s);
-- **ours, a checkpoint every epoch**: the same with ``fixed.checkpoint_every_s: 0`` (the default before
+- **ours with a checkpoint every epoch**: the same with ``fixed.checkpoint_every_s: 0`` (the default before
   issue 25, item 3);
 - **ours without checkpoints**: the same with ``fixed.checkpoint_every: 0``: what checkpointing costs;
 - **ours with Tune's forced snapshots**: the same as ours, with Tune's experiment snapshot forced after
@@ -81,7 +81,7 @@ SHORT_EPOCHS = 5  # --write-readme: trials this short (a search whose pruner cut
 DATA = {"name": "madelon_guyon", "n_samples": 4000, "n_probes": 80, "seed": 0}
 SPACE = {"lr": (1e-3, 3e-2), "selector_lr_ratio": (1.0, 100.0), "sparsity_lambda": (1e-4, 1e-2)}
 LEAN_TUNE = "plain Tune without loggers or forced snapshots"
-EVERY_EPOCH = "ours, a checkpoint every epoch"
+EVERY_EPOCH = "ours with a checkpoint every epoch"
 ARMS = ("standalone", "plain Tune", LEAN_TUNE, "ours", EVERY_EPOCH, "ours without checkpoints",
         "ours with Tune's forced snapshots", "ours with Tune's TensorBoard logger")
 METRIC = "val_accuracy"  # ours' metric (mode max), by which every arm's checkpoints are ranked
