@@ -59,8 +59,17 @@ class ReportFn(Protocol):
 
 def ranked_report(report: ReportFn, score: str | None, mode: str | None, *, every_epoch: bool = False) -> ReportFn:
     """``report`` with the metric its receiver ranks checkpoints by attached, and whether it needs a checkpoint
-    at every epoch (see :class:`ReportFn`)."""
-    report.checkpoint_score = score  # type: ignore[attr-defined]
+    at every epoch (see :class:`ReportFn`). A callable that takes no attributes (a bound method) is wrapped in a
+    function that calls it: use the returned one."""
+    try:
+        report.checkpoint_score = score  # type: ignore[attr-defined]
+    except AttributeError:
+        inner = report
+
+        def report(metrics: Mapping[str, float], checkpoint_dir: str | Path | None = None) -> None:
+            inner(metrics, checkpoint_dir)
+
+        report.checkpoint_score = score  # type: ignore[attr-defined]
     report.checkpoint_mode = mode  # type: ignore[attr-defined]
     report.checkpoint_every_epoch = every_epoch  # type: ignore[attr-defined]
     return report

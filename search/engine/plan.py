@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from search.results.pareto import describe_rule
 from search.spec.models import Spec
-from search.spec.space import describe
 from search.spec.registry import TRAINABLES
+from search.spec.space import describe
 from search.trials.resources import ResourcePlanError, TrialPlan, local_resources, plan_trials
 
 __all__ = ["asha_rungs", "render_plan"]
@@ -76,10 +76,13 @@ def _checkpoints(spec: Spec) -> str:
     kept = ("all kept" if spec.checkpoint.num_to_keep is None or spec.scheduler.type == "pbt"
             else f"{spec.checkpoint.num_to_keep} kept per trial (by {spec.checkpoint_mode} {spec.checkpoint_score}) "
                  "and the latest")
-    if spec.trainable not in TRAINABLES:
+    if spec.trainable not in TRAINABLES and spec.trainable not in TRAINABLES.values():
         return f"whenever the trainable reports one; {kept}"
     from trainables.tasks import FeatureSelectionConfig
 
+    searched = [key for key in ("checkpoint_every", "checkpoint_every_s") if key in spec.space]
+    if searched:
+        return f"as each trial's {' and '.join(searched)} say (searched); {kept}"
     defaults = FeatureSelectionConfig()
     every = spec.fixed.get("checkpoint_every", defaults.checkpoint_every)
     every_s = spec.fixed.get("checkpoint_every_s", defaults.checkpoint_every_s)

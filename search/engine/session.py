@@ -40,8 +40,8 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
     # One process fewer per TorchTrainer trial (~1.5 CPU-s); it watches for node drains,
     # which an embedded or small cluster does not have. Tune forwards it to the trials.
     os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
-    # Checkpointing every epoch with num_to_keep forces frequent state snapshots; they are
-    # cheap here (milliseconds), so Tune's warning about them is noise.
+    # Checkpoints at many epochs with num_to_keep force frequent state snapshots (spaced by ours:
+    # search.internals.spaced_forced_snapshots); they are cheap here (milliseconds), so Tune's warning is noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():  # tests and notebooks bring their own cluster
         with _driver_recorded(record_in):

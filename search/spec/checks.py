@@ -67,7 +67,7 @@ def semantic_problems(raw: dict[str, Any], spec: Spec | None, lines: LineIndex, 
         problems += [Problem(path, message, lines.line_of(path.split("."))) for path, message in rules]
         keys = list(_check_config_keys(raw, spec, lines, fn))
         checks = [_check_metric(spec, lines, fn), keys, _check_sampler(spec, lines), _check_tracking(spec, lines),
-                  _check_mutations(spec, lines, fn)]
+                  _check_mutations(spec, lines, fn), _check_pbt_checkpoints(spec, lines, fn)]
         if not rules and not keys:  # the trainable's own validation, on names and values the rules passed
             checks.append(_check_config_values(spec, lines, fn))
         problems += [problem for check in checks for problem in check]
@@ -109,6 +109,24 @@ def _check_mutations(spec: Spec, lines: LineIndex, fn: Any) -> Iterator[Problem]
         yield Problem("scheduler", f"PBT has nothing to mutate: trainable {spec.trainable!r} cannot change any searched "
                       f"parameter ({', '.join(spec.space)}) at a restore; {can}; search one of them, or use asha",
                       lines.line_of(["scheduler"]))
+
+
+#: PBT copies a trial's latest checkpoint into weaker trials: each epoch needs its own. The value that says so.
+_PBT_CHECKPOINTS = {"checkpoint_every": 1, "checkpoint_every_s": 0}
+
+
+def _check_pbt_checkpoints(spec: Spec, lines: LineIndex, fn: Any) -> Iterator[Problem]:
+    """PBT: a trainable's own checkpoint spacing (the built-in's ``checkpoint_every``, ``checkpoint_every_s``)
+    left at every epoch; another value would hand a weaker trial an older model, or none."""
+    if spec.scheduler.type != "pbt" or fn is None:
+        return
+    accepted = getattr(fn, "config_keys", None) or ()
+    for key, every_epoch in _PBT_CHECKPOINTS.items():
+        for section, values in (("fixed", spec.fixed), ("space", spec.space)):
+            if key in accepted and key in values and (section == "space" or values[key] != every_epoch):
+                yield Problem(f"{section}.{key}", f"PBT copies a trial's latest checkpoint into weaker trials, so every "
+                              f"epoch is saved ({key} {every_epoch}); remove {section}.{key}, or use asha",
+                              lines.line_of([section, key]))
 
 
 def _check_config_keys(raw: dict[str, Any], spec: Spec, lines: LineIndex, fn: Any) -> Iterator[Problem]:

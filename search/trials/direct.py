@@ -17,7 +17,8 @@ from ray import tune
 
 from search.spec.registry import is_ray_style, resolve_trainable
 from search.trials.checkpoints import resume_dir
-from search.trials.setup import TrialSetup, call_ray_style, checked_report, epoch_state, tracked, tune_session_routed
+from search.trials.setup import (TrialSetup, call_ray_style, checked_report, epoch_state, function_config, tracked,
+                                 tune_session_routed)
 from trainables.api import call_training_function
 from trainables.distributed import WorldInfo
 
@@ -42,4 +43,5 @@ def run_direct_trial(config: dict[str, Any], setup: TrialSetup) -> None:
         report = checked_report(tune_report, setup.required_metrics, setup.trainable_ref, epoch_state(checkpoint),
                                 score=setup.checkpoint_score, mode=setup.checkpoint_mode, params=tracked(setup, config),
                                 every_epoch=setup.checkpoint_every_epoch)
-        call_training_function(fn, config, report, data=setup.load_data(), resume_from=resume, world=WorldInfo())
+        call_training_function(fn, function_config(fn, config, setup), report, data=setup.load_data(),
+                               resume_from=resume, world=WorldInfo())

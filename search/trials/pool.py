@@ -40,7 +40,8 @@ from search.experiment import TRAIN_RUNS_DIR
 from search.trials.checkpoints import resume_dir
 from search.trials.mailbox import Mailbox, pack_folder, unpacked
 from search.trials.direct import tune_report
-from search.trials.setup import TrialSetup, call_ray_style, checked_report, epoch_state, tracked, train_api_routed
+from search.trials.setup import (TrialSetup, call_ray_style, checked_report, epoch_state, function_config, tracked,
+                                 train_api_routed)
 
 __all__ = ["ClosesPools", "PoolError", "TrialWorkerError", "close_pools", "pooled_trainable", "run_pooled_trial"]
 
@@ -93,7 +94,8 @@ def _serve(loop_config: dict[str, Any]) -> None:
                 if is_ray_style(fn):
                     _run_ray_style(fn, config, report, resume, setup, world)
                 else:
-                    call_training_function(fn, config, report, data=setup.load_data(), resume_from=resume, world=world)
+                    call_training_function(fn, function_config(fn, config, setup), report, data=setup.load_data(),
+                                           resume_from=resume, world=world)
         except _Stopped:
             pass
         except BaseException:  # noqa: BLE001 - sys.exit() in user code too: the trial reports it, the worker goes on

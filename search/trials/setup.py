@@ -15,7 +15,7 @@ from search.spec.errors import did_you_mean
 from search.trials.resources import TrialPlan
 
 __all__ = ["TrialSetup", "MetricNotReportedError", "CheckedReport", "EpochMode", "NothingReportedError",
-           "call_ray_style", "checked_report", "tracked", "epoch_state", "plain_metrics", "train_api_routed", "tune_session_routed"]
+           "call_ray_style", "checked_report", "function_config", "tracked", "epoch_state", "plain_metrics", "train_api_routed", "tune_session_routed"]
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,15 @@ def checked_report(report: Any, required: tuple[str, ...], trainable: str,
     """
     return CheckedReport(report, required, trainable, resumed, score=score, mode=mode, params=params,
                          every_epoch=every_epoch)
+
+
+def function_config(fn: Any, config: Mapping[str, Any], setup: TrialSetup) -> dict[str, Any]:
+    """The config ``fn`` is called with: under PBT, one that declares ``checkpoint_every_s`` (the built-in
+    trainable, a wrapper of it) gets 0, a checkpoint every epoch, even through a wrapper of ``report`` that
+    drops the report's own request (:func:`trainables.api.checkpoint_every_epoch`)."""
+    if setup.checkpoint_every_epoch and "checkpoint_every_s" in (getattr(fn, "config_keys", None) or ()):
+        return {**config, "checkpoint_every_s": 0}
+    return dict(config)
 
 
 def tracked(setup: TrialSetup, config: Mapping[str, Any]) -> dict[str, Any] | None:

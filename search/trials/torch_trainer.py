@@ -20,7 +20,8 @@ from ray import tune
 from search.spec.registry import is_ray_style, resolve_trainable
 from search.experiment import TRAIN_RUNS_DIR
 from search.trials.checkpoints import resume_dir
-from search.trials.setup import TrialSetup, call_ray_style, checked_report, epoch_state, train_api_routed
+from search.trials.setup import (TrialSetup, call_ray_style, checked_report, epoch_state, function_config,
+                                 train_api_routed)
 from trainables.api import call_training_function
 from trainables.distributed import WorldInfo
 
@@ -58,7 +59,8 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         report = checked_report(_train_report, setup.required_metrics, setup.trainable_ref, epoch_state(checkpoint),
                                 score=setup.checkpoint_score, mode=setup.checkpoint_mode,
                                 every_epoch=setup.checkpoint_every_epoch)
-        call_training_function(fn, config, report, data=setup.load_data(), resume_from=resume, world=world)
+        call_training_function(fn, function_config(fn, config, setup), report, data=setup.load_data(),
+                               resume_from=resume, world=world)
 
 
 def run_torch_trial(config: dict[str, Any], setup: TrialSetup) -> None:

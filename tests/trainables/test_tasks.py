@@ -217,8 +217,13 @@ def test_checkpoint_every_s_saves_the_best_the_last_and_otherwise_one_every_s_se
     # cannot be told apart, so the interval does not apply and every checkpoint_every-th epoch is saved.
     report, clock = Recorder(tmp_path / "unranked"), _Clock()
     assert _saved_epochs(ReportCallback(report, every_s=10, clock=clock), report, [0.5] * 5, 3, clock) == [1, 2, 3, 4, 5]
-    # report_wrapper passes the ranking on through a wrapper of the user's.
+    # report_wrapper passes the ranking on through a wrapper of the user's (a bound method too).
     from trainables.api import report_wrapper
+
+    wrapped = report_wrapper(Recorder(tmp_path / "method").__call__, inner := ranked_report(
+        Recorder(tmp_path / "inner"), "val_accuracy", "min", every_epoch=True))
+    assert (wrapped.checkpoint_score, wrapped.checkpoint_mode, wrapped.checkpoint_every_epoch) == (
+        "val_accuracy", "min", True)
 
     inner, clock = ranked_report(Recorder(tmp_path / "wrapped2"), "val_accuracy", "max"), _Clock()
     wrapper = report_wrapper(lambda metrics, checkpoint_dir=None: inner(metrics, checkpoint_dir), inner)
@@ -236,21 +241,21 @@ def test_a_receiver_that_needs_every_epochs_checkpoint_gets_one_whatever_the_int
     assert _saved_epochs(callback, report, [0.9, 0.5, 0.4, 0.3, 0.2], 1, clock) == [1, 2, 3, 4, 5]
 
 
-def test_the_built_in_trainable_checkpoints_less_often_by_default_and_says_how_to_keep_every_epoch(tmp_path,
-                                                                                                  small_madelon):
-    """The default ``checkpoint_every_s`` (10 s): a fast trial saves its best epochs and its last."""
+def test_the_built_in_trainable_spaces_its_checkpoints_by_default_and_0_keeps_every_epoch(tmp_path, small_madelon):
+    """``checkpoint_every_s`` (10 s by default): a fast trial saves its best epochs and its last."""
     from trainables.api import ranked_report
 
     assert FeatureSelectionConfig().checkpoint_every_s == 10.0
     # Ranked by a metric that never improves after epoch 1 (the run's own 'epoch', at min): the first and last.
-    report = ranked_report(Recorder(tmp_path / "default"), "epoch", "min")
-    train_feature_selection({**FAST, "epochs": 6}, report, data=small_madelon)
+    # (An hour apart, so that a slow machine's six epochs cannot reach the next one.)
+    report = ranked_report(Recorder(tmp_path / "spaced"), "epoch", "min")
+    train_feature_selection({**FAST, "epochs": 6, "checkpoint_every_s": 3600}, report, data=small_madelon)
     assert [folder is not None for folder in report.folders] == [True, False, False, False, False, True]
     report = ranked_report(Recorder(tmp_path / "every"), "epoch", "min")
     train_feature_selection({**FAST, "epochs": 6, "checkpoint_every_s": 0.0}, report, data=small_madelon)
     assert all(folder is not None for folder in report.folders)
     report = ranked_report(Recorder(tmp_path / "best"), "val_accuracy", "max")  # each new best too
-    train_feature_selection({**FAST, "epochs": 6}, report, data=small_madelon)
+    train_feature_selection({**FAST, "epochs": 6, "checkpoint_every_s": 3600}, report, data=small_madelon)
     accuracy = [m["val_accuracy"] for m in report.metrics]
     best_so_far = [a >= max(accuracy[:i + 1]) for i, a in enumerate(accuracy)]
     assert [folder is not None for folder in report.folders] == [b or i == 5 for i, b in enumerate(best_so_far)]

@@ -70,11 +70,46 @@ def test_the_shipped_pbt_spec_is_valid_and_its_copy_reads_back(tmp_path):
      "cannot change 'dropout' when PBT restores a trial from another's checkpoint"),
     ({"space": {"dropout": {"type": "float", "low": 0.0, "high": 0.5}}}, "scheduler",
      "PBT has nothing to mutate: trainable 'feature_selection' cannot change any searched parameter (dropout)"),
+    # A trial that never checkpoints, or not every epoch, would hand weaker trials no model, or an older one.
+    ({"fixed": {"epochs": 6, "checkpoint_every": 0}}, "fixed.checkpoint_every",
+     "PBT copies a trial's latest checkpoint into weaker trials, so every epoch is saved (checkpoint_every 1); "
+     "remove fixed.checkpoint_every, or use asha"),
+    ({"fixed": {"epochs": 6, "checkpoint_every": 2}}, "fixed.checkpoint_every", "every epoch is saved"),
+    ({"fixed": {"epochs": 6, "checkpoint_every_s": 30}}, "fixed.checkpoint_every_s",
+     "every epoch is saved (checkpoint_every_s 0); remove fixed.checkpoint_every_s"),
+    ({"space": {"lr": {"type": "float", "low": 3e-3, "high": 3e-2},
+                "checkpoint_every_s": {"type": "float", "low": 0.0, "high": 5.0}}}, "space.checkpoint_every_s",
+     "remove space.checkpoint_every_s"),
 ])
 def test_a_pbt_spec_that_cannot_run_is_refused_where_it_is_wrong(tmp_path, changes, path, words):
     problems = _problems(tmp_path, **changes)
     assert path in problems, problems
     assert words in problems[path]
+
+
+def test_pbt_takes_the_built_in_trainables_checkpoint_settings_when_they_say_every_epoch(tmp_path):
+    assert _problems(tmp_path, fixed={"epochs": 6, "checkpoint_every": 1, "checkpoint_every_s": 0}) == {}
+
+
+def test_under_pbt_a_function_that_takes_checkpoint_every_s_is_called_with_0_whatever_its_report_says():
+    """A wrapper of the built-in's report that drops the report's request for every epoch still saves every epoch."""
+    from search.trials.setup import TrialSetup, checked_report, function_config
+    from trainables.tasks import train_feature_selection
+
+    def setup(tracked: tuple[str, ...]) -> TrialSetup:
+        return TrialSetup("trainables.tasks:train_feature_selection", (), None, None, "/x", 2,
+                          "val_accuracy", "max", ("val_accuracy",), tracked)
+
+    pbt, asha = setup(("lr",)), setup(())
+    assert pbt.checkpoint_every_epoch and not asha.checkpoint_every_epoch
+    config = {"lr": 0.01, "checkpoint_every_s": 30}
+    assert function_config(train_feature_selection, config, pbt) == {"lr": 0.01, "checkpoint_every_s": 0}
+    assert function_config(train_feature_selection, config, asha) == config
+    assert function_config(lambda config, report: None, config, pbt) == config  # a function without the key
+    assert config == {"lr": 0.01, "checkpoint_every_s": 30}  # the trial's own config is not changed
+    report = checked_report(lambda metrics, checkpoint=None: None, ("val_accuracy",), "t",
+                            every_epoch=pbt.checkpoint_every_epoch)
+    assert report.checkpoint_every_epoch is True
 
 
 def test_by_default_pbt_mutates_what_the_built_in_trainable_can_change_at_a_restore(tmp_path):

@@ -100,24 +100,30 @@ def test_plan_text_lists_parameters_rungs_and_concurrency(tiny_spec, write_spec)
             "may be another epoch than the table's best_epoch") in render_plan(other)[0]
 
 
-@pytest.mark.parametrize(("fixed", "extra", "expected"), [
-    ("{epochs: 3, batch_size: 32}", "",
-     "checkpoints best epochs (by val_accuracy), the last, and at most one every 10 s between "
-     "(fixed.checkpoint_every_s); 2 kept per trial (by max val_accuracy) and the latest"),
-    ("{epochs: 3, checkpoint_every_s: 2.5, checkpoint_every: 3}", "checkpoint: {num_to_keep: null}\n",
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({}, "checkpoints best epochs (by val_accuracy), the last, and at most one every 10 s between "
+         "(fixed.checkpoint_every_s); 2 kept per trial (by max val_accuracy) and the latest"),
+    ({"fixed: {epochs: 3, batch_size: 32}": "fixed: {epochs: 3, checkpoint_every_s: 2.5, checkpoint_every: 3}",
+      "failure:": "checkpoint: {num_to_keep: null}\nfailure:"},
      "checkpoints best epochs (by val_accuracy), the last, and at most one every 2.5 s between (on multiples of 3 "
      "epochs) (fixed.checkpoint_every_s); all kept"),
-    ("{epochs: 3, checkpoint_every_s: 0}", "", "checkpoints every epoch; 2 kept per trial"),
-    ("{epochs: 3, checkpoint_every: 0}", "",
+    ({"batch_size: 32}": "checkpoint_every_s: 0}"}, "checkpoints every epoch; 2 kept per trial"),
+    ({"batch_size: 32}": "checkpoint_every: 0}"},
      "checkpoints none (fixed.checkpoint_every 0): a failed or interrupted trial starts again"),
+    ({"trainable: feature_selection": "trainable: trainables.tasks:train_feature_selection"},  # by its module path
+     "checkpoints best epochs (by val_accuracy), the last, and at most one every 10 s between"),
+    ({"space:\n": "space:\n  checkpoint_every_s: {type: float, low: 0.0, high: 5.0}\n"},
+     "checkpoints as each trial's checkpoint_every_s say (searched); 2 kept per trial"),
 ])
-def test_plan_text_says_when_a_trial_checkpoints_and_what_it_keeps(tiny_spec, write_spec, fixed, extra, expected):
+def test_plan_text_says_when_a_trial_checkpoints_and_what_it_keeps(tiny_spec, write_spec, changes, expected):
     """Issue 25, item 3: the built-in trainable no longer saves every epoch by default; validate says what it saves."""
     from search.spec import load_spec
 
-    text, _ = render_plan(load_spec(write_spec(tiny_spec.replace("fixed: {epochs: 3, batch_size: 32}", f"fixed: {fixed}")
-                                               + extra)))
-    assert expected in text
+    text = tiny_spec
+    for old, new in changes.items():
+        assert old in text
+        text = text.replace(old, new)
+    assert expected in render_plan(load_spec(write_spec(text)))[0]
 
 
 @pytest.mark.parametrize(("reuse", "expected"), [(True, "executor torch_trainer, workers kept across trials"),
