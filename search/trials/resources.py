@@ -133,6 +133,13 @@ def plan_trials(
         notes.append(f"max_concurrent_trials {wanted} lowered to {computed}: the cluster fits only {computed} "
                      f"trial(s) of {_fmt(plan.demand())} at once")
     concurrent = max(1, min(wanted or computed, computed, spec.search.num_samples))
+    if spec.scheduler.type == "pbt" and executor is Executor.TORCH_TRAINER and not res.reuse_workers:
+        # A TorchTrainer per trial is a Train run named by the trial id, which resumes from its own latest
+        # checkpoint: the one PBT copies into the trial (tune.get_checkpoint()) would never be read.
+        raise ResourcePlanError(
+            "scheduler pbt with executor torch_trainer needs resources.reuse_workers: true (the default): a "
+            "TorchTrainer per trial resumes each trial from its own Train run's checkpoints, not from the one PBT "
+            "copies into it")
     if spec.scheduler.type == "pbt" and executor is Executor.TORCH_TRAINER and spec.search.num_samples > concurrent:
         # Trials on Train workers wait for them inside a running Tune trial, where PBT cannot pause one for another:
         # it would see them one after the other and never compare two.
