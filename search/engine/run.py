@@ -152,12 +152,12 @@ def unfinished_trials(experiment: Experiment, num_samples: int, budget_spent: bo
 
 def _fit(tuner: Any, spec: Spec, experiment: Experiment) -> tuple[Any, int]:
     """Run the tuner; returns its results and how many trials remain unfinished."""
-    from search.internals import callbacks_tagged_lightly, spaced_forced_snapshots
+    from search.internals import callbacks_tagged_lightly, checkpoints_registered_from_results, spaced_forced_snapshots
 
     started = time.monotonic()
     # stdout is for results: Tune's banners and tables go to stderr with the progress.
     with contextlib.redirect_stdout(sys.stderr), _sigterm_as_sigint(), spaced_forced_snapshots(), \
-            callbacks_tagged_lightly():
+            callbacks_tagged_lightly(), checkpoints_registered_from_results():
         results = tuner.fit()
     budget = spec.search.time_budget_s
     return results, unfinished_trials(experiment, spec.search.num_samples, bool(budget and time.monotonic() - started >= budget))

@@ -29,7 +29,7 @@ __all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "
            "training_result", "storage_of", "frozen_trial_id",
            "in_distribution", "tune_session", "train_fn_utils", "local_tune_session", "local_train_worker",
            "search_generator_counts", "grow_search_generator", "restart_stopper", "restored_tuner_configs",
-           "result_loggers", "spaced_forced_snapshots", "FORCED_SNAPSHOT_MIN_S", "callbacks_tagged_lightly",
+           "result_loggers", "spaced_forced_snapshots", "checkpoints_registered_from_results", "FORCED_SNAPSHOT_MIN_S", "callbacks_tagged_lightly",
            "count_callbacks", "INTEGRATION_CALLBACKS"]
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,10 @@ USES: tuple[tuple[str, str, str, str], ...] = (
     ("ray", "ray.tune.execution.experiment_state._ExperimentCheckpointManager.on_trial_checkpoint, "
             "_should_force_sync_up, _last_sync_time", "engine.run",
      "Tune's snapshot forced after every num_to_keep checkpoints of a trial: at most one per FORCED_SNAPSHOT_MIN_S"),
+    ("ray", "TuneController._checkpoint_trial_if_needed, _process_trial_save, _callbacks, _iteration, _trials; "
+            "Trial.temporary_state.ray_actor, is_saving, should_checkpoint, storage.trial_fs_path, "
+            "storage.storage_filesystem; the result's checkpoint_dir_name", "engine.run",
+     "a reported checkpoint registered from its result, without the save() round trip to the trial's actor"),
     ("ray", "TBXLoggerCallback._summary_writer_cls, _trial_writer, _trial_result (log_trial_start restated without "
             "init_local_path); tensorboardX's FileWriter.event_writer, EventsWriter, SummaryWriter._get_file_writer",
      "engine.callbacks",
@@ -162,6 +166,11 @@ def verify() -> None:
     for name in ("on_trial_checkpoint", "_should_force_sync_up", "_last_sync_time"):
         if not hasattr(manager, name):
             raise unavailable(f"_ExperimentCheckpointManager.{name}", AttributeError(name))
+    from ray.tune.execution.tune_controller import TuneController
+
+    for name in ("_checkpoint_trial_if_needed", "_process_trial_save"):
+        if not hasattr(TuneController, name):
+            raise unavailable(f"TuneController.{name}", AttributeError(name))
     from ray.tune.schedulers import AsyncHyperBandScheduler
 
     scheduler = AsyncHyperBandScheduler(metric="m", mode="max", max_t=4)
@@ -325,6 +334,43 @@ def spaced_forced_snapshots(min_s: float | None = None) -> Iterator[None]:
         yield
     finally:
         _ExperimentCheckpointManager.on_trial_checkpoint = original
+
+
+@contextlib.contextmanager
+def checkpoints_registered_from_results() -> Iterator[None]:
+    """While inside, a checkpoint a function trainable reported is registered from its result, in the step that
+    handles the result, without Tune's second round trip to the trial's actor.
+
+    ``FunctionTrainable.step`` marks a result that carries a checkpoint ``should_checkpoint``; the controller
+    then sends the actor a ``save()`` task, which only hands back the checkpoint already persisted (the
+    trial's storage folder, ``checkpoint_dir_name`` of the result) with the result's metrics, and holds the
+    trial's next ``train()`` until that reply is handled. Here the same checkpoint (the same path and
+    filesystem ``save()`` would send) and metrics are handed to the controller's own ``_process_trial_save``
+    and the callbacks' ``on_trial_save`` at once. Saves Tune asks for otherwise (PBT's, a pause's) go to the
+    actor as before.
+    """
+    from ray.train._internal.session import _TrainingResult
+    from ray.tune import Checkpoint
+    from ray.tune.execution.tune_controller import TuneController
+
+    original = TuneController._checkpoint_trial_if_needed
+
+    def checkpoint_trial_if_needed(self: Any, trial: Any, force: bool = False) -> None:
+        result = trial.last_result or {}
+        name, storage = result.get("checkpoint_dir_name"), getattr(trial, "storage", None)
+        if not (force and name and storage is not None and not trial.should_checkpoint()
+                and trial.temporary_state.ray_actor and not trial.is_saving):
+            original(self, trial, force)
+            return
+        checkpoint = Checkpoint(path=f"{storage.trial_fs_path}/{name}", filesystem=storage.storage_filesystem)
+        self._process_trial_save(trial, _TrainingResult(checkpoint=checkpoint, metrics=dict(result)))
+        self._callbacks.on_trial_save(iteration=self._iteration, trials=self._trials, trial=trial)
+
+    TuneController._checkpoint_trial_if_needed = checkpoint_trial_if_needed
+    try:
+        yield
+    finally:
+        TuneController._checkpoint_trial_if_needed = original
 
 
 def result_loggers() -> list[Any]:

@@ -372,3 +372,44 @@ def test_optuna_is_told_the_values_the_table_shows(ray_cluster, tmp_path):
         same = by_x[int(trial.params["x"])]
         assert (trial.state, trial.value, trial.intermediate_values) == (same.state, same.value, same.intermediate_values)
         assert (Path(outcome.path) / f"trial_{trial.user_attrs['trial_id']}").is_dir()  # which trial folder it is
+
+
+@pytest.mark.parametrize("executor", [Executor.DIRECT, Executor.TORCH_TRAINER])
+def test_a_reported_checkpoint_is_registered_from_its_result_without_a_save_round_trip(ray_cluster, tmp_path,
+                                                                                       tiny_spec, executor,
+                                                                                       monkeypatch):
+    """Issue 25, item 3: Tune answers a result that carries a checkpoint with a save() task on the trial's actor
+    and holds the next epoch until the reply; ours registers the same checkpoint from the result at once."""
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.trainable.metadata import _TrainingRunMetadata
+    from ray.tune.utils.serialization import _loads_with_cloudpickle
+
+    saves, registered = [], []
+    schedule_save, process_save = TuneController._schedule_trial_save, TuneController._process_trial_save
+    monkeypatch.setattr(TuneController, "_schedule_trial_save",
+                        lambda self, trial, *a, **k: (saves.append(trial.trial_id), schedule_save(self, trial, *a, **k))[1])
+    monkeypatch.setattr(TuneController, "_process_trial_save",
+                        lambda self, trial, value: (registered.append((trial.trial_id, Path(value.checkpoint.path).name,
+                                                                      value.metrics.get("val_accuracy"))),
+                                                    process_save(self, trial, value))[1])
+    path, spec = spec_with(tmp_path, tiny_spec, **{"resources.executor": executor.value, "scheduler.type": "none",
+                                                   "checkpoint.num_to_keep": None, "fixed.checkpoint_every_s": 0})
+    outcome = run_experiment(spec, RunOptions(spec_path=path))
+    experiment = Path(outcome.path)
+    reported = {}  # trial id -> [(checkpoint folder, val_accuracy)] in result.json order
+    for trial in experiment.glob("trial_*"):
+        rows = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+        reported[rows[0]["trial_id"]] = [(r["checkpoint_dir_name"], r["val_accuracy"]) for r in rows]
+    assert len(reported) == 3 and all(len(rows) == 3 for rows in reported.values())  # every epoch saved
+    assert saves == []  # no save() task sent to any trial's actor
+    assert sorted(registered) == sorted((t, name, acc) for t, rows in reported.items() for name, acc in rows)
+    # Tune's saved state holds each trial's checkpoints with their metrics, every folder on disk.
+    state_file = sorted(experiment.glob("experiment_state-*.json"))[-1]
+    state = _loads_with_cloudpickle(state_file.read_text())
+    for trial_json, meta_json in state["trial_data"]:
+        trial_id = json.loads(trial_json)["trial_id"]
+        manager = _TrainingRunMetadata.from_json_state(meta_json).checkpoint_manager
+        kept = [(Path(r.checkpoint.path).name, r.metrics["val_accuracy"]) for r in manager.best_checkpoint_results]
+        assert sorted(kept) == sorted(reported[trial_id])
+        assert Path(manager.latest_checkpoint_result.checkpoint.path).name == reported[trial_id][-1][0]
+        assert all((experiment / f"trial_{trial_id}" / name / "checkpoint.pt").is_file() for name, _ in kept)
