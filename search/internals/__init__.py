@@ -29,7 +29,8 @@ __all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "
            "training_result", "storage_of", "frozen_trial_id",
            "in_distribution", "tune_session", "train_fn_utils", "local_tune_session", "local_train_worker",
            "search_generator_counts", "grow_search_generator", "restart_stopper", "restored_tuner_configs",
-           "result_loggers", "spaced_forced_snapshots", "checkpoints_registered_from_results", "FORCED_SNAPSHOT_MIN_S", "callbacks_tagged_lightly",
+           "result_loggers", "spaced_forced_snapshots", "checkpoints_registered_from_results",
+           "FORCED_SNAPSHOT_MIN_S", "callbacks_tagged_lightly",
            "count_callbacks", "INTEGRATION_CALLBACKS"]
 
 log = logging.getLogger(__name__)
@@ -345,9 +346,11 @@ def checkpoints_registered_from_results() -> Iterator[None]:
     then sends the actor a ``save()`` task, which only hands back the checkpoint already persisted (the
     trial's storage folder, ``checkpoint_dir_name`` of the result) with the result's metrics, and holds the
     trial's next ``train()`` until that reply is handled. Here the same checkpoint (the same path and
-    filesystem ``save()`` would send) and metrics are handed to the controller's own ``_process_trial_save``
-    and the callbacks' ``on_trial_save`` at once. Saves Tune asks for otherwise (PBT's, a pause's) go to the
-    actor as before.
+    filesystem ``save()`` would send) and the result as the driver holds it (the same keys, plus its
+    ``experiment_tag``, and ``done`` as the driver decided) are handed to the controller's own
+    ``_process_trial_save`` and the callbacks' ``on_trial_save`` at once. Saves Tune asks for otherwise (PBT's
+    at a perturbation, a pause's) go to the actor as before. Function trainables only (the only kind search
+    runs): a class trainable's ``checkpoint_dir_name`` is not Tune's.
     """
     from ray.train._internal.session import _TrainingResult
     from ray.tune import Checkpoint
@@ -356,9 +359,9 @@ def checkpoints_registered_from_results() -> Iterator[None]:
     original = TuneController._checkpoint_trial_if_needed
 
     def checkpoint_trial_if_needed(self: Any, trial: Any, force: bool = False) -> None:
-        result = trial.last_result or {}
+        result = (trial.last_result or {}) if force else {}
         name, storage = result.get("checkpoint_dir_name"), getattr(trial, "storage", None)
-        if not (force and name and storage is not None and not trial.should_checkpoint()
+        if not (name and storage is not None and not trial.should_checkpoint()
                 and trial.temporary_state.ray_actor and not trial.is_saving):
             original(self, trial, force)
             return
