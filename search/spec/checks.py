@@ -67,7 +67,8 @@ def semantic_problems(raw: dict[str, Any], spec: Spec | None, lines: LineIndex, 
         problems += [Problem(path, message, lines.line_of(path.split("."))) for path, message in rules]
         keys = list(_check_config_keys(raw, spec, lines, fn))
         checks = [_check_metric(spec, lines, fn), keys, _check_sampler(spec, lines), _check_tracking(spec, lines),
-                  _check_mutations(spec, lines, fn), _check_pbt_checkpoints(spec, lines, fn)]
+                  _check_mutations(spec, lines, fn), _check_pbt_checkpoints(spec, lines, fn),
+                  _check_pbt_executor(spec, lines)]
         if not rules and not keys:  # the trainable's own validation, on names and values the rules passed
             checks.append(_check_config_values(spec, lines, fn))
         problems += [problem for check in checks for problem in check]
@@ -127,6 +128,19 @@ def _check_pbt_checkpoints(spec: Spec, lines: LineIndex, fn: Any) -> Iterator[Pr
                 yield Problem(f"{section}.{key}", f"PBT copies a trial's latest checkpoint into weaker trials, so every "
                               f"epoch is saved ({key} {every_epoch}); remove {section}.{key}, or use asha",
                               lines.line_of([section, key]))
+
+
+def _check_pbt_executor(spec: Spec, lines: LineIndex) -> Iterator[Problem]:
+    """PBT on Ray Train's workers needs the kept pool: a TorchTrainer per trial keeps its checkpoints in its own
+    Train run (Tune sees only their paths), which PBT cannot copy from one trial into another."""
+    from search.spec.models import Executor
+
+    res = spec.resources
+    on_train = res.executor is Executor.TORCH_TRAINER or (res.executor is Executor.AUTO and res.num_workers > 1)
+    if spec.scheduler.type == "pbt" and on_train and not res.reuse_workers:
+        yield Problem("resources.reuse_workers", "scheduler pbt with executor torch_trainer needs reuse_workers: true "
+                      "(the default): a TorchTrainer per trial keeps its checkpoints in its own Train run, which PBT "
+                      "cannot copy from one trial into another", lines.line_of(["resources", "reuse_workers"]))
 
 
 def _check_config_keys(raw: dict[str, Any], spec: Spec, lines: LineIndex, fn: Any) -> Iterator[Problem]:

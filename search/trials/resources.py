@@ -133,13 +133,6 @@ def plan_trials(
         notes.append(f"max_concurrent_trials {wanted} lowered to {computed}: the cluster fits only {computed} "
                      f"trial(s) of {_fmt(plan.demand())} at once")
     concurrent = max(1, min(wanted or computed, computed, spec.search.num_samples))
-    if spec.scheduler.type == "pbt" and executor is Executor.TORCH_TRAINER and not res.reuse_workers:
-        # A TorchTrainer per trial keeps its checkpoints in its own Train run (named by the trial id; Tune sees
-        # only their paths), and resumes from them: PBT has no Tune checkpoint to copy, and a copy would not be read.
-        raise ResourcePlanError(
-            "scheduler pbt with executor torch_trainer needs resources.reuse_workers: true (the default): a "
-            "TorchTrainer per trial keeps its checkpoints in its own Train run, which PBT cannot copy from one "
-            "trial into another")
     if spec.scheduler.type == "pbt" and executor is Executor.TORCH_TRAINER and spec.search.num_samples > concurrent:
         # Trials on Train workers wait for them inside a running Tune trial, where PBT cannot pause one for another:
         # it would see them one after the other and never compare two.

@@ -80,6 +80,12 @@ def test_the_shipped_pbt_spec_is_valid_and_its_copy_reads_back(tmp_path):
     ({"space": {"lr": {"type": "float", "low": 3e-3, "high": 3e-2},
                 "checkpoint_every_s": {"type": "float", "low": 0.0, "high": 5.0}}}, "space.checkpoint_every_s",
      "remove space.checkpoint_every_s"),
+    # A TorchTrainer per trial keeps its checkpoints in its own Train run: PBT would never copy one.
+    ({"resources": {"num_workers": 2, "reuse_workers": False}}, "resources.reuse_workers",
+     "scheduler pbt with executor torch_trainer needs reuse_workers: true (the default): a TorchTrainer per trial "
+     "keeps its checkpoints in its own Train run, which PBT cannot copy from one trial into another"),
+    ({"resources": {"executor": "torch_trainer", "reuse_workers": False}}, "resources.reuse_workers",
+     "needs reuse_workers: true"),
 ])
 def test_a_pbt_spec_that_cannot_run_is_refused_where_it_is_wrong(tmp_path, changes, path, words):
     problems = _problems(tmp_path, **changes)
@@ -89,6 +95,8 @@ def test_a_pbt_spec_that_cannot_run_is_refused_where_it_is_wrong(tmp_path, chang
 
 def test_pbt_takes_the_built_in_trainables_checkpoint_settings_when_they_say_every_epoch(tmp_path):
     assert _problems(tmp_path, fixed={"epochs": 6, "checkpoint_every": 1, "checkpoint_every_s": 0}) == {}
+    assert _problems(tmp_path, resources={"num_workers": 2, "reuse_workers": True}) == {}  # the kept pool
+    assert _problems(tmp_path, resources={"num_workers": 1, "reuse_workers": False}) == {}  # direct: no Train
 
 
 def test_under_pbt_a_function_that_takes_checkpoint_every_s_is_called_with_0_whatever_its_report_says():

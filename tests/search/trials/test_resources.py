@@ -161,10 +161,3 @@ def test_pbt_on_train_workers_needs_the_whole_population_at_once():
     assert plan_trials(_pbt(2, num_workers=2), CPU4, [CPU4], driver_resource=True).max_concurrent == 2
     # In the trial process (executor direct), PBT pauses trials to take turns: any population.
     assert plan_trials(_pbt(12), CPU4, [CPU4], driver_resource=True).max_concurrent == 4
-
-
-def test_pbt_on_a_torch_trainer_per_trial_is_refused_since_it_would_never_read_the_copied_checkpoint():
-    with pytest.raises(ResourcePlanError, match=r"scheduler pbt with executor torch_trainer needs "
-                                                r"resources.reuse_workers: true \(the default\)"):
-        plan_trials(_pbt(2, num_workers=2, reuse_workers=False), CPU4, [CPU4], driver_resource=True)
-    assert plan_trials(_pbt(2, num_workers=2, reuse_workers=True), CPU4, [CPU4], driver_resource=True).reuse_workers
