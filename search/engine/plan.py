@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from search.results.pareto import describe_rule
 from search.spec.models import Spec
-from search.spec.registry import TRAINABLES
+from search.spec.registry import TRAINABLES, trainable_ref
 from search.spec.space import describe
 from search.trials.resources import ResourcePlanError, TrialPlan, local_resources, plan_trials
 
@@ -76,7 +76,7 @@ def _checkpoints(spec: Spec) -> str:
     kept = ("all kept" if spec.checkpoint.num_to_keep is None or spec.scheduler.type == "pbt"
             else f"{spec.checkpoint.num_to_keep} kept per trial (by {spec.checkpoint_mode} {spec.checkpoint_score}) "
                  "and the latest")
-    if spec.trainable not in TRAINABLES and spec.trainable not in TRAINABLES.values():
+    if trainable_ref(spec.trainable) not in TRAINABLES.values():
         return f"whenever the trainable reports one; {kept}"
     from trainables.tasks import FeatureSelectionConfig
 

@@ -54,7 +54,7 @@ USES: tuple[tuple[str, str, str, str], ...] = (
     ("ray", "ray.tune.trainable.metadata._TrainingRunMetadata", "engine.recovery", "a trial's saved checkpoints"),
     ("ray", "_CheckpointManager._checkpoint_results, _latest_checkpoint_result, _get_checkpoint_score",
      "engine.recovery, engine.callbacks", "pointing a trial at a checkpoint that exists; keeping a cut trial's best"),
-    ("ray", "ray.train._internal.session._TrainingResult", "engine.recovery", "a checkpoint with its metrics"),
+    ("ray", "ray.train._internal.session._TrainingResult", "engine.recovery, engine.run", "a checkpoint with its metrics"),
     ("ray", "StorageContext.current_checkpoint_index in a trial's saved state (trial_data)", "engine.recovery",
      "a trial moved forward to a newer checkpoint names its next ones past every checkpoint folder already there"),
     ("ray", "the driver's staging folder <session>/artifacts/<timestamp>/<experiment>/driver_artifacts",
@@ -297,6 +297,17 @@ KeepLocalJsonLoggerCallback: type = _logger_class("JsonLoggerCallback")
 KeepLocalCSVLoggerCallback: type = _logger_class("CSVLoggerCallback")
 
 
+@contextlib.contextmanager
+def _swapped(owner: Any, name: str, replacement: Any) -> Iterator[None]:
+    """``owner.name`` is ``replacement`` while inside, and what it was again after."""
+    original = getattr(owner, name)
+    setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
 #: The least time between two experiment snapshots that checkpoints force (:func:`spaced_forced_snapshots`).
 FORCED_SNAPSHOT_MIN_S = 2.0
 
@@ -330,11 +341,8 @@ def spaced_forced_snapshots(min_s: float | None = None) -> Iterator[None]:
         if self._should_force_sync_up and last is not None and time.monotonic() - last < min_s:
             self._should_force_sync_up = False  # the count goes on: forced at the first checkpoint after min_s
 
-    _ExperimentCheckpointManager.on_trial_checkpoint = on_trial_checkpoint
-    try:
+    with _swapped(_ExperimentCheckpointManager, "on_trial_checkpoint", on_trial_checkpoint):
         yield
-    finally:
-        _ExperimentCheckpointManager.on_trial_checkpoint = original
 
 
 @contextlib.contextmanager
@@ -352,7 +360,6 @@ def checkpoints_registered_from_results() -> Iterator[None]:
     at a perturbation, a pause's) go to the actor as before. Function trainables only (the only kind search
     runs): a class trainable's ``checkpoint_dir_name`` is not Tune's.
     """
-    from ray.train._internal.session import _TrainingResult
     from ray.tune import Checkpoint
     from ray.tune.execution.tune_controller import TuneController
 
@@ -366,14 +373,11 @@ def checkpoints_registered_from_results() -> Iterator[None]:
             original(self, trial, force)
             return
         checkpoint = Checkpoint(path=f"{storage.trial_fs_path}/{name}", filesystem=storage.storage_filesystem)
-        self._process_trial_save(trial, _TrainingResult(checkpoint=checkpoint, metrics=dict(result)))
+        self._process_trial_save(trial, training_result(checkpoint, dict(result)))
         self._callbacks.on_trial_save(iteration=self._iteration, trials=self._trials, trial=trial)
 
-    TuneController._checkpoint_trial_if_needed = checkpoint_trial_if_needed
-    try:
+    with _swapped(TuneController, "_checkpoint_trial_if_needed", checkpoint_trial_if_needed):
         yield
-    finally:
-        TuneController._checkpoint_trial_if_needed = original
 
 
 def result_loggers() -> list[Any]:
