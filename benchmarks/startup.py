@@ -252,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     columns: dict[str, list[dict[str, float]]] = {"ours": []}
     if not args.skip_floor:
         columns.update({"Ray's floor": [], "floor + ours' runtime_env": []})
-    imports: dict[str, list[float]] = {"torch": [], "pandas": [], "search.trials.direct, trainables.tasks": []}
+    # The trial code Tune pickles and the built-in trainable as the driver sees them (no torch), then its training.
+    imports: dict[str, list[float]] = {"torch": [], "pandas": [], "search.trials.direct, trainables.tasks": [],
+                                       "trainables.task_training": []}
     with tempfile.TemporaryDirectory(prefix="startup-") as tmp:
         for i in range(args.repeats):  # interleaved, so each path sees the same load
             for name, rows in columns.items():

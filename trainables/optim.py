@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainables.suggest import close_match
+from trainables.suggest import unknown_name_message
 
 __all__ = [
     "OPTIMIZERS",
@@ -55,14 +55,6 @@ def _torch_losses() -> dict[str, type[nn.Module]]:
     """PyTorch's loss classes by class name (``CrossEntropyLoss``, ``MSELoss``, ...)."""
     base = nn.modules.loss._Loss
     return {name: cls for name, cls in vars(nn).items() if isinstance(cls, type) and issubclass(cls, base)}
-
-
-def unknown_name_message(kind: str, name: str, choices: Iterable[str]) -> str:
-    """'unknown optimizer 'adma'; did you mean 'adam'? choices: adam, adamw, ...'."""
-    choices = sorted(choices)
-    close = close_match(name.lower(), choices) or close_match(name, choices)
-    hint = f"; did you mean {close!r}?" if close else ""
-    return f"unknown {kind} {name!r}{hint} (choices: {', '.join(choices)})"
 
 
 def optimizer_class(name: str) -> type[torch.optim.Optimizer]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["close_match", "did_you_mean"]
+__all__ = ["close_match", "did_you_mean", "unknown_name_message"]
 
 
 def close_match(word: str, choices: Iterable[str]) -> str | None:
@@ -18,3 +18,11 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """``" (did you mean 'lr'?)"`` when a choice is close to ``word``, else ``""``."""
     close = close_match(word, choices)
     return f" (did you mean {close!r}?)" if close is not None else ""
+
+
+def unknown_name_message(kind: str, name: str, choices: Iterable[str]) -> str:
+    """'unknown optimizer 'adma'; did you mean 'adam'? choices: adam, adamw, ...'."""
+    choices = sorted(choices)
+    close = close_match(name.lower(), choices) or close_match(name, choices)
+    hint = f"; did you mean {close!r}?" if close else ""
+    return f"unknown {kind} {name!r}{hint} (choices: {', '.join(choices)})"

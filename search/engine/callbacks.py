@@ -12,20 +12,44 @@ import logging
 import os
 import queue
 import shutil
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 from ray.tune.logger import TBXLoggerCallback
 
+
+
+@contextmanager
+def _torch_hidden() -> Iterator[None]:
+    """An installed torch, not yet imported, hidden meanwhile (``sys.modules["torch"] = None``: imports fail).
+
+    tensorboardX's writer imports torch when it is installed, only to accept torch tensors as values
+    (``writer.numpy_compatible``); ours logs numbers. The driver trains nothing, and that import was
+    about a second of every run's start (``benchmarks/startup.py``). An imported torch stays as it is.
+    """
+    if "torch" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if "torch" in sys.modules and sys.modules["torch"] is None:
+            del sys.modules["torch"]
+
+
 try:
-    from tensorboardX import SummaryWriter
-    from tensorboardX.event_file_writer import EventFileWriter, EventsWriter
-    from tensorboardX.record_writer import directory_check
-    from tensorboardX.writer import FileWriter
+    with _torch_hidden():
+        from tensorboardX import SummaryWriter
+        from tensorboardX.event_file_writer import EventFileWriter, EventsWriter
+        from tensorboardX.record_writer import directory_check
+        from tensorboardX.writer import FileWriter
 except ImportError:  # Tune's logger needs it too: tensorboard_logger() then gives none
     SummaryWriter = EventFileWriter = EventsWriter = FileWriter = object  # type: ignore[assignment,misc]
     directory_check = None

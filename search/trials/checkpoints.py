@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from trainables.checkpoint import CheckpointError, read_checkpoint
 from trainables.files import CHECKPOINT_FILE
 
 __all__ = ["resume_dir", "usable_checkpoint"]
@@ -63,6 +62,8 @@ def _newest_first(checkpoint: Any) -> Iterator[Any]:
 
 
 def _loads(folder: Path) -> bool:
+    from trainables.checkpoint import CheckpointError, read_checkpoint  # torch: in the trial, not in the driver
+
     if not (folder / CHECKPOINT_FILE).exists():
         return any(folder.iterdir())  # no checkpoint.pt: a format we cannot check, used as is (empty: not usable)
     try:

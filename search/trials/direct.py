@@ -20,7 +20,6 @@ from search.trials.checkpoints import resume_dir
 from search.trials.setup import (TrialSetup, call_ray_style, checked_report, epoch_state, function_config, tracked,
                                  tune_session_routed)
 from trainables.api import call_training_function
-from trainables.distributed import WorldInfo
 
 __all__ = ["run_direct_trial", "tune_report"]
 
@@ -33,6 +32,8 @@ def tune_report(metrics: Mapping[str, Any], checkpoint_dir: str | Path | None = 
 
 def run_direct_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """Train in this process; Tune owns the checkpoints."""
+    from trainables.distributed import WorldInfo  # torch: in the trial, not in the driver that pickles this
+
     fn = resolve_trainable(setup.trainable_ref, setup.search_paths)
     if is_ray_style(fn):
         with tune_session_routed(setup.required_metrics, setup.trainable_ref, tracked(setup, config)) as report:

@@ -23,7 +23,6 @@ from search.trials.checkpoints import resume_dir
 from search.trials.setup import (TrialSetup, call_ray_style, checked_report, epoch_state, function_config,
                                  train_api_routed)
 from trainables.api import call_training_function
-from trainables.distributed import WorldInfo
 
 __all__ = ["run_torch_trial"]
 
@@ -35,6 +34,8 @@ def _train_report(metrics: Mapping[str, Any], checkpoint_dir: str | Path | None 
 
 def _worker_loop(loop_config: dict[str, Any]) -> None:
     """Runs on every Train worker; the process group is already initialised."""
+    from trainables.distributed import WorldInfo  # torch: on the worker, not in the driver that pickles this
+
     setup: TrialSetup = loop_config["setup"]
     config = dict(loop_config["config"])
     fn = resolve_trainable(setup.trainable_ref, setup.search_paths)

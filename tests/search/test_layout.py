@@ -225,6 +225,7 @@ print(",".join(heavy))
     ("trainables.files", set()),
     ("trainables", set()),              # lazy: `import trainables` loads torch on first use of a name
     ("trainables.data", set()),         # `search data` and a run's data load: numpy, no torch
+    ("trainables.tasks", set()),        # the built-in trainable, as `validate` and a run's driver see it
 ])
 def test_offline_rooms_load_no_ray_at_import(module, allowed):
     out = subprocess.run([sys.executable, "-c", _LOADED.format(module=module)], cwd=REPO, capture_output=True,
@@ -239,6 +240,46 @@ def test_the_command_line_is_built_without_pandas_or_torch():
             "print(','.join(m for m in ('pandas', 'pyarrow', 'torch', 'ray') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+_DRIVER = """
+import sys
+from pathlib import Path
+from search.spec.load import load_spec
+from search.engine.run import load_data_once
+import search.engine.run, search.engine.tuner, search.engine.callbacks, search.engine.session, search.engine.searcher
+import search.engine.scheduler, search.engine.progress, search.engine.plan, search.internals
+import search.trials.direct, search.trials.pool, search.trials.torch_trainer, search.trials.setup
+from search.engine.callbacks import tensorboard_logger
+spec_path = Path(sys.argv[1])
+spec = load_spec(spec_path)
+data = load_data_once(spec, spec_path)
+tensorboard_logger()
+print(type(data).__name__, 'torch' in sys.modules)
+"""
+
+
+def test_a_runs_driver_checks_loads_and_builds_without_torch(tmp_path):
+    # What `run` does before its trials (the spec's checks with the built-in trainable, the data, the modules of
+    # the tuner, the callbacks and the trial code Tune pickles) imports no torch: it was about a second of every
+    # run's start (benchmarks/startup.py); the trials, which train, import it.
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: t\ntrainable: feature_selection\ndata: {name: breast_cancer}\nmetric: val_accuracy\n"
+                    "mode: max\nspace:\n  lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n"
+                    f"fixed: {{epochs: 2, optimizer: adamw}}\nstorage: {tmp_path}\n")
+    out = subprocess.run([sys.executable, "-c", _DRIVER, str(spec)], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["DataSplits", "False"]
+
+
+def test_the_builtin_trainable_is_declared_without_torch_and_trains_with_it():
+    code = ("import sys\nfrom trainables.tasks import train_feature_selection as f, FeatureSelectionConfig\n"
+            "print('torch' in sys.modules, len(f.metrics), f.validate_config({'lr': 0.1}).lr)\n"
+            "from trainables.tasks import ReportCallback\n"
+            "import trainables.task_training as t\n"
+            "print('torch' in sys.modules, ReportCallback is t.ReportCallback)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["False 19 0.1", "True True"]
 
 
 def test_trainables_data_names_its_torch_classes_on_first_use():

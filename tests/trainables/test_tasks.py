@@ -420,7 +420,7 @@ def test_resume_needs_only_seed_and_epoch_for_the_data_order(tmp_path, small_mad
 def test_the_builtin_loaders_slice_tensors_placed_on_the_trials_device(small_madelon):
     from trainables.data import TensorBatches
     from trainables.distributed import WorldInfo
-    from trainables.tasks import _loaders
+    from trainables.task_training import _loaders
 
     cfg = FeatureSelectionConfig.from_mapping({**FAST, "seed": 3})
     train, val = _loaders(small_madelon, cfg, WorldInfo(), torch.device("cpu"))
@@ -438,7 +438,7 @@ def test_ddp_ranks_train_on_the_distributed_samplers_rows_and_validate_on_disjoi
     from torch.utils.data.distributed import DistributedSampler
 
     from trainables.distributed import WorldInfo
-    from trainables.tasks import _loaders
+    from trainables.task_training import _loaders
 
     cfg = FeatureSelectionConfig.from_mapping({**FAST, "seed": 7})
     x_train, _ = small_madelon.tensors("train")
@@ -455,3 +455,14 @@ def test_ddp_ranks_train_on_the_distributed_samplers_rows_and_validate_on_disjoi
         torch.testing.assert_close(shard, x_val[rank::world_size])
         val_rows.append(len(shard))
     assert sum(val_rows) == len(x_val)  # every val row once: the all-reduced metrics are exact
+
+
+def test_the_config_names_the_optimizers_the_trainer_builds():
+    # The config's check (torch-free, trainables.task_config) and the trainer's optimizers (trainables.optim) list
+    # the same names: a name added to one only would pass the spec's check and fail every trial, or the reverse.
+    from trainables.optim import OPTIMIZERS
+    from trainables.task_config import OPTIMIZER_NAMES
+
+    assert OPTIMIZER_NAMES == tuple(OPTIMIZERS)
+    with pytest.raises(ConfigError, match="unknown optimizer 'adma'; did you mean 'adam'"):
+        FeatureSelectionConfig.from_mapping({"optimizer": "adma"})

@@ -224,3 +224,34 @@ def test_the_trials_saved_state_is_only_dropped_on_the_drivers_thread(tmp_path, 
     # thread, which makes the folder without touching the trial.
     assert dropped_on == ([threading.current_thread().name] if first_call == "start" else [])
     assert _scalars(tmp_path / "trial_1")["ray/tune/val_accuracy"] == {1: pytest.approx(0.1)}
+
+
+_WITHOUT_TORCH = """
+import sys
+from pathlib import Path
+from search.engine.callbacks import DirectSummaryWriter, tensorboard_logger
+tensorboard_logger()
+print('torch' in sys.modules)
+folder = Path(sys.argv[1])
+writer = DirectSummaryWriter(str(folder / 'a'))
+writer.add_scalar('val_accuracy', 0.5, 1)
+writer.close()
+import torch  # hidden only while tensorboardX was imported: it imports now
+writer = DirectSummaryWriter(str(folder / 'b'))
+writer.add_scalar('val_accuracy', torch.tensor(0.25), 2)
+writer.close()
+print(torch.__name__)
+"""
+
+
+def test_the_tensorboard_logger_is_built_without_importing_torch_and_torch_imports_after(tmp_path):
+    # tensorboardX's writer imported torch at its import (about a second of every run's start in a driver that
+    # trains nothing); it is hidden meanwhile, and scalars, numbers or torch's, are written as before.
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _WITHOUT_TORCH, str(tmp_path)], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "torch"]
+    assert _scalars(tmp_path / "a") == {"val_accuracy": {1: 0.5}}
+    assert _scalars(tmp_path / "b") == {"val_accuracy": {2: 0.25}}
