@@ -24,7 +24,8 @@ The phases:
 * **epoch 1**: the first epoch itself (``epoch_time_s``).
 
 **Ray's floor** (same interpreter, same ``--num-cpus``): ``import ray``, ``ray.init(num_cpus=2)``,
-a ``tune.Tuner`` with one function trainable that imports torch and reports once, the same
+a ``tune.Tuner`` with one function trainable that imports torch, makes one step of an Adam
+optimizer (``torch.optim`` imports ``torch._dynamo`` on first use: any training pays it) and reports once, the same
 phases stamped from inside; and the same with the job-wide ``runtime_env`` (``env_vars``) ours
 passes to ``ray.init``, which decides whether Ray's prestarted workers can serve the trial. A cold ``import torch`` and a cold import of our trial code are
 timed alone too, to say what the trial process spends importing.
@@ -85,8 +86,9 @@ stamp["ray_init"] = time.time() - t0
 
 def train(config):
     started = time.time()
-    import torch  # what any PyTorch trainable pays in its process
-    torch.zeros(1)
+    import torch  # what any PyTorch trainable pays in its process: torch, and its first optimizer
+    weight = torch.zeros(1, requires_grad=True)
+    torch.optim.Adam([weight]).step()  # torch.optim imports torch._dynamo on first use
     tune.report({"fn_start": started, "torch_done": time.time()})
 
 tuner = tune.Tuner(train, tune_config=tune.TuneConfig(num_samples=1),
