@@ -147,7 +147,7 @@ def train_feature_selection(
 
     Args:
         config: keys of :class:`FeatureSelectionConfig` (unknown keys are an error).
-        report: called every epoch with the metrics in :attr:`train_feature_selection.metrics`.
+        report: called every epoch with the metrics in :attr:`trainables.tasks.train_feature_selection.metrics`.
         data: pre-loaded splits (otherwise ``config["data"]`` is loaded). Their
             :attr:`~DataSplits.preprocessing` is saved in every checkpoint; splits built by
             hand have none, and their checkpoints then lack ``preprocessing.json``.

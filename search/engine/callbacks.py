@@ -24,14 +24,15 @@ from ray.tune import Callback
 from ray.tune.logger import TBXLoggerCallback
 
 
-
 @contextmanager
 def _torch_hidden() -> Iterator[None]:
     """An installed torch, not yet imported, hidden meanwhile (``sys.modules["torch"] = None``: imports fail).
 
     tensorboardX's writer imports torch when it is installed, only to accept torch tensors as values
-    (``writer.numpy_compatible``); ours logs numbers. The driver trains nothing, and that import was
-    about a second of every run's start (``benchmarks/startup.py``). An imported torch stays as it is.
+    (``writer.numpy_compatible``; tensorboardX 2.6); ours logs numbers. The driver trains nothing, and
+    that import was about a second of every run's start (``benchmarks/startup.py``). An imported torch
+    stays as it is. The whole process sees it hidden meanwhile: this module is imported while the tuner
+    is built, on the driver's thread, with no other thread of ours importing.
     """
     if "torch" in sys.modules:
         yield
@@ -44,14 +45,27 @@ def _torch_hidden() -> Iterator[None]:
             del sys.modules["torch"]
 
 
-try:
-    with _torch_hidden():
+def _tensorboardx() -> tuple[Any, Any, Any, Any, Any]:
+    """tensorboardX's classes ours builds on: imported without torch, else (a version that needs it) with it."""
+    def imported() -> tuple[Any, Any, Any, Any, Any]:
         from tensorboardX import SummaryWriter
         from tensorboardX.event_file_writer import EventFileWriter, EventsWriter
         from tensorboardX.record_writer import directory_check
         from tensorboardX.writer import FileWriter
+
+        return SummaryWriter, EventFileWriter, EventsWriter, FileWriter, directory_check
+
+    try:
+        with _torch_hidden():
+            return imported()
+    except ImportError:
+        return imported()
+
+
+try:
+    SummaryWriter, EventFileWriter, EventsWriter, FileWriter, directory_check = _tensorboardx()
 except ImportError:  # Tune's logger needs it too: tensorboard_logger() then gives none
-    SummaryWriter = EventFileWriter = EventsWriter = FileWriter = object  # type: ignore[assignment,misc]
+    SummaryWriter = EventFileWriter = EventsWriter = FileWriter = object
     directory_check = None
 
 from search.engine.progress import ProgressLines

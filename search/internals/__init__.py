@@ -94,6 +94,9 @@ USES: tuple[tuple[str, str, str, str], ...] = (
      "TensorBoard events written on our logger's thread without tensorboardX's per-trial queue, thread and atexit "
      "hook (another tensorboardX: its own writer, the same files); the trial's folder made on the driver's thread, "
      "where Tune's snapshot reads the trial's cached JSON state that init_local_path drops"),
+    ("tensorboardX", "tensorboardX.writer's import-time `try: import torch` (numpy_compatible)", "engine.callbacks",
+     "tensorboardX imported with torch hidden (sys.modules['torch'] = None), so a run's driver imports no torch; a "
+     "tensorboardX that fails so is imported again with torch"),
     ("ray", "LoggerCallback._restore_from_remote (JsonLoggerCallback, CSVLoggerCallback)", "engine.tuner",
      "a trial restarted in the same driver (a retry, PBT's pause or exploit) keeps the result.json and progress.csv "
      "this driver wrote, instead of Tune's copy of the last synced ones over them (which loses the rows since)"),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search.spec.errors import Problem, did_you_mean
-from search.spec.registry import TrainableError, resolve_callable, resolve_trainable, sampler_problems
+from search.spec.registry import TRAINABLES, TrainableError, resolve_callable, resolve_trainable, sampler_problems
 from search.spec.schedulers import pbt_mutations
 from search.spec.yaml_lines import LineIndex
 
@@ -62,6 +62,9 @@ def semantic_problems(raw: dict[str, Any], spec: Spec | None, lines: LineIndex, 
             fn = resolve_trainable(name, spec_search_paths(source))
         except TrainableError as exc:
             problems.append(Problem("trainable", str(exc), lines.line_of(["trainable"])))
+        if name in TRAINABLES and importlib.util.find_spec("torch") is None:  # declared without it; trains with it
+            problems.append(Problem("trainable", f"the built-in trainable {name!r} trains with PyTorch, which is not "
+                                    "installed in this environment: pip install torch", lines.line_of(["trainable"])))
     if spec is not None:
         rules = spec.rule_problems()
         problems += [Problem(path, message, lines.line_of(path.split("."))) for path, message in rules]

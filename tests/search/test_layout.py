@@ -272,7 +272,7 @@ def test_a_runs_driver_checks_loads_and_builds_without_torch(tmp_path):
     assert out == ["DataSplits", "False"]
 
 
-def test_the_builtin_trainable_is_declared_without_torch_and_trains_with_it():
+def test_the_builtin_trainable_is_declared_without_torch_and_its_training_module_imports_it():
     code = ("import sys\nfrom trainables.tasks import train_feature_selection as f, FeatureSelectionConfig\n"
             "print('torch' in sys.modules, len(f.metrics), f.validate_config({'lr': 0.1}).lr)\n"
             "from trainables.tasks import ReportCallback\n"

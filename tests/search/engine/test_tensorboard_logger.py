@@ -255,3 +255,33 @@ def test_the_tensorboard_logger_is_built_without_importing_torch_and_torch_impor
     assert out == ["False", "torch"]
     assert _scalars(tmp_path / "a") == {"val_accuracy": {1: 0.5}}
     assert _scalars(tmp_path / "b") == {"val_accuracy": {2: 0.25}}
+
+
+_NEEDS_TORCH = """
+import sys
+import importlib.abc
+
+
+class NeedsTorch(importlib.abc.MetaPathFinder):
+    # A tensorboardX whose record writer cannot be imported without torch.
+    def find_spec(self, name, path=None, target=None):
+        if name == 'tensorboardX.record_writer' and 'torch' in sys.modules and sys.modules['torch'] is None:
+            raise ImportError('this tensorboardX needs torch')
+        return None
+
+
+sys.meta_path.insert(0, NeedsTorch())
+from search.engine import callbacks
+import tensorboardX
+print(callbacks.SummaryWriter is tensorboardX.SummaryWriter, callbacks.directory_check is not None,
+      sys.modules['torch'] is not None)
+"""
+
+
+def test_a_tensorboardx_that_needs_torch_to_import_is_imported_with_it():
+    # Hiding torch must not turn TensorBoard off: a tensorboardX that fails without torch is imported again with it.
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _NEEDS_TORCH], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True", "True"]

@@ -232,3 +232,16 @@ def test_the_spec_copy_an_experiment_keeps_loads_back_to_the_same_spec(path, tmp
     copy = tmp_path / "spec.yaml"
     copy.write_text(dump_spec(spec))
     assert load_spec(copy) == spec
+
+
+def test_the_builtin_trainable_without_torch_installed_is_refused_at_its_line(tiny_spec, write_spec, monkeypatch):
+    # The built-in trainable is declared without torch (its checks import none): an environment without torch must
+    # still fail at validate, as importing the trainable did, not in every trial.
+    import importlib.util
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else found(name, *a))
+    problems = problems_of(write_spec, tiny_spec)
+    line = next(n for n, text in enumerate(tiny_spec.lstrip("\n").splitlines(), 1) if text.startswith("trainable:"))
+    assert problems == [f"{write_spec(tiny_spec)}:{line}: trainable: the built-in trainable 'feature_selection' trains "
+                        "with PyTorch, which is not installed in this environment: pip install torch"]
