@@ -94,6 +94,8 @@ USES: tuple[tuple[str, str, str, str], ...] = (
      "TensorBoard events written on our logger's thread without tensorboardX's per-trial queue, thread and atexit "
      "hook (another tensorboardX: its own writer, the same files); the trial's folder made on the driver's thread, "
      "where Tune's snapshot reads the trial's cached JSON state that init_local_path drops"),
+    ("tensorboardX", "EventsWriter._py_recordio_writer._writer (the event file)", "engine.callbacks",
+     "a flush after every result hands the events to the OS without RecordWriter.flush's os.fsync"),
     ("tensorboardX", "tensorboardX.writer's import-time `try: import torch` (numpy_compatible)", "engine.callbacks",
      "tensorboardX imported with torch hidden (sys.modules['torch'] = None), so a run's driver imports no torch; a "
      "tensorboardX that fails so is imported again with torch"),

@@ -285,3 +285,23 @@ def test_a_tensorboardx_that_needs_torch_to_import_is_imported_with_it():
 
     out = subprocess.run([sys.executable, "-c", _NEEDS_TORCH], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "True", "True"]
+
+
+def test_each_results_flush_reaches_the_file_without_a_sync_to_disk_until_the_trial_ends(tmp_path, monkeypatch):
+    # Tune flushes after every result; tensorboardX's record writer fsyncs then (1-2 ms a result, the journal
+    # committed with the trials' checkpoint files). Ours hands the events to the OS: readable at once, no fsync.
+    import tensorboardX.record_writer as record_writer
+
+    synced = []
+    monkeypatch.setattr(record_writer.os, "fsync", lambda fd: synced.append(fd))
+    logger = BackgroundTensorBoard()
+    trial = _Trial(tmp_path / "trial_1")
+    logger.log_trial_start(trial)
+    for epoch in (1, 2):
+        logger.log_trial_result(epoch, trial, _result(epoch))
+    logger.get_state()  # waits for the queued writes, as Tune's snapshot does: the writer is still open
+    assert _scalars(tmp_path / "trial_1")["ray/tune/val_accuracy"] == pytest.approx({1: 0.1, 2: 0.2})
+    assert synced == []
+    logger.log_trial_end(trial)
+    logger.on_experiment_end([trial])
+    assert len(synced) == 1  # tensorboardX's close, once a trial
