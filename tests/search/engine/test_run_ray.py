@@ -300,20 +300,23 @@ def test_a_metric_the_trainable_never_reports_fails_trials_with_a_clear_error(ra
 
 
 VALUE_CURVES = '''
+import os
 import time
 
 # x -> the metric per epoch. 0 runs to its end (best at epoch 3, not the last); 1 stops itself
 # by patience at epoch 3; 2 is hopeless at ASHA's first rung; 3 is still running when the time
 # budget ends the search.
 CURVES = {0: [0.5, 0.6, 0.8, 0.7], 1: [0.9, 0.95, 0.85], 2: [0.1, 0.2, 0.3, 0.4], 3: [0.95, 0.96, 0.97, 0.98]}
+SPEC_COPY, BUDGET_S = "@SPEC_COPY@", @BUDGET_S@
 
 def train(config, report):
     x = int(config["x"])
     for epoch, score in enumerate(CURVES[x], start=1):
         if x == 3 and epoch == 3:
-            # The budget ends the search here: its 12 s clock starts before any trial does, so a 15 s sleep
-            # outlasts it (and the run waits for this sleep to end: 120 s cost ~10 s more).
-            time.sleep(15)
+            # The budget ends the search here. Its clock starts just after the run writes its spec copy, before
+            # any trial: sleeping until 2 s past it outlasts it however long the trials before took (the run
+            # waits for this sleep to end).
+            time.sleep(max(0.0, os.path.getmtime(SPEC_COPY) + BUDGET_S + 2 - time.time()))
         stop = "early_stopping" if x == 1 and epoch == 3 else ""
         report({"epoch": epoch, "score": score, "stop_reason": stop})
         if stop:
@@ -322,18 +325,19 @@ def train(config, report):
 
 
 def test_optuna_is_told_the_values_the_table_shows(ray_cluster, tmp_path):
-    # The budget is most of this test's wall time: the four trials share one trial process and had reached x=3's
-    # sleep 3 s into it (25 s made the test ~39 s); too short a budget fails the x=3 asserts, it cannot pass them.
-    # VALUE_CURVES' sleep must stay longer than the budget.
+    # The budget is most of this test's wall time: the four trials share one trial process, and x=3 sleeps until
+    # the budget has run out. It must leave the trials before x=3's sleep time to run on a loaded machine (12 s did
+    # not once, beside other work: x=0 was still unfinished); too short a budget fails the asserts, never passes them.
     from search.results import open_results
 
-    (tmp_path / "curves.py").write_text(VALUE_CURVES)
+    spec_copy = tmp_path / "results" / "values" / "spec.yaml"  # written as the run starts, just before the budget's clock
+    (tmp_path / "curves.py").write_text(VALUE_CURVES.replace("@SPEC_COPY@", str(spec_copy)).replace("@BUDGET_S@", "20"))
     path, spec = spec_with(tmp_path, """
         name: values
         trainable: curves:train
         metric: score
         mode: max
-        search: {num_samples: 4, max_concurrent_trials: 1, sampler: random, time_budget_s: 12,
+        search: {num_samples: 4, max_concurrent_trials: 1, sampler: random, time_budget_s: 20,
                  points_to_evaluate: [{x: 0}, {x: 1}, {x: 2}, {x: 3}]}
         scheduler: {type: asha, grace_period: 1, reduction_factor: 2}
         space: {x: {type: categorical, choices: [0, 1, 2, 3]}}
