@@ -143,21 +143,7 @@ def train_feature_selection(
     resume_from: str | Path | None = None,
     world: WorldInfo | None = None,
 ) -> dict[str, Any]:
-    """Train a feature-selection classifier; the built-in trainable of ``search``.
-
-    Args:
-        config: keys of :class:`FeatureSelectionConfig` (unknown keys are an error).
-        report: called every epoch with the metrics in :attr:`trainables.tasks.train_feature_selection.metrics`.
-        data: pre-loaded splits (otherwise ``config["data"]`` is loaded). Their
-            :attr:`~DataSplits.preprocessing` is saved in every checkpoint; splits built by
-            hand have none, and their checkpoints then lack ``preprocessing.json``.
-        resume_from: a checkpoint folder (or ``checkpoint.pt``) to continue from.
-        world: rank and world size; under an initialised process group the model is
-            wrapped in DDP, the train set sharded and validation metrics all-reduced.
-
-    Returns:
-        ``status``, ``epochs``, the best epoch's metrics, test accuracy and the selected features.
-    """
+    """The body of :func:`trainables.tasks.train_feature_selection` (its arguments, returns and metrics are there)."""
     cfg = FeatureSelectionConfig.from_mapping(config)
     world = world or world_info()
     seed_everything(cfg.seed)

@@ -41,7 +41,7 @@ def _torch_hidden() -> Iterator[None]:
     try:
         yield
     finally:
-        if "torch" in sys.modules and sys.modules["torch"] is None:
+        if sys.modules.get("torch", False) is None:  # still hidden (not imported meanwhile)
             del sys.modules["torch"]
 
 
