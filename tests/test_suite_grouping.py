@@ -12,6 +12,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 CONFTEST = Path(__file__).with_name("conftest.py")
 
 FAKE_CLUSTER = '''
@@ -76,3 +78,92 @@ def test_every_test_on_the_shared_cluster_runs_on_one_worker_and_the_rest_on_bot
     assert runs == 20
     assert len(workers["cluster"]) == 1, workers  # one worker, so one shared cluster
     assert workers["free"] == {"gw0", "gw1"}, workers  # the rest is shared out
+
+
+LEAKING_TESTS = '''
+import pytest
+import ray
+
+import tests.search.conftest as shared
+
+shared.RELEASE_WAIT_S = 3.0  # the suite waits 30 s; this test need not
+kept = []
+
+
+@ray.remote(num_cpus=2)
+class Hog:
+    def ping(self):
+        return 1
+
+
+def test_leaves_both_cpus_held(ray_cluster):
+    hog = Hog.remote()
+    ray.get(hog.ping.remote())
+    kept.append(hog)  # alive after the test, as a trial actor of an interrupted run would be
+
+
+def test_after_it_a_task_runs(ray_cluster):
+    @ray.remote(num_cpus=1)
+    def one():
+        return 1
+
+    assert ray.get(one.remote(), timeout=20) == 1
+'''
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_test_that_leaves_the_shared_cluster_busy_is_named_and_the_next_gets_a_fresh_cluster(tmp_path):
+    # The shared cluster's fixtures (tests/search/conftest.py), loaded as a plugin into a pytest run of their own.
+    (tmp_path / "test_leaks.py").write_text(LEAKING_TESTS)
+    env = {**os.environ, "PYTHONPATH": str(CONFTEST.parent.parent)}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.search.conftest",
+                           "-c", os.devnull, "--rootdir", str(tmp_path), str(tmp_path / "test_leaks.py")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "2 passed" in proc.stdout
+    assert "test_leaves_both_cpus_held left {'CPU': 2.0} of the shared Ray cluster in use" in proc.stdout, proc.stdout
+
+
+LEAVING_A_PROCESS = '''
+import os
+import subprocess
+import sys
+import time
+
+CHILD = (
+    "import os, subprocess, sys, time\\n"
+    "grandchild = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\\n"
+    "open(os.environ['LEFT_PIDS'], 'w').write(f'{os.getpid()} {grandchild.pid}')\\n"
+    "time.sleep(600)\\n"
+)
+
+
+def test_leaves_a_process_running():
+    subprocess.Popen([sys.executable, "-c", CHILD])
+    while not os.path.exists(os.environ["LEFT_PIDS"]) or not open(os.environ["LEFT_PIDS"]).read():
+        time.sleep(0.05)
+    assert False, "failed before it stopped its child"
+'''
+
+
+def test_a_process_a_test_leaves_running_is_named_and_killed_with_its_children(tmp_path):
+    import psutil
+
+    (tmp_path / "test_leaves.py").write_text(LEAVING_A_PROCESS)
+    pids = tmp_path / "pids"
+    env = {**os.environ, "PYTHONPATH": str(CONFTEST.parent.parent), "LEFT_PIDS": str(pids)}
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.search.conftest",
+                             "-c", os.devnull, "--rootdir", str(tmp_path), str(tmp_path / "test_leaves.py")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=120)
+        assert "1 failed" in out, out
+        assert "test_leaves_a_process_running left 1 process(es) running, killed with their children" in out, out
+        for pid in map(int, pids.read_text().split()):  # the child and its own child
+            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, pid
+    finally:
+        proc.kill()
+        for pid in map(int, pids.read_text().split()) if pids.exists() else ():
+            if psutil.pid_exists(pid):
+                psutil.Process(pid).kill()
