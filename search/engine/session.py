@@ -58,8 +58,9 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
     if address:
         ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=True)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=include_dashboard, runtime_env={"env_vars": env_vars},
-                 resources={DRIVER_RESOURCE: 10_000})
+        with _no_workers_ahead():
+            ray.init(num_cpus=num_cpus, include_dashboard=include_dashboard, runtime_env={"env_vars": env_vars},
+                     resources={DRIVER_RESOURCE: 10_000})
         if record_in is not None:
             _record_embedded(record_in)
     try:
@@ -73,6 +74,31 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
                 record_in.local.rmdir()  # only if the run left nothing else there
             except OSError:
                 pass
+
+
+#: Ray's setting for the worker processes its raylet starts ahead, one per CPU, for the first driver.
+PRESTART_ENV = "RAY_prestart_worker_first_driver"
+
+
+@contextmanager
+def _no_workers_ahead() -> Iterator[None]:
+    """While an embedded cluster starts: no worker processes started ahead, unless the user's environment says.
+
+    Tune's trial actors and Train's workers each start a process of their own; the workers Ray starts
+    ahead serve the driver's tasks, and this driver runs none. On two CPUs their start (Python and Ray
+    imported twice) competes with the driver's and the first trial's: the first epoch comes about a
+    second later with them (``benchmarks/startup.py``). Ray's processes read ``RAY_<setting>`` from the
+    environment they start in (a setting a Ray version does not have is ignored, where an unknown key of
+    ``ray.init(_system_config=...)`` stops the cluster's start); the driver's own environment is as before after.
+    """
+    if PRESTART_ENV in os.environ:
+        yield
+        return
+    os.environ[PRESTART_ENV] = "0"
+    try:
+        yield
+    finally:
+        os.environ.pop(PRESTART_ENV, None)
 
 
 def embedded_dashboard(spec: Any, asked: bool | None) -> bool:
