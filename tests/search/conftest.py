@@ -30,13 +30,19 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+#: The shared cluster's own processes (children of this process), which no test's clean-up stops.
+_CLUSTER_PIDS: set[int] = set()
+
+
 def _start_shared_cluster() -> None:
     import ray
 
     from search.trials.resources import DRIVER_RESOURCE
 
+    before = {child.pid for child in psutil.Process().children()}
     ray.init(num_cpus=2, include_dashboard=True, resources={DRIVER_RESOURCE: 100},
              runtime_env={"env_vars": {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}}, log_to_driver=False)
+    _CLUSTER_PIDS.update(child.pid for child in psutil.Process().children() if child.pid not in before)
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +85,7 @@ def _new_children(before: set[int]) -> list[psutil.Process]:
     left = []
     for child in psutil.Process().children():
         try:
-            if (child.pid not in before and child.status() != psutil.STATUS_ZOMBIE
+            if (child.pid not in before and child.pid not in _CLUSTER_PIDS and child.status() != psutil.STATUS_ZOMBIE
                     and "multiprocessing" not in " ".join(child.cmdline())):
                 left.append(child)
         except psutil.Error:
