@@ -58,7 +58,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
     if address:
         ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=True)
     else:
-        with _no_workers_ahead():
+        with _embedded_ray_env():
             ray.init(num_cpus=num_cpus, include_dashboard=include_dashboard, runtime_env={"env_vars": env_vars},
                      resources={DRIVER_RESOURCE: 10_000})
         if record_in is not None:
@@ -76,29 +76,44 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
                 pass
 
 
-#: Ray's setting for the worker processes its raylet starts ahead, one per CPU, for the first driver.
-PRESTART_ENV = "RAY_prestart_worker_first_driver"
+#: Ray settings (``RAY_<name>``, read by Ray's processes from the environment they start in) for an embedded cluster:
+#:
+#: * ``prestart_worker_first_driver``: no worker processes started ahead, one per CPU, for the first driver. Tune's
+#:   trial actors and Train's workers each start a process of their own, and this driver runs no task, so on two
+#:   CPUs their start (Python and Ray imported twice) only competes with the driver's and the first trial's.
+#: * ``raylet_client_connect_timeout_milliseconds`` and ``raylet_client_num_connect_attempts``: the raylet connects
+#:   to its object store, started on a thread just before, and when the store is not listening yet it waits the
+#:   retry interval, 1000 ms by default: ``ray.init`` took 2.1 s or 3.1 s at random. 50 ms, with 200 attempts
+#:   for the same 10 s in all.
+#:
+#: Together about a second of the first epoch's 8 s here (``benchmarks/startup.py``). A setting a Ray version does
+#: not have is ignored (an unknown key of ``ray.init(_system_config=...)`` stops the cluster's start instead).
+EMBEDDED_RAY_ENV = {
+    "RAY_prestart_worker_first_driver": "0",
+    "RAY_raylet_client_connect_timeout_milliseconds": "50",
+    "RAY_raylet_client_num_connect_attempts": "200",
+}
 
 
 @contextmanager
-def _no_workers_ahead() -> Iterator[None]:
-    """While an embedded cluster starts: no worker processes started ahead, unless the user's environment says.
+def _embedded_ray_env() -> Iterator[None]:
+    """While an embedded cluster starts: :data:`EMBEDDED_RAY_ENV` in the environment, where the user set none of it.
 
-    Tune's trial actors and Train's workers each start a process of their own; the workers Ray starts
-    ahead serve the driver's tasks, and this driver runs none. On two CPUs their start (Python and Ray
-    imported twice) competes with the driver's and the first trial's: the first epoch comes about a
-    second later with them (``benchmarks/startup.py``). Ray's processes read ``RAY_<setting>`` from the
-    environment they start in (a setting a Ray version does not have is ignored, where an unknown key of
-    ``ray.init(_system_config=...)`` stops the cluster's start); the driver's own environment is as before after.
+    The two connection settings go together or not at all (their product is the time the raylet waits). The
+    driver's environment is as before afterwards; Ray's processes keep what they started with.
     """
-    if PRESTART_ENV in os.environ:
-        yield
-        return
-    os.environ[PRESTART_ENV] = "0"
+    settings = dict(EMBEDDED_RAY_ENV)
+    connect = ("RAY_raylet_client_connect_timeout_milliseconds", "RAY_raylet_client_num_connect_attempts")
+    if any(name in os.environ for name in connect):
+        for name in connect:
+            settings.pop(name)
+    added = [name for name in settings if name not in os.environ]
+    os.environ.update({name: settings[name] for name in added})
     try:
         yield
     finally:
-        os.environ.pop(PRESTART_ENV, None)
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def embedded_dashboard(spec: Any, asked: bool | None) -> bool:

@@ -39,10 +39,11 @@ log = logging.getLogger(__name__)
 USES: tuple[tuple[str, str, str, str], ...] = (
     ("ray", "ray._private.worker._global_node.get_session_dir_path()", "engine.session",
      "the embedded cluster's session folder, recorded so a killed run's leftovers can be stopped"),
-    ("ray", "RayConfig prestart_worker_first_driver, read as RAY_prestart_worker_first_driver from the environment the "
-            "embedded cluster's processes start in (a Ray without the setting ignores it)", "engine.session",
-     "an embedded cluster starts no worker processes ahead for the driver, which runs no task: about a second of "
-     "start-up on two CPUs"),
+    ("ray", "RayConfig prestart_worker_first_driver, raylet_client_connect_timeout_milliseconds and "
+            "raylet_client_num_connect_attempts, read as RAY_<name> from the environment the embedded cluster's "
+            "processes start in (a Ray without a setting ignores it)", "engine.session",
+     "an embedded cluster starts no worker processes ahead for the driver (which runs no task), and its raylet "
+     "retries its object store's socket every 50 ms instead of every second: about a second of start-up here"),
     ("ray", "ray.tune.schedulers.async_hyperband._Bracket and its _rungs", "engine.scheduler",
      "MO-ASHA's brackets subclass Ray's; rungs are refilled after a resume (Tune never saves the scheduler)"),
     ("ray", "AsyncHyperBandScheduler._brackets, _trial_info, _max_t, _metric_op, _reduction_factor, "

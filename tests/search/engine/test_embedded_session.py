@@ -13,23 +13,27 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 
 # Starts the embedded cluster, waits until Ray would have started its workers ahead, and prints the
-# raylet's worker processes (Ray's own agents aside).
-COUNT_WORKERS = """
-import json, time
+# raylet's worker processes (Ray's own agents aside), the Ray settings the raylet started with, and
+# whether the driver's own environment still holds any of them.
+STARTED = """
+import json, os, time
 import psutil
-from search.engine.session import ray_session
+from search.engine.session import EMBEDDED_RAY_ENV, ray_session
 
+before = {name: os.environ.get(name) for name in EMBEDDED_RAY_ENV}
 with ray_session(num_cpus=2, include_dashboard=False):
     time.sleep(4)
-    raylets = [p for p in psutil.Process().children() if p.name() == "raylet"]
-    workers = [c.cmdline() for r in raylets for c in r.children()
+    (raylet,) = [p for p in psutil.Process().children() if p.name() == "raylet"]
+    workers = [c for c in raylet.children()
                if "default_worker.py" in " ".join(c.cmdline()) or c.name().startswith("ray::IDLE")]
-    print(json.dumps({"raylets": len(raylets), "workers": len(workers)}))
+    env = raylet.environ()
+    print(json.dumps({"workers": len(workers), "raylet": {name: env.get(name) for name in EMBEDDED_RAY_ENV},
+                      "driver_after": {name: os.environ.get(name) for name in EMBEDDED_RAY_ENV} == before}))
 """
 
 
-def _workers_started(**env: str) -> dict[str, int]:
-    proc = subprocess.run([sys.executable, "-c", COUNT_WORKERS], cwd=REPO, capture_output=True, text=True,
+def _started(**env: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", STARTED], cwd=REPO, capture_output=True, text=True,
                           timeout=180, env={**os.environ, **env})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -37,9 +41,19 @@ def _workers_started(**env: str) -> dict[str, int]:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_an_embedded_cluster_starts_no_workers_ahead_unless_the_user_asks():
+def test_an_embedded_cluster_starts_no_workers_ahead_and_retries_its_store_quickly_unless_the_user_says():
     # Tune's trials and Train's workers each start their own process; workers started ahead only compete with them.
-    assert _workers_started() == {"raylets": 1, "workers": 0}
-    # A user's own RAY_prestart_worker_first_driver is Ray's to apply.
-    asked = _workers_started(RAY_prestart_worker_first_driver="1")
-    assert asked["raylets"] == 1 and asked["workers"] >= 1, asked
+    # The raylet retries its object store's socket every 50 ms (Ray's default: every second, 10 times).
+    plain = _started()
+    assert plain["workers"] == 0
+    assert plain["raylet"] == {"RAY_prestart_worker_first_driver": "0",
+                               "RAY_raylet_client_connect_timeout_milliseconds": "50",
+                               "RAY_raylet_client_num_connect_attempts": "200"}
+    assert plain["driver_after"]  # the driver's environment is as it was
+    # A user's own settings are Ray's to apply; the two connection settings are left together.
+    asked = _started(RAY_prestart_worker_first_driver="1", RAY_raylet_client_num_connect_attempts="30")
+    assert asked["workers"] >= 1, asked
+    assert asked["raylet"] == {"RAY_prestart_worker_first_driver": "1",
+                               "RAY_raylet_client_connect_timeout_milliseconds": None,
+                               "RAY_raylet_client_num_connect_attempts": "30"}
+    assert asked["driver_after"]
