@@ -1,11 +1,14 @@
 """The suite's own set-up: the shared cluster's tests run on one xdist worker (``tests/conftest.py``).
 
 If the grouping silently stopped working (a pytest or xdist upgrade), each worker would start its own
-shared cluster, which once hung a DDP test; this test fails first.
+shared cluster, which once hung a DDP test; this test fails first. The others check the clean-up after
+each test (``tests/search/conftest.py``): what a test leaves running, processes or the shared cluster's
+CPUs, is named and stopped, so one failure does not slow or starve every later test.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -134,14 +137,15 @@ import time
 CHILD = (
     "import os, subprocess, sys, time\\n"
     "grandchild = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\\n"
-    "open(os.environ['LEFT_PIDS'], 'w').write(f'{os.getpid()} {grandchild.pid}')\\n"
+    "open(os.environ['LEFT_PIDS'] + '.part', 'w').write(f'{os.getpid()} {grandchild.pid}')\\n"
+    "os.replace(os.environ['LEFT_PIDS'] + '.part', os.environ['LEFT_PIDS'])\\n"
     "time.sleep(600)\\n"
 )
 
 
 def test_leaves_a_process_running():
     subprocess.Popen([sys.executable, "-c", CHILD])
-    while not os.path.exists(os.environ["LEFT_PIDS"]) or not open(os.environ["LEFT_PIDS"]).read():
+    while not os.path.exists(os.environ["LEFT_PIDS"]):  # written whole, then renamed
         time.sleep(0.05)
     assert False, "failed before it stopped its child"
 '''
@@ -165,5 +169,6 @@ def test_a_process_a_test_leaves_running_is_named_and_killed_with_its_children(t
     finally:
         proc.kill()
         for pid in map(int, pids.read_text().split()) if pids.exists() else ():
-            if psutil.pid_exists(pid):
-                psutil.Process(pid).kill()
+            with contextlib.suppress(psutil.Error):  # only ours, should the guard have missed it and the pid be reused
+                if "time.sleep(600)" in " ".join(psutil.Process(pid).cmdline()):
+                    psutil.Process(pid).kill()

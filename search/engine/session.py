@@ -86,7 +86,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
 #:   retry interval, 1000 ms by default: ``ray.init`` took 2.1 s or 3.1 s at random. 50 ms, with 200 attempts
 #:   for the same 10 s in all.
 #:
-#: Together about a second of the first epoch's 8 s here (``benchmarks/startup.py``). A setting a Ray version does
+#: Together 1.5 s of the first epoch's 8.1 s here (``benchmarks/startup.py``). A setting a Ray version does
 #: not have is ignored (an unknown key of ``ray.init(_system_config=...)`` stops the cluster's start instead).
 EMBEDDED_RAY_ENV = {
     "RAY_prestart_worker_first_driver": "0",
