@@ -136,8 +136,11 @@ def unwritable_reason(storage: str) -> str | None:
         return None
     root = Path(storage_root(storage))
     existing = root
-    while not existing.exists():
-        existing = existing.parent
+    try:
+        while not existing.exists():
+            existing = existing.parent
+    except OSError as exc:  # a name longer than the file system allows (ENAMETOOLONG), and the like
+        return f"storage {storage!r} cannot be used: {exc.strerror or exc}; choose a shorter storage path"
     if not existing.is_dir():
         return (f"storage {storage!r} cannot be created: {existing} is a file, not a folder; "
                 "choose another storage path")

@@ -72,6 +72,8 @@ def test_a_storage_that_cannot_be_created_is_named_before_anything_starts(tmp_pa
     assert unwritable_reason(str(tmp_path / "new" / "deeper")) is None  # creatable
     assert not (tmp_path / "new").exists()  # checking creates nothing
     assert "unknown storage scheme 'ftp'" in unwritable_reason("ftp://host/runs")
+    # A name longer than the file system allows (found by the spec-mutation property test): a reason, not OSError.
+    assert "File name too long; choose a shorter storage path" in unwritable_reason(str(tmp_path / ("x" * 300)))
     assert unwritable_reason(f"file://{tmp_path}/runs") is None
     with pytest.raises(OSError, match="cannot write into the experiment folder"):
         Experiment.at(tmp_path / "a_file" / "exp").probe_writable()
