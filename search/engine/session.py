@@ -67,6 +67,10 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
         with _driver_recorded(record_in):
             yield
     finally:
+        if not address:
+            from search.internals import stop_autoscaler_monitor
+
+            stop_autoscaler_monitor()  # a second sooner: see its docstring
         ray.shutdown()
         if record_in is not None and not address:
             record_in.drop_record(EMBEDDED_RAY_RECORD)

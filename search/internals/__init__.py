@@ -25,7 +25,7 @@ from search.internals.usage_tag import INTEGRATION_CALLBACKS, callbacks_tagged_l
 
 __all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "ray_session_dir", "Bracket",
            "bracket_rungs", "newest_experiment_state", "load_experiment_state", "training_run_metadata",
-           "set_checkpoint_results", "raise_next_checkpoint_index", "driver_staging_folders", "checkpoint_score_key",
+           "set_checkpoint_results", "raise_next_checkpoint_index", "stop_autoscaler_monitor", "driver_staging_folders", "checkpoint_score_key",
            "training_result", "storage_of", "frozen_trial_id",
            "in_distribution", "tune_session", "train_fn_utils", "local_tune_session", "local_train_worker",
            "search_generator_counts", "grow_search_generator", "restart_stopper", "restored_tuner_configs",
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 USES: tuple[tuple[str, str, str, str], ...] = (
     ("ray", "ray._private.worker._global_node.get_session_dir_path()", "engine.session",
      "the embedded cluster's session folder, recorded so a killed run's leftovers can be stopped"),
+    ("ray", "ray._private.worker._global_node.kill_monitor(check_alive=False)", "engine.session",
+     "an embedded cluster's autoscaler monitor stopped before ray.shutdown: Ray's shutdown sends it SIGTERM after "
+     "stopping the GCS, and its handler, which reports to the GCS, holds it the full second Ray waits before SIGKILL"),
     ("ray", "RayConfig prestart_worker_first_driver, raylet_client_connect_timeout_milliseconds and "
             "raylet_client_num_connect_attempts, read as RAY_<name> from the environment the embedded cluster's "
             "processes start in (a Ray without a setting ignores it)", "engine.session",
@@ -143,6 +146,22 @@ def ray_session_dir() -> str | None:
         return None
 
 
+def stop_autoscaler_monitor() -> None:
+    """Stop the embedded cluster's autoscaler monitor now (SIGKILL, reaped), before ``ray.shutdown`` stops the rest.
+
+    Ray 2.60's shutdown stops the GCS first and then sends the monitor SIGTERM; the monitor's handler reports its
+    "failure" to the GCS that is gone and does not exit within the second Ray gives it before SIGKILL: a second
+    at the end of every run. A single-node cluster has nothing for the monitor to scale. On a Ray without the
+    accessor it is left to ``ray.shutdown``, as before.
+    """
+    try:
+        import ray
+
+        ray._private.worker._global_node.kill_monitor(check_alive=False)  # no public accessor in Ray 2.60
+    except Exception as exc:  # noqa: BLE001 - another Ray: ray.shutdown stops it, a second later
+        log.debug("%s", unavailable("ray._private.worker._global_node.kill_monitor", exc))
+
+
 def verify() -> None:
     """Check that every private name in :data:`USES` exists in the installed Ray and Optuna.
 
@@ -161,6 +180,7 @@ def verify() -> None:
         "ray.train._internal.session": ("_TrainingResult", "_session", "get_session"),
         "ray.tune.utils.util": ("_atomic_save",),
         "ray.air._internal.usage": ("tag_callbacks", "_count_callbacks"),
+        "ray._private.node": ("Node",),
         "ray.train.v2._internal.execution.train_fn_utils": ("LocalTrainFnUtils", "set_train_fn_utils",
                                                             "_train_fn_utils"),
     }
@@ -171,6 +191,10 @@ def verify() -> None:
                 getattr(loaded, name)
         except (ImportError, AttributeError) as exc:
             raise unavailable(f"{module}.{'/'.join(names)}", exc) from None
+    from ray._private.node import Node
+
+    if not hasattr(Node, "kill_monitor"):
+        raise unavailable("ray._private.node.Node.kill_monitor", AttributeError("kill_monitor"))
     from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
 
     manager = _ExperimentCheckpointManager(storage=None, checkpoint_period=10, sync_every_n_trial_checkpoints=1)

@@ -57,3 +57,47 @@ def test_an_embedded_cluster_starts_no_workers_ahead_and_retries_its_store_quick
                                "RAY_raylet_client_connect_timeout_milliseconds": None,
                                "RAY_raylet_client_num_connect_attempts": "30"}
     assert asked["driver_after"]
+
+
+# Runs an embedded session and prints whether Ray's autoscaler monitor was still running when ``ray.shutdown``
+# was called, and which of the driver's child processes outlived the session.
+ENDED = """
+import json
+import psutil
+import ray
+from search.engine.session import ray_session
+
+seen = {}
+real_shutdown = ray.shutdown
+
+def running(pid):
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+def shutdown(*args, **kwargs):
+    seen["monitor_running"] = running(seen["monitor"])
+    return real_shutdown(*args, **kwargs)
+
+ray.shutdown = shutdown
+with ray_session(num_cpus=2, include_dashboard=False):
+    (monitor,) = [p for p in psutil.Process().children() if any(arg.endswith("/monitor.py") for arg in p.cmdline())]
+    seen["monitor"] = monitor.pid
+    started = [p.pid for p in psutil.Process().children(recursive=True)]
+alive = [pid for pid in started if running(pid)]
+print(json.dumps({"monitor_running_at_shutdown": seen["monitor_running"], "left": alive, "started": len(started)}))
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_an_embedded_cluster_stops_its_autoscaler_monitor_before_ray_shutdown_and_leaves_no_process():
+    # Ray's shutdown stops the GCS, then gives the monitor a second to handle SIGTERM (its handler reports to the GCS
+    # that is gone) before SIGKILL: a second at the end of every run. Ours stops the monitor first.
+    proc = subprocess.run([sys.executable, "-c", ENDED], cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ended = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert ended["started"] >= 3  # GCS, raylet, monitor and Ray's agents
+    assert ended["monitor_running_at_shutdown"] is False
+    assert ended["left"] == []
