@@ -1,5 +1,3 @@
-import sys
+from search.cli.main import command
 
-from search.cli import main
-
-sys.exit(main())
+command()
