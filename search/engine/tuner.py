@@ -68,6 +68,9 @@ def _tuner(spec: Spec, plan: TrialPlan, setup: Any, searcher: Any, scheduler: An
 
     callbacks += result_loggers()  # a trial restarted by a retry or by PBT keeps every row it reported
     callbacks += tensorboard_logger()  # off the driver's loop: a trial's report waits for it no more
+    from search.engine.warmup import refit_warmup
+
+    callbacks += refit_warmup(spec, setup.search_paths)  # the refit's imports while the last trials run
     tuner = tune.Tuner(
         trainable,
         param_space=param_space,
