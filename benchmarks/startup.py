@@ -23,6 +23,12 @@ The phases:
 * **in the trial, before epoch 1**: the data fetched from the object store, the model built;
 * **epoch 1**: the first epoch itself (``epoch_time_s``).
 
+And the command's other end: from the search's last line (``[1/1 done]``) to the last line printed
+(the refit, the held-out test, Ray's shutdown, the summary), and from that line to the process's
+exit. ``--end-as-before`` adds ours with that end as it was before 2026-12-06 (Ray's shutdown left to
+stop the autoscaler monitor, the interpreter's full teardown at exit), run interleaved: the baseline
+of those two rows.
+
 **Ray's floor** (same interpreter, same ``--num-cpus``): ``import ray``, ``ray.init(num_cpus=2)``,
 a ``tune.Tuner`` with one function trainable that imports torch, makes one step of an Adam
 optimizer (``torch.optim`` imports ``torch._dynamo`` on first use: any training pays it) and reports once, the same
@@ -101,6 +107,10 @@ ray.shutdown()
 print("STAMP " + json.dumps(stamp), flush=True)
 """
 
+#: After the first epoch: the search's end (its ``[1/1 done]`` line) to the last line printed (the refit, the
+#: held-out test, Ray's shutdown, the summary), and that line to the process's exit.
+END_PHASES = ("after the search, to the last line", "last line to the exit", "command ends")
+
 PHASES = ("before Ray", "ray.init", "driver: checks, data put, Tuner built", "to the trial function",
           "in the trial, before epoch 1", "epoch 1")
 
@@ -108,6 +118,7 @@ _RAY_UP = re.compile(r"Started a local Ray instance|Connected to Ray cluster")
 _TUNER_BUILT = "A new study created in memory"  # Optuna's line as build_tuner makes the searcher
 _TRIAL_STARTED = re.compile(r"trial \w+ started")
 _EPOCH_1 = re.compile(r"trial \w+ epoch 1 ")
+_SEARCH_DONE = re.compile(r"\[(\d+)/\1 done\]")
 
 
 def _env() -> dict[str, str]:
@@ -117,7 +128,7 @@ def _env() -> dict[str, str]:
 
 
 def _stamped_run(cmd: list[str], env: dict[str, str], timeout_s: float) -> tuple[float, list[tuple[float, str]], int]:
-    """Run ``cmd``; each output line with its time since just before the start."""
+    """Run ``cmd``; each output line with its time since just before the start (the last entry, ``""``: its exit)."""
     lines: list[tuple[float, str]] = []
     t0 = time.time()
     proc = subprocess.Popen(cmd, env={**env, "STARTUP_T0": repr(t0)}, cwd=REPO, stdout=subprocess.PIPE,
@@ -135,8 +146,9 @@ def _stamped_run(cmd: list[str], env: dict[str, str], timeout_s: float) -> tuple
     except subprocess.TimeoutExpired:
         proc.terminate()  # our own child only
         code = proc.wait()
+    exited = time.time() - t0
     reader.join(5)
-    return t0, lines, code
+    return t0, [*lines, (exited, "")], code
 
 
 def _first(lines: list[tuple[float, str]], pattern: re.Pattern[str] | str) -> float | None:
@@ -146,13 +158,21 @@ def _first(lines: list[tuple[float, str]], pattern: re.Pattern[str] | str) -> fl
     return None
 
 
-def run_ours(workdir: Path, num_cpus: int, timeout_s: float) -> dict[str, float]:
+#: Ours with the command's end as it was before 2026-12-06's two changes there: Ray's shutdown left to stop the
+#: autoscaler monitor itself, and the process ended by the interpreter's full teardown (``main``, not ``command``).
+END_AS_BEFORE = ("import sys, search.internals as internals; internals.stop_autoscaler_monitor = lambda: None; "
+                 "from search.cli.main import main; sys.exit(main())")
+
+
+def run_ours(workdir: Path, num_cpus: int, timeout_s: float, end_as_before: bool = False) -> dict[str, float]:
     storage = workdir / "results"
     spec = workdir / "tiny.yaml"
     workdir.mkdir(parents=True, exist_ok=True)
     spec.write_text(SPEC.format(storage=storage))
-    cmd = [sys.executable, "-m", "search", "run", str(spec), "--num-cpus", str(num_cpus), "--verbose", "--overwrite"]
+    entry = ["-c", END_AS_BEFORE] if end_as_before else ["-m", "search"]
+    cmd = [sys.executable, *entry, "run", str(spec), "--num-cpus", str(num_cpus), "--verbose", "--overwrite"]
     _, lines, code = _stamped_run(cmd, _env(), timeout_s)
+    exited = lines.pop()[0]
     epoch1 = _first(lines, _EPOCH_1)
     results = sorted(storage.glob("startup_tiny/trial_*/result.json"))
     if code != 0 or epoch1 is None or not results:
@@ -168,12 +188,14 @@ def run_ours(workdir: Path, num_cpus: int, timeout_s: float) -> dict[str, float]
             "to the trial function": fn_start - built,
             "in the trial, before epoch 1": float(first["time_this_iter_s"]) - epoch_s, "epoch 1": epoch_s,
             "first epoch at": epoch1, "trial started line": _first(lines, _TRIAL_STARTED) or math_nan(),
-            "command ends": lines[-1][0] if lines else math_nan()}
+            "after the search, to the last line": lines[-1][0] - (_first(lines, _SEARCH_DONE) or math_nan()),
+            "last line to the exit": exited - lines[-1][0], "command ends": exited}
 
 
 def run_floor(num_cpus: int, timeout_s: float, runtime_env: bool = False) -> dict[str, float]:
     cmd = [sys.executable, "-c", FLOOR, str(num_cpus), "env" if runtime_env else "bare"]
     _, lines, code = _stamped_run(cmd, _env(), timeout_s)
+    lines.pop()
     stamp = next((json.loads(text[6:]) for _, text in lines if text.startswith("STAMP ")), None)
     if code != 0 or stamp is None:
         raise RuntimeError("the floor run failed:\n" + "\n".join(text for _, text in lines[-15:]))
@@ -217,6 +239,7 @@ def render(columns: dict[str, list[dict[str, float]]], imports: dict[str, list[f
     rows += [f"| {phase} | " + " | ".join(cell(r, phase) for r in columns.values()) + " |" for phase in PHASES]
     rows.append(f"| **first epoch at** (target {target:.0f} s) | "
                 + " | ".join(f"**{cell(r, 'first epoch at')}**" for r in columns.values()) + " |")
+    rows += [f"| {phase} | " + " | ".join(cell(r, phase) for r in columns.values()) + " |" for phase in END_PHASES]
     cold = ", ".join(f"`import {m}` {statistics.median(v):.1f} s" for m, v in imports.items() if v)
     spec = "Tiny spec: `feature_selection` on `breast_cancer`, 1 trial of 2 epochs, `scheduler: {type: none}`."
     cold = f" Cold imports in a fresh interpreter (medians): {cold}." if cold else ""
@@ -248,10 +271,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, default=6.0, help="seconds to the first epoch (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one run may take")
     parser.add_argument("--skip-floor", action="store_true", help="do not run Ray's floor")
+    parser.add_argument("--end-as-before", action="store_true",
+                        help="also run ours with the command's end as before 2026-12-06 (its baseline)")
     parser.add_argument("--write-readme", action="store_true", help="write the table into docs/benchmarks.md")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()[0]
     columns: dict[str, list[dict[str, float]]] = {"ours": []}
+    if args.end_as_before:
+        columns["ours, the end as before"] = []
     if not args.skip_floor:
         columns.update({"Ray's floor": [], "floor + ours' runtime_env": []})
     # The trial code Tune pickles and the built-in trainable as the driver sees them (no torch), then its training.
@@ -260,8 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="startup-") as tmp:
         for i in range(args.repeats):  # interleaved, so each path sees the same load
             for name, rows in columns.items():
-                if name == "ours":
-                    rows.append(run_ours(Path(tmp) / f"run{i}", args.num_cpus, args.timeout))
+                if name.startswith("ours"):
+                    rows.append(run_ours(Path(tmp) / f"run{i}", args.num_cpus, args.timeout,
+                                         end_as_before=name != "ours"))
                 else:
                     rows.append(run_floor(args.num_cpus, args.timeout, runtime_env="runtime_env" in name))
                 print(f"{name} #{i + 1}: " + ", ".join(f"{k} {v:.1f}s" for k, v in rows[-1].items()), file=sys.stderr)
