@@ -2,9 +2,12 @@
 # The GPU checks in one call, for a machine with a CUDA GPU and the project's packages importable
 # (installed, or on PYTHONPATH): the training library's tests (on the GPU by auto-detection), the
 # GPU search tests, a probe of NCCL with two ranks on one device, and benchmarks/gpu_trials.py.
-# Everything it prints also lands in OUT_DIR (default ./gpu-check). Time on 1 H200, 16 CPUs: ~6 min.
+# Everything it prints also lands in OUT_DIR (default ./gpu-check). Time on 1 H200, 16 CPUs: ~6 min with
+# the 1- and 4-per-GPU arms alone (2026-12-04); the 8-per-GPU arm and --mps add about a run each per arm.
+# GPU_CHECK_BENCH_ONLY=1 skips the tests and the NCCL probe (a second call, when the first ran out of time).
 #
 #   bash benchmarks/gpu_check.sh [OUT_DIR] [extra gpu_trials.py arguments]
+#   bash benchmarks/gpu_check.sh gc --mps --repeats 1 --trials 12 --epochs 4   # issue 25's item 5 in one call
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-gpu-check}
@@ -21,6 +24,7 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda
 print("ray", ray.__version__, "optuna", optuna.__version__, "pydantic", pydantic.__version__)
 EOF
 
+if [ "${GPU_CHECK_BENCH_ONLY:-0}" != 1 ]; then
 # Does NCCL take two ranks on one GPU? (Why a trial's DDP workers on GPU fractions use gloo.)
 probe=$(mktemp --suffix=.py)  # a file, not stdin: spawned processes re-import it
 cat >"$probe" <<'EOF'
@@ -53,6 +57,7 @@ timeout 60 "$py" "$probe" 2>&1 | tail -5 | tee "$out/nccl_probe.txt"
 timeout 300 "$py" -m pytest -q -p no:cacheprovider tests/trainables tests/search/trials/test_resources.py \
     tests/search/trials/test_gpu_search.py 2>&1 | tee "$out/tests.log" | tail -25
 echo "tests exit: ${PIPESTATUS[0]}" | tee -a "$out/tests.log"
+fi
 
-timeout 420 "$py" benchmarks/gpu_trials.py --json "$out/gpu_trials.json" "$@" 2>&1 | tee "$out/bench.log" | tail -30
+timeout "${GPU_CHECK_BENCH_TIMEOUT:-480}" "$py" benchmarks/gpu_trials.py --json "$out/gpu_trials.json" "$@" 2>&1 | tee "$out/bench.log" | tail -30
 echo "benchmark exit: ${PIPESTATUS[0]}" | tee -a "$out/bench.log"

@@ -1,10 +1,11 @@
-"""Trials per hour on one GPU: four trials sharing it against one trial at a time, and a DDP trial.
+"""Trials per hour on one GPU: four and eight trials sharing it against one at a time, with and without MPS, and DDP.
 
 Run on a machine with a CUDA GPU, from anywhere (the repository root is put on the trials'
 PYTHONPATH)::
 
     python benchmarks/gpu_trials.py                      # 16 trials per arm, 2 repeats, + DDP
     python benchmarks/gpu_trials.py --quick              # 4 trials, 1 repeat: a check
+    python benchmarks/gpu_trials.py --mps --repeats 1    # + the sharing arms again under NVIDIA MPS
     python benchmarks/gpu_trials.py --write-readme --json gpu.json
     python benchmarks/gpu_trials.py --from-json gpu.json --write-readme   # the table again, elsewhere
 
@@ -17,6 +18,11 @@ same work), on the machine's embedded Ray:
   fractional GPUs gets: one trial at a time on one GPU.
 * **4 trials per GPU** (``gpus_per_worker: 0.25``): four trial processes on the one GPU.
   The goal: at least 3x the baseline's trials per hour.
+* **8 trials per GPU** (``gpus_per_worker: 0.125``, eight CPUs): measured, no goal.
+* **With MPS** (``--mps``): NVIDIA's Multi-Process Service started for the run
+  (``nvidia-cuda-mps-control -d``, its pipe and log folders in a temporary folder, passed to
+  the trials' processes through the environment), the sharing arms run again under it, and
+  the daemon stopped (``quit``). Where it cannot start, the table says why.
 * **DDP, 2 workers x 0.5 GPU** (``num_workers: 2``, the TorchTrainer pool, the process group
   over gloo since both ranks share the device): not a speed-up (one GPU cannot run two
   ranks faster than one); it shows that the DDP path runs on a GPU and what a trial costs there.
@@ -58,12 +64,23 @@ EVENT = re.compile(r"^\[ *(?P<t>\d+\.\d)s\] trial (?P<id>\S+) (?P<what>started|c
 ARMS = {
     "one": ("1 trial per GPU", {"num_workers": 1, "gpus_per_worker": 1, "cpus_per_worker": 1}),
     "four": ("4 trials per GPU", {"num_workers": 1, "gpus_per_worker": 0.25, "cpus_per_worker": 1}),
+    "eight": ("8 trials per GPU", {"num_workers": 1, "gpus_per_worker": 0.125, "cpus_per_worker": 1}),
     "ddp": ("DDP, 2 workers x 0.5 GPU", {"num_workers": 2, "gpus_per_worker": 0.5, "cpus_per_worker": 1,
                                          "executor": "torch_trainer"}),
 }
+#: The arms that share the GPU, run again under MPS with ``--mps`` (keys ``<arm>+mps``).
+SHARING = ("four", "eight")
+MPS = "+mps"
+
+
+def label(arm: str) -> str:
+    """An arm's name in the table (``four+mps``: "4 trials per GPU, with MPS")."""
+    base = arm.removesuffix(MPS)
+    return ARMS[base][0] + (", with MPS" if arm.endswith(MPS) else "")
 
 
 def spec_dict(arm: str, trials: int, epochs: int, samples: int) -> dict[str, Any]:
+    arm = arm.removesuffix(MPS)
     return {
         "name": f"gpu_{arm}",
         "trainable": "feature_selection",
@@ -80,12 +97,14 @@ def spec_dict(arm: str, trials: int, epochs: int, samples: int) -> dict[str, Any
     }
 
 
-def run_arm(arm: str, trials: int, epochs: int, samples: int, workdir: Path) -> dict[str, Any]:
+def run_arm(arm: str, trials: int, epochs: int, samples: int, workdir: Path,
+            extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     """One ``python -m search run``: wall clock, and trial starts and ends from its event lines."""
-    spec = workdir / f"{arm}.yaml"
+    spec = workdir / f"{arm.replace('+', '_')}.yaml"
     spec.write_text(yaml.safe_dump(spec_dict(arm, trials, epochs, samples), sort_keys=False))
-    name = f"gpu_{arm}_{time.monotonic_ns()}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    name = f"gpu_{arm.replace('+', '_')}_{time.monotonic_ns()}"
+    env = {**os.environ, **(extra_env or {}),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     env.pop("RAY_ADDRESS", None)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "search", "run", str(spec), "--storage", str(workdir / "results"),
@@ -111,6 +130,38 @@ def run_arm(arm: str, trials: int, epochs: int, samples: int, workdir: Path) -> 
     outcomes = sorted({what for _, what in ends.values()})
     return {"arm": arm, "trials": trials, "wall_s": wall, "span_s": span, "outcomes": outcomes, "best": best,
             "per_trial_s": statistics.median(ends[i][0] - starts[i] for i in ends if i in starts)}
+
+
+def start_mps(folder: Path) -> tuple[dict[str, str] | None, str]:
+    """Start NVIDIA's MPS control daemon with its folders under ``folder``: (the environment its clients need, or
+    None, and what happened)."""
+    env = {"CUDA_MPS_PIPE_DIRECTORY": str(folder / "pipe"), "CUDA_MPS_LOG_DIRECTORY": str(folder / "log")}
+    for path in env.values():
+        Path(path).mkdir(parents=True, exist_ok=True)
+    try:
+        proc = subprocess.run(["nvidia-cuda-mps-control", "-d"], env={**os.environ, **env}, capture_output=True,
+                              text=True, timeout=30)
+    except FileNotFoundError:
+        return None, "not started: nvidia-cuda-mps-control is not installed"
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"not started: {type(exc).__name__}: {exc}"
+    if proc.returncode != 0:
+        return None, f"not started: nvidia-cuda-mps-control -d exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[:200]}"
+    # A client that cannot reach the server fails its first CUDA call: check with one before the arms run.
+    check = subprocess.run([sys.executable, "-c", "import torch; torch.ones(1, device='cuda').sum().item()"],
+                           env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    if check.returncode != 0:
+        stop_mps(env)
+        return None, f"started, but a CUDA client failed under it: {check.stderr.strip().splitlines()[-1][:200]}"
+    return env, "started (nvidia-cuda-mps-control -d)"
+
+
+def stop_mps(env: dict[str, str]) -> None:
+    try:
+        subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", env={**os.environ, **env}, capture_output=True,
+                       text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        pass
 
 
 def gpu_facts() -> dict[str, Any]:
@@ -149,20 +200,26 @@ def table(result: dict[str, Any]) -> str:
     lines = ["| arm | runs | trials | search s | trials per hour (search) | wall s | trials per hour (wall) | "
              "median trial s | vs 1 per GPU (search) | best val_accuracy |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for arm, (label, _) in ARMS.items():
+    order = [*ARMS, *(arm + MPS for arm in SHARING)]
+    for arm in order:
         mine = [r for r in runs if r["arm"] == arm]
         if not mine:
             continue
         rate = _per_hour(runs, arm, "span_s")
-        ratio = f"{rate / base:.2f}×" if arm != "ddp" else "—"
-        lines.append(f"| {label} | {len(mine)} | {mine[0]['trials']} | {_median(runs, arm, 'span_s'):.1f} | {rate:.0f} | "
-                     f"{_median(runs, arm, 'wall_s'):.1f} | {_per_hour(runs, arm, 'wall_s'):.0f} | "
+        ratio = f"{rate / base:.2f}×" if arm != "ddp" and base == base else "—"
+        lines.append(f"| {label(arm)} | {len(mine)} | {mine[0]['trials']} | {_median(runs, arm, 'span_s'):.1f} | "
+                     f"{rate:.0f} | {_median(runs, arm, 'wall_s'):.1f} | {_per_hour(runs, arm, 'wall_s'):.0f} | "
                      f"{_median(runs, arm, 'per_trial_s'):.1f} | {ratio} | "
                      f"{max((r['best'] or 0) for r in mine):.3f} |")
-    four = _per_hour(runs, "four", "span_s") / base
-    verdict = "PASS" if four >= GOAL else f"FAIL, short by {GOAL - four:.2f}×"
-    lines += ["", f"**4 trials per GPU: {four:.2f}× the trials per hour of 1 per GPU** (goal ≥ {GOAL:g}×: {verdict}).  ",
-              f"Task: `feature_selection` on `madelon_guyon` ({setup['samples']} samples, 500 features), MLP 64-32, "
+    lines.append("")
+    for arm in ("four", "four" + MPS):
+        four = _per_hour(runs, arm, "span_s") / base
+        if four == four:
+            verdict = "PASS" if four >= GOAL else f"FAIL, short by {GOAL - four:.2f}×"
+            lines.append(f"**{label(arm)}: {four:.2f}× the trials per hour of 1 per GPU** (goal ≥ {GOAL:g}×: {verdict}).  ")
+    if "mps" in facts:
+        lines.append(f"MPS: {facts['mps']}.  ")
+    lines += [f"Task: `feature_selection` on `madelon_guyon` ({setup['samples']} samples, 500 features), MLP 64-32, "
               f"{setup['epochs']} epochs of batch 64 per trial, no early stop, no scheduler; the same "
               f"{setup['trials']} random configurations in each arm (DDP: {setup['ddp_trials']}). "
               "Search: first trial start to last trial end, from the run's event lines; wall: the whole "
@@ -172,6 +229,12 @@ def table(result: dict[str, Any]) -> str:
               f"torch {facts.get('torch')}, ray {facts.get('ray')}; {facts.get('date')}; "
               f"`{setup['command']}`"]
     return "\n".join(lines)
+
+
+def plan_arms(arms: Sequence[str], repeats: int) -> list[str]:
+    """The runs in order: the sharing arms and the baseline interleaved ``repeats`` times, then DDP once."""
+    shared = [arm for arm in ("one", *SHARING) if arm in arms]
+    return [arm for _ in range(repeats) for arm in shared] + (["ddp"] if "ddp" in arms else [])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -185,8 +248,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="4 trials of 2 epochs on 4000 samples, 1 repeat")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--from-json", type=Path, help="no runs: the table from figures written by --json")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)} (default all)")
+    parser.add_argument("--mps", action="store_true", help="also run the sharing arms under NVIDIA MPS (once each)")
     parser.add_argument("--write-readme", action="store_true", help="write the table into docs/benchmarks.md")
     args = parser.parse_args(argv)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    if unknown := [a for a in arms if a not in ARMS]:
+        parser.error(f"unknown arm(s) {', '.join(map(repr, unknown))}; choose from {', '.join(ARMS)}")
     if args.from_json:
         result = json.loads(args.from_json.read_text())
     else:
@@ -198,14 +266,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         runs = []
         with tempfile.TemporaryDirectory(prefix="gpu-trials-") as tmp:
-            plan = [arm for _ in range(args.repeats) for arm in ("one", "four")] + ["ddp"]
-            for arm in plan:
+            def run(arm: str, extra_env: dict[str, str] | None = None) -> None:
                 trials = args.ddp_trials if arm == "ddp" else args.trials
-                print(f"{ARMS[arm][0]}: {trials} trials ...", file=sys.stderr, flush=True)
-                run = run_arm(arm, trials, args.epochs, args.samples, Path(tmp))
-                runs.append(run)
-                print(f"  search {run['span_s']:.1f} s, wall {run['wall_s']:.1f} s, median trial "
-                      f"{run['per_trial_s']:.1f} s, outcomes {run['outcomes']}", file=sys.stderr, flush=True)
+                print(f"{label(arm)}: {trials} trials ...", file=sys.stderr, flush=True)
+                done = run_arm(arm, trials, args.epochs, args.samples, Path(tmp), extra_env)
+                runs.append(done)
+                print(f"  search {done['span_s']:.1f} s, wall {done['wall_s']:.1f} s, median trial "
+                      f"{done['per_trial_s']:.1f} s, outcomes {done['outcomes']}", file=sys.stderr, flush=True)
+
+            for arm in plan_arms(arms, args.repeats):
+                run(arm)
+            if args.mps:
+                mps_env, facts["mps"] = start_mps(Path(tmp) / "mps")
+                print(f"MPS: {facts['mps']}", file=sys.stderr, flush=True)
+                if mps_env is not None:
+                    try:
+                        for arm in (a for a in SHARING if a in arms):
+                            run(arm + MPS, mps_env)
+                    finally:
+                        stop_mps(mps_env)
         command = "python benchmarks/gpu_trials.py " + shlex.join(a for a in argv if a != "--write-readme")
         result = {"runs": runs, "facts": facts, "setup": {"trials": args.trials, "ddp_trials": args.ddp_trials,
                                                           "epochs": args.epochs, "samples": args.samples,

@@ -116,3 +116,49 @@ def test_beyond_tune_compares_the_largest_size_both_ran_and_a_missing_figure_is_
     assert scale.beyond_ok(scale.beyond_tune([row("ours", 0.2), row("tune", 0.09)], 100)) is False
     assert scale.beyond_tune([row("ours", 0.12)], 100) is None and scale.beyond_ok(None) is None
     assert scale.beyond_ok((float("nan"), 0.0)) is None
+
+
+# ---------------------------------------------------------------- gpu_trials.py
+
+
+@pytest.fixture(scope="module")
+def gpu_trials() -> ModuleType:
+    return _script("gpu_trials")
+
+
+def _gpu_run(arm: str, span_s: float, trials: int = 8) -> dict:
+    return {"arm": arm, "trials": trials, "wall_s": span_s + 20, "span_s": span_s, "outcomes": ["completed"],
+            "best": 0.8, "per_trial_s": 3.0}
+
+
+def test_gpu_runs_interleave_the_baseline_and_the_sharing_arms_and_run_ddp_last(gpu_trials, capsys):
+    assert gpu_trials.plan_arms(["one", "four", "eight", "ddp"], 2) == ["one", "four", "eight"] * 2 + ["ddp"]
+    assert gpu_trials.plan_arms(["four", "one"], 1) == ["one", "four"]
+    with pytest.raises(SystemExit) as exc:
+        gpu_trials.main(["--arms", "one,nine"])
+    assert exc.value.code == 2
+    assert "unknown arm(s) 'nine'" in capsys.readouterr().err
+
+
+def test_the_gpu_table_rates_each_arm_against_one_per_gpu_with_and_without_mps(gpu_trials):
+    runs = [_gpu_run("one", 40.0), _gpu_run("one", 60.0), _gpu_run("four", 20.0), _gpu_run("eight", 10.0),
+            _gpu_run("four+mps", 12.5), _gpu_run("ddp", 30.0, trials=2)]
+    setup = {"trials": 8, "ddp_trials": 2, "epochs": 4, "samples": 20000, "command": "python benchmarks/gpu_trials.py"}
+    text = gpu_trials.table({"runs": runs, "facts": {"mps": "started (nvidia-cuda-mps-control -d)"}, "setup": setup})
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
+    # 1 per GPU: the median of 720 and 480 trials an hour, 600; the others against it.
+    assert rows["1 trial per GPU"][4] == "600" and rows["1 trial per GPU"][8] == "1.00×"
+    assert rows["4 trials per GPU"][8] == "2.40×"
+    assert rows["8 trials per GPU"][8] == "4.80×"
+    assert rows["4 trials per GPU, with MPS"][8] == "3.84×"
+    assert rows["DDP, 2 workers x 0.5 GPU"][8] == "—"
+    assert "**4 trials per GPU: 2.40× the trials per hour of 1 per GPU** (goal ≥ 3×: FAIL, short by 0.60×)" in text
+    assert "**4 trials per GPU, with MPS: 3.84× the trials per hour of 1 per GPU** (goal ≥ 3×: PASS)" in text
+    assert "MPS: started (nvidia-cuda-mps-control -d)." in text
+
+
+def test_mps_that_cannot_start_says_why_and_leaves_no_environment(gpu_trials, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-cuda-mps-control on it
+    env, said = gpu_trials.start_mps(tmp_path / "mps")
+    assert env is None
+    assert said == "not started: nvidia-cuda-mps-control is not installed"
