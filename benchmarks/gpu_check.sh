@@ -59,5 +59,6 @@ timeout 300 "$py" -m pytest -q -p no:cacheprovider tests/trainables tests/search
 echo "tests exit: ${PIPESTATUS[0]}" | tee -a "$out/tests.log"
 fi
 
-timeout "${GPU_CHECK_BENCH_TIMEOUT:-480}" "$py" benchmarks/gpu_trials.py --json "$out/gpu_trials.json" "$@" 2>&1 | tee "$out/bench.log" | tail -30
+timeout "${GPU_CHECK_BENCH_TIMEOUT:-480}" "$py" benchmarks/gpu_trials.py --json "$out/gpu_trials.json" "$@" 2>&1 \
+    | tee "$out/bench.log" | tail -30
 echo "benchmark exit: ${PIPESTATUS[0]}" | tee -a "$out/bench.log"

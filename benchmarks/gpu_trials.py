@@ -146,7 +146,8 @@ def start_mps(folder: Path) -> tuple[dict[str, str] | None, str]:
     except (OSError, subprocess.SubprocessError) as exc:
         return None, f"not started: {type(exc).__name__}: {exc}"
     if proc.returncode != 0:
-        return None, f"not started: nvidia-cuda-mps-control -d exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[:200]}"
+        said = (proc.stderr or proc.stdout).strip()[:200]
+        return None, f"not started: nvidia-cuda-mps-control -d exited {proc.returncode}: {said}"
     # A client that cannot reach the server fails its first CUDA call: check with one before the arms run.
     check = subprocess.run([sys.executable, "-c", "import torch; torch.ones(1, device='cuda').sum().item()"],
                            env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
@@ -216,7 +217,8 @@ def table(result: dict[str, Any]) -> str:
         four = _per_hour(runs, arm, "span_s") / base
         if four == four:
             verdict = "PASS" if four >= GOAL else f"FAIL, short by {GOAL - four:.2f}×"
-            lines.append(f"**{label(arm)}: {four:.2f}× the trials per hour of 1 per GPU** (goal ≥ {GOAL:g}×: {verdict}).  ")
+            lines.append(f"**{label(arm)}: {four:.2f}× the trials per hour of 1 per GPU** "
+                         f"(goal ≥ {GOAL:g}×: {verdict}).  ")
     if "mps" in facts:
         lines.append(f"MPS: {facts['mps']}.  ")
     lines += [f"Task: `feature_selection` on `madelon_guyon` ({setup['samples']} samples, 500 features), MLP 64-32, "
