@@ -162,3 +162,13 @@ def test_mps_that_cannot_start_says_why_and_leaves_no_environment(gpu_trials, tm
     env, said = gpu_trials.start_mps(tmp_path / "mps")
     assert env is None
     assert said == "not started: nvidia-cuda-mps-control is not installed"
+
+
+def test_every_gpu_arm_writes_a_spec_that_validates(gpu_trials):
+    from search.spec import Spec
+
+    for arm in [*gpu_trials.ARMS, *(a + gpu_trials.MPS for a in gpu_trials.SHARING)]:
+        spec = Spec.model_validate(gpu_trials.spec_dict(arm, 4, 2, 4000))
+        assert spec.resources.use_gpu is True
+        assert spec.resources.gpus_per_worker == gpu_trials.ARMS[arm.removesuffix(gpu_trials.MPS)][1]["gpus_per_worker"]
+    assert Spec.model_validate(gpu_trials.spec_dict("eight", 4, 2, 4000)).resources.gpus_per_worker == 0.125
