@@ -25,9 +25,9 @@ The phases:
 
 And the command's other end: from the search's last line (``[1/1 done]``) to the last line printed
 (the refit, the held-out test, Ray's shutdown, the summary), and from that line to the process's
-exit. ``--end-as-before`` adds ours with that end as it was before 2026-12-06 (Ray's shutdown left to
-stop the autoscaler monitor, the interpreter's full teardown at exit), run interleaved: the baseline
-of those two rows.
+exit. ``--as-before`` adds ours as it was before 2026-12-06's second session (the data loaded before
+``ray.init`` rather than beside it, Ray's shutdown left to stop the autoscaler monitor, the
+interpreter's full teardown at exit), run interleaved: the baseline of those changes.
 
 **Ray's floor** (same interpreter, same ``--num-cpus``): ``import ray``, ``ray.init(num_cpus=2)``,
 a ``tune.Tuner`` with one function trainable that imports torch, makes one step of an Adam
@@ -158,18 +158,21 @@ def _first(lines: list[tuple[float, str]], pattern: re.Pattern[str] | str) -> fl
     return None
 
 
-#: Ours with the command's end as it was before 2026-12-06's two changes there: Ray's shutdown left to stop the
-#: autoscaler monitor itself, and the process ended by the interpreter's full teardown (``main``, not ``command``).
-END_AS_BEFORE = ("import sys, search.internals as internals; internals.stop_autoscaler_monitor = lambda: None; "
-                 "from search.cli.main import main; sys.exit(main())")
+#: Ours as it was before the changes of 2026-12-06's second session: the data loaded before ``ray.init``, not
+#: beside it; Ray's shutdown left to stop the autoscaler monitor itself; and the process ended by the interpreter's
+#: full teardown (``main``, not ``command``).
+AS_BEFORE = ("import sys, search.internals as internals, search.engine.run as run; "
+             "internals.stop_autoscaler_monitor = lambda: None; "
+             "run.loading = lambda load, data: (lambda loaded: lambda: loaded)(load()); "
+             "from search.cli.main import main; sys.exit(main())")
 
 
-def run_ours(workdir: Path, num_cpus: int, timeout_s: float, end_as_before: bool = False) -> dict[str, float]:
+def run_ours(workdir: Path, num_cpus: int, timeout_s: float, as_before: bool = False) -> dict[str, float]:
     storage = workdir / "results"
     spec = workdir / "tiny.yaml"
     workdir.mkdir(parents=True, exist_ok=True)
     spec.write_text(SPEC.format(storage=storage))
-    entry = ["-c", END_AS_BEFORE] if end_as_before else ["-m", "search"]
+    entry = ["-c", AS_BEFORE] if as_before else ["-m", "search"]
     cmd = [sys.executable, *entry, "run", str(spec), "--num-cpus", str(num_cpus), "--verbose", "--overwrite"]
     _, lines, code = _stamped_run(cmd, _env(), timeout_s)
     exited = lines.pop()[0]
@@ -271,14 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, default=6.0, help="seconds to the first epoch (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one run may take")
     parser.add_argument("--skip-floor", action="store_true", help="do not run Ray's floor")
-    parser.add_argument("--end-as-before", action="store_true",
-                        help="also run ours with the command's end as before 2026-12-06 (its baseline)")
+    parser.add_argument("--as-before", action="store_true",
+                        help="also run ours as before 2026-12-06's second session (the baseline of its changes)")
     parser.add_argument("--write-readme", action="store_true", help="write the table into docs/benchmarks.md")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()[0]
     columns: dict[str, list[dict[str, float]]] = {"ours": []}
-    if args.end_as_before:
-        columns["ours, the end as before"] = []
+    if args.as_before:
+        columns["ours as before"] = []
     if not args.skip_floor:
         columns.update({"Ray's floor": [], "floor + ours' runtime_env": []})
     # The trial code Tune pickles and the built-in trainable as the driver sees them (no torch), then its training.
@@ -289,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, rows in columns.items():
                 if name.startswith("ours"):
                     rows.append(run_ours(Path(tmp) / f"run{i}", args.num_cpus, args.timeout,
-                                         end_as_before=name != "ours"))
+                                         as_before=name != "ours"))
                 else:
                     rows.append(run_floor(args.num_cpus, args.timeout, runtime_env="runtime_env" in name))
                 print(f"{name} #{i + 1}: " + ", ".join(f"{k} {v:.1f}s" for k, v in rows[-1].items()), file=sys.stderr)

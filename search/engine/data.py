@@ -14,11 +14,13 @@ what the loader returns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LOADER_KEY", "load_spec_data", "loader_of", "with_paths_resolved"]
+__all__ = ["LOADER_KEY", "load_spec_data", "loader_of", "with_paths_resolved", "loading"]
 
 #: The key of ``data:`` naming a user's loader function.
 LOADER_KEY = "loader"
@@ -75,3 +77,42 @@ def load_spec_data(data: Mapping[str, Any], search_paths: tuple[Path, ...], *, n
                         "on a trainables.data.DataSplits: return one (its x_/y_ train, val and test arrays and names) or "
                         "use a trainable of your own, which gets whatever the loader returns as its `data` argument")
     return loaded
+
+
+def loading(load: Callable[[], Any], data: Mapping[str, Any] | None) -> Callable[[], Any]:
+    """``load()`` (the spec's data, loaded once) now, or on a thread while Ray starts: a function that gives it.
+
+    A built-in set (``data.name`` one of :data:`trainables.data.BUILTIN_DATASETS`, no loader) is generated from
+    its configuration, which the spec's checks have already passed; its scikit-learn import and its generation
+    (about 0.6 s) run beside ``ray.init``, which leaves about 1.6 of 2 CPUs' 4.2 CPU-s idle on this machine
+    (``benchmarks/startup.py``). The two import no module in common but ``argparse`` and ``gettext``, which do
+    not import each other, so their imports cannot deadlock; should they ever, the data is loaded again here.
+    A file or a user's loader is loaded now, on the caller's thread: a bad file fails before anything starts.
+    The function re-raises what the load raised.
+    """
+    from trainables.data.config import BUILTIN_DATASETS
+
+    if not data or loader_of(data) is not None or data.get("name") not in BUILTIN_DATASETS:
+        loaded = load()
+        return lambda: loaded
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["data"] = load()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=work, name="data-loader", daemon=True)
+    thread.start()
+
+    def loaded_data() -> Any:
+        thread.join()
+        error = outcome.get("error")
+        if isinstance(error, getattr(importlib.import_module("importlib._bootstrap"), "_DeadlockError", ())):
+            return load()
+        if error is not None:
+            raise error
+        return outcome["data"]
+
+    return loaded_data

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from search.engine.console import quiet_terminal, say
+from search.engine.data import loading
 from search.engine.grow import Growth, fresh_budget, grow_restored_tuner, grow_saved_state
 from search.engine.session import (cluster_view, embedded_dashboard, killed_session_dir, live_driver, ray_session,
                                    stop_leftovers, storage_warning)
@@ -171,12 +172,12 @@ def _prepared(spec: Spec, options: RunOptions, experiment: Experiment) -> Iterat
     (a URI experiment's: written in its local copy, uploaded at the end).
     """
     search_paths = spec_search_paths(options.spec_path)
-    data = load_data_once(spec, options.spec_path)  # before Ray: a bad file fails fast and cheaply
+    data = loading(lambda: load_data_once(spec, options.spec_path), spec.data)  # a file's fails before Ray starts
     try:
         with quiet_terminal(experiment.file(RUN_LOG) if options.quiet else None), \
                 ray_session(options.address, num_cpus=options.num_cpus, record_in=experiment,
                             include_dashboard=embedded_dashboard(spec, options.include_dashboard)):
-            yield _trial_setup(spec, experiment, search_paths, data)
+            yield _trial_setup(spec, experiment, search_paths, data())
     finally:
         if options.quiet and experiment.file(RUN_LOG).is_file():
             with contextlib.suppress(OSError):  # the log is a courtesy; the run's results are already stored

@@ -150,3 +150,74 @@ def test_the_loaders_object_reaches_every_trial_loaded_once(ray_cluster, tmp_pat
     assert history["rows"].tolist() == [40.0, 40.0]  # the loader's object, its keyword arguments applied
     x = np.load(tmp_path / "features.npy")[:40]
     assert table["best_score"].tolist() == pytest.approx([float(x.mean()) * 2] * 2, rel=1e-5)
+
+
+# ------------------------------------------- loaded beside Ray's start (search.engine.data.loading)
+
+
+def test_a_built_in_set_loads_on_a_thread_while_the_caller_goes_on_and_a_file_or_loader_loads_at_once():
+    import threading
+
+    from search.engine.data import loading
+
+    went_on = threading.Event()
+    where = []
+
+    def load():
+        where.append(threading.current_thread().name)
+        assert went_on.wait(30)  # the caller went on (to start Ray) before the load ended
+        return "data"
+
+    get = loading(load, {"name": "madelon_guyon", "n_samples": 200})
+    went_on.set()
+    assert get() == "data" and get() == "data"
+    assert where == ["data-loader"]
+    # A file, a user's loader and no data at all: loaded before loading() returns, on the caller's thread.
+    for data in ({"name": "features.csv", "target": "y"}, {"loader": "my_data:load", "name": "madelon"}, None):
+        where.clear()
+        get = loading(lambda: where.append(threading.current_thread().name) or "now", data)
+        assert where == [threading.current_thread().name]
+        assert get() == "now"
+
+
+def test_a_built_in_sets_error_is_raised_to_the_caller_and_a_crossed_import_loads_again_there():
+    import importlib
+    import threading
+
+    from search.engine.data import loading
+    from trainables.data import DataError
+
+    def broken():
+        raise DataError("madelon_guyon: cannot split 40 samples stratified")
+
+    get = loading(broken, {"name": "madelon_guyon"})
+    with pytest.raises(DataError, match="cannot split 40 samples"):
+        get()
+    deadlock = importlib.import_module("importlib._bootstrap")._DeadlockError
+    calls = []
+
+    def crossed():
+        calls.append(threading.current_thread().name)
+        if len(calls) == 1:
+            raise deadlock("deadlock detected by _ModuleLock('sklearn')")
+        return "loaded"
+
+    assert loading(crossed, {"name": "breast_cancer"})() == "loaded"
+    assert calls == ["data-loader", threading.current_thread().name]
+
+
+def test_a_data_file_that_fails_to_load_is_exit_2_before_ray_starts(tmp_path, capsys):
+    import ray
+
+    (tmp_path / "one.csv").write_text("a,b,target\n" + "".join(f"{i / 50},{i % 7},1\n" for i in range(50)))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: oneclass\ntrainable: feature_selection\ndata: {name: one.csv, target: target}\n"
+                    "metric: val_accuracy\nmode: max\nfixed: {epochs: 2}\n"
+                    "space:\n  lr: {type: float, low: 1.0e-3, high: 1.0e-2}\nstorage: results\n")
+    was = ray.is_initialized()
+    code = main(["run", str(spec)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "found 1 class(es) ['1']; classification needs at least 2 distinct target values" in err
+    assert ray.is_initialized() == was and "starting Ray" not in err
+    assert not (tmp_path / "results" / "oneclass").exists()
