@@ -15,6 +15,7 @@ what the loader returns.
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -79,7 +80,7 @@ def load_spec_data(data: Mapping[str, Any], search_paths: tuple[Path, ...], *, n
     return loaded
 
 
-def loading(load: Callable[[], Any], data: Mapping[str, Any] | None) -> Callable[[], Any]:
+def loading(load: Callable[[], Any], data: Mapping[str, Any] | None, address: str | None = None) -> Callable[[], Any]:
     """``load()`` (the spec's data, loaded once) now, or on a thread while Ray starts: a function that gives it.
 
     A built-in set (``data.name`` one of :data:`trainables.data.BUILTIN_DATASETS`, no loader) is generated from
@@ -87,12 +88,14 @@ def loading(load: Callable[[], Any], data: Mapping[str, Any] | None) -> Callable
     (about 0.6 s) run beside ``ray.init``, which leaves about 1.6 of 2 CPUs' 4.2 CPU-s idle on this machine
     (``benchmarks/startup.py``). The two import no module in common but ``argparse`` and ``gettext``, which do
     not import each other, so their imports cannot deadlock; should they ever, the data is loaded again here.
-    A file or a user's loader is loaded now, on the caller's thread: a bad file fails before anything starts.
+    A file or a user's loader is loaded now, on the caller's thread: a bad file fails before anything starts;
+    so is every set when this process starts no cluster (``address`` or ``RAY_ADDRESS`` given, or Ray already
+    initialized): joining one is quick, and what its ``ray.init`` imports was not checked against the load's.
     The function re-raises what the load raised.
     """
     from trainables.data.config import BUILTIN_DATASETS
 
-    if not data or loader_of(data) is not None or data.get("name") not in BUILTIN_DATASETS:
+    if not data or loader_of(data) is not None or data.get("name") not in BUILTIN_DATASETS or _joins(address):
         loaded = load()
         return lambda: loaded
     outcome: dict[str, Any] = {}
@@ -116,3 +119,11 @@ def loading(load: Callable[[], Any], data: Mapping[str, Any] | None) -> Callable
         return outcome["data"]
 
     return loaded_data
+
+
+def _joins(address: str | None) -> bool:
+    """Whether the run joins a cluster rather than start an embedded one (as :func:`search.engine.session.ray_session`
+    decides)."""
+    import ray
+
+    return bool(address or os.environ.get("RAY_ADDRESS")) or ray.is_initialized()

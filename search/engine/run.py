@@ -172,7 +172,7 @@ def _prepared(spec: Spec, options: RunOptions, experiment: Experiment) -> Iterat
     (a URI experiment's: written in its local copy, uploaded at the end).
     """
     search_paths = spec_search_paths(options.spec_path)
-    data = loading(lambda: load_data_once(spec, options.spec_path), spec.data)  # a file's fails before Ray starts
+    data = loading(lambda: load_data_once(spec, options.spec_path), spec.data, options.address)  # see loading()
     try:
         with quiet_terminal(experiment.file(RUN_LOG) if options.quiet else None), \
                 ray_session(options.address, num_cpus=options.num_cpus, record_in=experiment,

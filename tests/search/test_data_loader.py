@@ -155,7 +155,17 @@ def test_the_loaders_object_reaches_every_trial_loaded_once(ray_cluster, tmp_pat
 # ------------------------------------------- loaded beside Ray's start (search.engine.data.loading)
 
 
-def test_a_built_in_set_loads_on_a_thread_while_the_caller_goes_on_and_a_file_or_loader_loads_at_once():
+@pytest.fixture
+def starts_embedded_ray(monkeypatch):
+    """As when the run starts its own cluster: no address, no RAY_ADDRESS, Ray not initialized in this process."""
+    import ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+
+
+def test_a_built_in_set_loads_on_a_thread_while_the_caller_goes_on_and_a_file_or_loader_loads_at_once(
+        starts_embedded_ray):
     import threading
 
     from search.engine.data import loading
@@ -180,7 +190,28 @@ def test_a_built_in_set_loads_on_a_thread_while_the_caller_goes_on_and_a_file_or
         assert get() == "now"
 
 
-def test_a_built_in_sets_error_is_raised_to_the_caller_and_a_crossed_import_loads_again_there():
+def test_a_run_that_joins_a_cluster_loads_a_built_in_set_at_once(starts_embedded_ray, monkeypatch):
+    import threading
+
+    import ray
+
+    from search.engine.data import loading
+
+    def here():
+        return threading.current_thread().name
+
+    me = threading.current_thread().name
+    assert loading(here, {"name": "wine"}, "ray://head:10001")() == me  # --address
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert loading(here, {"name": "wine"})() == me
+    monkeypatch.delenv("RAY_ADDRESS")
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)  # a notebook's or a test's own cluster
+    assert loading(here, {"name": "wine"})() == me
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    assert loading(here, {"name": "wine"})() == "data-loader"
+
+
+def test_a_built_in_sets_error_is_raised_to_the_caller_and_a_crossed_import_loads_again_there(starts_embedded_ray):
     import importlib
     import threading
 
