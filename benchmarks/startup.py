@@ -160,10 +160,11 @@ def _first(lines: list[tuple[float, str]], pattern: re.Pattern[str] | str) -> fl
 
 #: Ours as it was before the changes of 2026-12-06's second session: the data loaded before ``ray.init``, not
 #: beside it; Ray's shutdown left to stop the autoscaler monitor itself; and the process ended by the interpreter's
-#: full teardown (``main``, not ``command``).
-AS_BEFORE = ("import sys, search.internals as internals, search.engine.run as run; "
-             "internals.stop_autoscaler_monitor = lambda: None; "
-             "run.loading = lambda load, data: (lambda loaded: lambda: loaded)(load()); "
+#: full teardown (``main``, not ``command``). Patched without importing more than ours does before Ray (Ray's node
+#: module, and ``search.engine.data`` before ``search.engine.run`` binds its ``loading``).
+AS_BEFORE = ("import sys, ray._private.node as node, search.engine.data as data; "
+             "node.Node.kill_monitor = lambda self, check_alive=True: None; "
+             "data.loading = lambda load, *_: (lambda loaded: lambda: loaded)(load()); "
              "from search.cli.main import main; sys.exit(main())")
 
 
