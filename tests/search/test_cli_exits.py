@@ -71,12 +71,13 @@ runpy.run_module("search", run_name="__main__")
 
 
 def _command(tmp_path, *argv: str):
+    import os
     import subprocess
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[2]
     return subprocess.run([sys.executable, "-c", _PROCESS, *argv], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(repo)})
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(repo)})
 
 
 def test_the_command_exits_with_its_code_and_output_and_skips_the_last_collection(tmp_path):
