@@ -15,7 +15,6 @@ what the loader returns.
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -93,9 +92,10 @@ def loading(load: Callable[[], Any], data: Mapping[str, Any] | None, address: st
     initialized): joining one is quick, and what its ``ray.init`` imports was not checked against the load's.
     The function re-raises what the load raised.
     """
+    from search.engine.session import joins_cluster
     from trainables.data.config import BUILTIN_DATASETS
 
-    if not data or loader_of(data) is not None or data.get("name") not in BUILTIN_DATASETS or _joins(address):
+    if not data or loader_of(data) is not None or data.get("name") not in BUILTIN_DATASETS or joins_cluster(address):
         loaded = load()
         return lambda: loaded
     outcome: dict[str, Any] = {}
@@ -112,7 +112,7 @@ def loading(load: Callable[[], Any], data: Mapping[str, Any] | None, address: st
     def loaded_data() -> Any:
         thread.join()
         error = outcome.get("error")
-        if isinstance(error, getattr(importlib.import_module("importlib._bootstrap"), "_DeadlockError", ())):
+        if isinstance(error, getattr(importlib._bootstrap, "_DeadlockError", ())):  # two threads' imports crossed
             return load()
         if error is not None:
             raise error
@@ -120,10 +120,3 @@ def loading(load: Callable[[], Any], data: Mapping[str, Any] | None, address: st
 
     return loaded_data
 
-
-def _joins(address: str | None) -> bool:
-    """Whether the run joins a cluster rather than start an embedded one (as :func:`search.engine.session.ray_session`
-    decides)."""
-    import ray
-
-    return bool(address or os.environ.get("RAY_ADDRESS")) or ray.is_initialized()

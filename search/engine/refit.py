@@ -48,7 +48,7 @@ from search.results.table import REFIT_CHECKPOINT, REFIT_DIR, REFIT_RECORD, read
 from search.spec.models import Spec
 from search.spec.registry import resolve_trainable
 
-__all__ = ["refit_picked"]
+__all__ = ["refit_picked", "refit_function"]
 
 
 def refit_picked(spec: Spec, experiment: Experiment, data: Any, search_paths: tuple[Path, ...] = (), *,
@@ -64,8 +64,8 @@ def refit_picked(spec: Spec, experiment: Experiment, data: Any, search_paths: tu
     """
     from search.results import ResultsError, best_trial, open_results
 
-    refit = getattr(resolve_trainable(spec.trainable, search_paths), "refit", None)
-    if not spec.refits or refit is None:
+    refit = refit_function(spec, search_paths)
+    if refit is None:
         return None
     results = results if results is not None else open_results(experiment, spec)
     best = best_trial(results)
@@ -99,6 +99,13 @@ def refit_picked(spec: Spec, experiment: Experiment, data: Any, search_paths: tu
     if experiment.is_remote:
         experiment.publish(sorted(str(p.relative_to(local)) for p in (local / REFIT_DIR).rglob("*") if p.is_file()))
     return read_refit(local)
+
+
+def refit_function(spec: Spec, search_paths: tuple[str | Path, ...] = ()) -> Callable[..., Any] | None:
+    """The trainable's ``refit`` function when the spec refits (``spec.refits``), else None."""
+    if not spec.refits:
+        return None
+    return getattr(resolve_trainable(spec.trainable, tuple(search_paths)), "refit", None)
 
 
 def _epochs_to_refit(results: Any, trial_id: str, best_epoch: int) -> int:

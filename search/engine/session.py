@@ -16,7 +16,8 @@ from search.engine.console import say
 from search.experiment import DRIVER_RECORD, EMBEDDED_RAY_RECORD, Experiment, redact
 from search.trials.resources import DRIVER_RESOURCE, resolved_executor
 
-__all__ = ["REPORT_INTERVAL_S", "embedded_dashboard", "ray_session", "cluster_view", "stop_leftovers",
+__all__ = ["REPORT_INTERVAL_S", "embedded_dashboard", "ray_session", "cluster_address", "joins_cluster",
+           "cluster_view", "stop_leftovers",
            "killed_session_dir", "live_driver", "storage_warning"]
 
 #: Ray Train V2 paces ``report`` by its health-check interval (2 s by default); with
@@ -47,7 +48,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
         with _driver_recorded(record_in):
             yield
         return
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = cluster_address(address)
     env_vars = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"]}
     # No PYTHONPATH for the spec's folder: entries there come before site-packages, so a numpy.py
     # beside the spec would shadow numpy in every trial. Trials find a user's module themselves
@@ -80,6 +81,19 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
                 pass
 
 
+def cluster_address(address: str | None) -> str | None:
+    """The cluster a run joins: ``address``, else ``RAY_ADDRESS``; None: it starts an embedded one."""
+    return address or os.environ.get("RAY_ADDRESS")
+
+
+def joins_cluster(address: str | None) -> bool:
+    """Whether :func:`ray_session` joins a cluster (``address``, ``RAY_ADDRESS``, or Ray already initialized in this
+    process) rather than start an embedded one."""
+    import ray
+
+    return ray.is_initialized() or cluster_address(address) is not None
+
+
 #: Ray settings (``RAY_<name>``, read by Ray's processes from the environment they start in) for an embedded cluster:
 #:
 #: * ``prestart_worker_first_driver``: no worker processes started ahead, one per CPU, for the first driver. Tune's
@@ -107,7 +121,7 @@ def _embedded_ray_env() -> Iterator[None]:
     driver's environment is as before afterwards; Ray's processes keep what they started with.
     """
     settings = dict(EMBEDDED_RAY_ENV)
-    connect = ("RAY_raylet_client_connect_timeout_milliseconds", "RAY_raylet_client_num_connect_attempts")
+    connect = [name for name in settings if name.startswith("RAY_raylet_client_")]
     if any(name in os.environ for name in connect):
         for name in connect:
             settings.pop(name)

@@ -62,12 +62,13 @@ class RefitWarmup(Callback):
 
 def refit_warmup(spec: Any, search_paths: Sequence[str] = ()) -> list[Callback]:
     """The warm-up for a run whose search is followed by a refit (a trainable with a ``refit`` function); else none."""
-    from search.spec.registry import TRAINABLES, resolve_trainable
+    from search.engine.refit import refit_function
+    from search.spec.registry import TRAINABLES
 
-    if not spec.refits or spec.search.num_samples < 2 or importlib.util.find_spec("torch") is None:
+    if spec.search.num_samples < 2 or importlib.util.find_spec("torch") is None:
         return []
     try:
-        if getattr(resolve_trainable(spec.trainable, tuple(search_paths)), "refit", None) is None:
+        if refit_function(spec, tuple(search_paths)) is None:
             return []
     except Exception:  # noqa: BLE001 - the run's own checks report a trainable that does not load
         return []

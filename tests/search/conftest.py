@@ -34,15 +34,19 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
 _CLUSTER_PIDS: set[int] = set()
 
 
+def _child_pids() -> set[int]:
+    return {child.pid for child in psutil.Process().children()}
+
+
 def _start_shared_cluster() -> None:
     import ray
 
     from search.trials.resources import DRIVER_RESOURCE
 
-    before = {child.pid for child in psutil.Process().children()}
+    before = _child_pids()
     ray.init(num_cpus=2, include_dashboard=True, resources={DRIVER_RESOURCE: 100},
              runtime_env={"env_vars": {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}}, log_to_driver=False)
-    _CLUSTER_PIDS.update(child.pid for child in psutil.Process().children() if child.pid not in before)
+    _CLUSTER_PIDS.update(_child_pids() - before)
 
 
 @pytest.fixture(scope="session")
@@ -127,7 +131,7 @@ def _left_clean(request: pytest.FixtureRequest) -> Iterator[None]:
     test after another (how a CI run once used up its 90 minutes). What is left is named in a warning; the
     test's own processes are killed, and the shared cluster is started again if its CPUs stay in use.
     """
-    before = {child.pid for child in psutil.Process().children()}
+    before = _child_pids()
     yield
     _stop_left_processes(before, request.node.nodeid)
     if "ray_cluster" not in request.fixturenames:
