@@ -59,7 +59,9 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
     if address:
         ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=True)
     else:
-        with _embedded_ray_env():
+        from search.internals import api_server_left_out
+
+        with _embedded_ray_env(), api_server_left_out(include_dashboard):
             ray.init(num_cpus=num_cpus, include_dashboard=include_dashboard, runtime_env={"env_vars": env_vars},
                      resources={DRIVER_RESOURCE: 10_000})
         if record_in is not None:

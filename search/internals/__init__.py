@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from search.internals.api_server import api_server_left_out
 from search.internals.errors import CHECKED_ON, InternalsError, unavailable
 from search.internals.saved_state import (checkpoint_results, checkpoint_score_key, driver_staging_folders,
                                           grow_search_generator, load_experiment_state, newest_experiment_state,
@@ -25,7 +26,8 @@ from search.internals.usage_tag import INTEGRATION_CALLBACKS, callbacks_tagged_l
 
 __all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "ray_session_dir", "Bracket",
            "bracket_rungs", "newest_experiment_state", "load_experiment_state", "training_run_metadata",
-           "set_checkpoint_results", "raise_next_checkpoint_index", "stop_autoscaler_monitor", "driver_staging_folders",
+           "set_checkpoint_results", "raise_next_checkpoint_index", "stop_autoscaler_monitor", "api_server_left_out",
+           "driver_staging_folders",
            "checkpoint_score_key",
            "training_result", "storage_of", "frozen_trial_id",
            "in_distribution", "tune_session", "train_fn_utils", "local_tune_session", "local_train_worker",
@@ -43,6 +45,11 @@ USES: tuple[tuple[str, str, str, str], ...] = (
     ("ray", "ray._private.worker._global_node.kill_monitor(check_alive=False)", "engine.session",
      "an embedded cluster's autoscaler monitor stopped before ray.shutdown: Ray's shutdown sends it SIGTERM after "
      "stopping the GCS, and its handler, which reports to the GCS, holds it the full second Ray waits before SIGKILL"),
+    ("ray", "ray._private.node.Node.start_api_server, left out while an embedded ray.init starts a node without "
+            "the dashboard; read: ray._private.services.start_api_server's source, "
+            "ray._common.usage.usage_lib._usage_stats_enabledness", "engine.session (internals.api_server)",
+     "no API server where it would run Ray's usage stats alone (not explicitly enabled): ray.init no longer waits "
+     "for its address, about 0.55 s of an embedded start"),
     ("ray", "RayConfig prestart_worker_first_driver, raylet_client_connect_timeout_milliseconds and "
             "raylet_client_num_connect_attempts, read as RAY_<name> from the environment the embedded cluster's "
             "processes start in (a Ray without a setting ignores it)", "engine.session",
@@ -194,8 +201,9 @@ def verify() -> None:
             raise unavailable(f"{module}.{'/'.join(names)}", exc) from None
     from ray._private.node import Node
 
-    if not hasattr(Node, "kill_monitor"):
-        raise unavailable("ray._private.node.Node.kill_monitor", AttributeError("kill_monitor"))
+    for name in ("kill_monitor", "start_api_server"):
+        if not hasattr(Node, name):
+            raise unavailable(f"ray._private.node.Node.{name}", AttributeError(name))
     from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
 
     manager = _ExperimentCheckpointManager(storage=None, checkpoint_period=10, sync_every_n_trial_checkpoints=1)

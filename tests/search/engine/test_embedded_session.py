@@ -101,3 +101,41 @@ def test_an_embedded_cluster_stops_its_autoscaler_monitor_before_ray_shutdown_an
     assert ended["started"] >= 3  # GCS, raylet, monitor and Ray's agents
     assert ended["monitor_running_at_shutdown"] is False
     assert ended["left"] == []
+
+
+# Starts an embedded session without the dashboard and prints whether Ray's API server process runs, what
+# ray.init reported as the dashboard's address, and whether a task still runs.
+API_SERVER = """
+import json
+import psutil
+import ray
+from search.engine.session import ray_session
+
+with ray_session(num_cpus=2, include_dashboard=False):
+    servers = [p for p in psutil.Process().children() if any(a.endswith("dashboard/dashboard.py") for a in p.cmdline())]
+    url = ray._private.worker._global_node.webui_url
+    answer = ray.get(ray.remote(lambda: 42).remote())
+print(json.dumps({"servers": len(servers), "url": url, "answer": answer}))
+"""
+
+
+def _api_server(home: Path, usage_stats: str | None) -> dict:
+    env = {name: value for name, value in os.environ.items() if name != "RAY_USAGE_STATS_ENABLED"}
+    env["HOME"] = str(home)  # no ~/.ray/config.json of this machine's user
+    if usage_stats is not None:
+        env["RAY_USAGE_STATS_ENABLED"] = usage_stats
+    proc = subprocess.run([sys.executable, "-c", API_SERVER], cwd=REPO, capture_output=True, text=True, timeout=180,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_an_embedded_cluster_without_the_dashboard_starts_no_api_server_unless_usage_stats_are_asked_for(tmp_path):
+    # Without the dashboard Ray's API server runs usage stats alone, and ray.init waits for its address (~0.55 s).
+    plain = _api_server(tmp_path, None)
+    assert plain == {"servers": 0, "url": None, "answer": 42}
+    # Usage stats the user enabled are reported as Ray would: the server starts.
+    asked = _api_server(tmp_path, "1")
+    assert asked["servers"] == 1 and asked["answer"] == 42, asked
