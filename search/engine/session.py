@@ -61,6 +61,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
     else:
         from search.internals import api_server_left_out
 
+        # Without the dashboard, Ray's API server would run its usage stats alone, and ray.init waits for it.
         with _embedded_ray_env(), api_server_left_out(include_dashboard):
             ray.init(num_cpus=num_cpus, include_dashboard=include_dashboard, runtime_env={"env_vars": env_vars},
                      resources={DRIVER_RESOURCE: 10_000})
