@@ -11,6 +11,7 @@ fails then fails with a message that names the accessor). The facts behind them 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -188,22 +189,17 @@ def verify() -> None:
         "ray.train._internal.session": ("_TrainingResult", "_session", "get_session"),
         "ray.tune.utils.util": ("_atomic_save",),
         "ray.air._internal.usage": ("tag_callbacks", "_count_callbacks"),
-        "ray._private.node": ("Node",),
+        "ray._private.node": ("Node.kill_monitor", "Node.start_api_server"),
         "ray.train.v2._internal.execution.train_fn_utils": ("LocalTrainFnUtils", "set_train_fn_utils",
                                                             "_train_fn_utils"),
     }
     for module, names in checks.items():
         try:
             loaded = importlib.import_module(module)
-            for name in names:
-                getattr(loaded, name)
+            for name in names:  # a dotted name: an attribute of an attribute (a class's method)
+                functools.reduce(getattr, name.split("."), loaded)
         except (ImportError, AttributeError) as exc:
             raise unavailable(f"{module}.{'/'.join(names)}", exc) from None
-    from ray._private.node import Node
-
-    for name in ("kill_monitor", "start_api_server"):
-        if not hasattr(Node, name):
-            raise unavailable(f"ray._private.node.Node.{name}", AttributeError(name))
     from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
 
     manager = _ExperimentCheckpointManager(storage=None, checkpoint_period=10, sync_every_n_trial_checkpoints=1)

@@ -77,3 +77,13 @@ def test_with_usage_stats_enabled_the_server_starts(usage_stats_unset, monkeypat
     original = Node.start_api_server
     with api_server_left_out(False):
         assert Node.start_api_server is original
+
+
+def test_verify_passes_on_this_ray_and_names_a_private_method_it_lacks(monkeypatch):
+    from search.internals import InternalsError, verify
+
+    verify()  # every private name in USES exists in the installed Ray and Optuna
+    monkeypatch.delattr(Node, "start_api_server")
+    with pytest.raises(InternalsError, match=r"ray\._private\.node\.Node\.kill_monitor/Node\.start_api_server .*"
+                                             r"AttributeError.*start_api_server.*checked on Ray 2\.60"):
+        verify()
