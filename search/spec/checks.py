@@ -41,13 +41,24 @@ def spec_search_paths(source: str | Path | None) -> tuple[Path, ...]:
 
 def resolve_data_path(name: str, source: str | Path | None) -> Path | None:
     """The file a ``data.name`` refers to (relative to CWD, then the spec's folder), or None."""
-    path = Path(name).expanduser()
+    try:
+        path = Path(name).expanduser()
+    except RuntimeError:  # "~someone" of no such user
+        return None
     if path.is_absolute():
-        return path if path.exists() else None
+        return path if _exists(path) else None
     for base in spec_search_paths(source):
-        if (base / path).exists():
+        if _exists(base / path):
             return (base / path).resolve()
     return None
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; a name no file can have (too long, a NUL byte) does not."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def semantic_problems(raw: dict[str, Any], spec: Spec | None, lines: LineIndex, source: str | Path | None) -> list[Problem]:

@@ -158,3 +158,18 @@ def test_every_mutation_of_a_shipped_spec_is_valid_or_a_located_error(data, tmp_
     if code == 2:
         located = re.search(re.escape(str(spec)) + r"(:\d+)?: ", err) or err.startswith("error: ")
         assert located, err
+
+
+@pytest.mark.parametrize("name", ["x" * 300, "data/" + "y" * 300 + ".csv", "bad\x00name.csv", "~nosuchuser_zz/d.csv"])
+def test_a_data_name_no_file_can_have_is_a_located_error(tmp_path, monkeypatch, capsys, name):
+    # Found by the mutation property above: a 300-character name made pathlib raise "File name too long".
+    from search.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "space.yaml"
+    spec.write_text(yaml.safe_dump({"name": "n", "trainable": "feature_selection", "data": {"name": name},
+                                    "metric": "val_accuracy", "mode": "max",
+                                    "space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}}))
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "data.name" in err and ("unknown data set" in err or "data file not found" in err), err
