@@ -118,6 +118,17 @@ class ReportCallback(Callback):
             return False
         return self._saved_at is None or self._clock() - self._saved_at >= self.every_s
 
+    def state_dict(self) -> dict[str, Any]:
+        """The best score so far, saved in every checkpoint: a resumed trial saves only epochs that beat it."""
+        return {"score": self.score, "mode": self.mode, "best": self._best}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resumed from a checkpoint: it is the latest one (``every_s`` counts from now) and its best is the best so
+        far, where it was ranked by the same score the same way (another spec's checkpoint says nothing)."""
+        self._saved_at = self._clock()
+        best = state.get("best")
+        if state.get("score") == self.score and state.get("mode") == self.mode and isinstance(best, (int, float)):
+            self._best = float(best)
 
     def _at_best(self, metrics: Mapping[str, Any]) -> bool:
         """This epoch's score is at least the best so far (ties count: the latest of tied epochs is the one kept)."""

@@ -466,3 +466,41 @@ def test_the_config_names_the_optimizers_the_trainer_builds():
     assert OPTIMIZER_NAMES == tuple(OPTIMIZERS)
     with pytest.raises(ConfigError, match="unknown optimizer 'adma'; did you mean 'adam'"):
         FeatureSelectionConfig.from_mapping({"optimizer": "adma"})
+
+
+def test_a_resumed_trial_keeps_its_best_score_so_only_better_epochs_are_saved(tmp_path, small_madelon):
+    """A trial resumed from its checkpoint (a crash, a resume) goes on ranking against the best it had: the first
+    epoch after the resume is not saved for being the first seen."""
+    from trainables.api import ranked_report
+    from trainables.checkpoint import read_checkpoint
+    from trainables.tasks import ReportCallback
+
+    clock = _Clock()
+    before = ReportCallback(ranked_report(Recorder(tmp_path / "before"), "val_accuracy", "max"), every_s=60,
+                            clock=clock)
+    before_report = before.report
+    assert _saved_epochs(before, before_report, [0.5, 0.7], 1, clock) == [1, 2]
+    state = before.state_dict()
+    assert state == {"score": "val_accuracy", "mode": "max", "best": 0.7}
+    after_report, clock = ranked_report(Recorder(tmp_path / "after"), "val_accuracy", "max"), _Clock()
+    after = ReportCallback(after_report, every_s=60, clock=clock)
+    after.load_state_dict(state)
+    # Epochs 3-6 of the resumed trial (numbered from 1 here): 0.6 is below the 0.7 it had, 0.72 beats it.
+    assert _saved_epochs(after, after_report, [0.6, 0.65, 0.72, 0.71], 1, clock) == [3, 4]
+    # A best ranked by another score, or the other way, is not taken.
+    other, _ = ReportCallback(ranked_report(Recorder(tmp_path / "o"), "val_loss", "min")), None
+    other.load_state_dict(state)
+    assert other._best is None
+    # The built-in trainable's checkpoints carry it, and its resume restores it.
+    report = ranked_report(Recorder(tmp_path / "real"), "val_accuracy", "max")
+    train_feature_selection({**FAST, "checkpoint_every_s": 60}, report, data=small_madelon)
+    last = max(report.copies)
+    saved = read_checkpoint(report.copies[last])["callbacks"]["ReportCallback"]
+    assert saved["best"] == max(m["val_accuracy"] for m in report.metrics) and saved["score"] == "val_accuracy"
+    resumed = ranked_report(Recorder(tmp_path / "resumed"), "val_accuracy", "max")
+    train_feature_selection({**FAST, "epochs": 5, "checkpoint_every_s": 60}, resumed, data=small_madelon,
+                            resume_from=report.copies[last])
+    best = saved["best"]
+    for metrics, folder in zip(resumed.metrics, resumed.folders):  # epochs 4 and 5: saved only when at least as good
+        assert (folder is not None) == (metrics["val_accuracy"] >= best or metrics["epoch"] == 5), resumed.metrics
+        best = max(best, metrics["val_accuracy"])
