@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from search.results.pareto import describe_rule
 from search.spec.models import Spec
 from search.spec.registry import TRAINABLES, trainable_ref
 from search.spec.space import describe
@@ -18,10 +17,13 @@ def asha_rungs(spec: Spec) -> list[int]:
 
 def render_plan(spec: Spec) -> tuple[str, TrialPlan | None]:
     pbt = spec.scheduler.type == "pbt"
+    pick = ""
+    if spec.multi_objective:  # search.results (pandas) for a Pareto front's rule only
+        from search.results.pareto import describe_rule
+
+        pick = f" (Pareto front; pick: {describe_rule(spec.objectives, spec.select.tolerance, spec.select.limits)})"
     lines = [f"experiment  {spec.name}", f"trainable   {spec.trainable}",
-             "objective   " + ", ".join(f"{mode} {metric}" for metric, mode in spec.objectives)
-             + (f" (Pareto front; pick: {describe_rule(spec.objectives, spec.select.tolerance, spec.select.limits)})"
-                if spec.multi_objective else ""),
+             "objective   " + ", ".join(f"{mode} {metric}" for metric, mode in spec.objectives) + pick,
              f"search      {'random population (PBT)' if pbt else spec.search.sampler.value}, "
              f"{spec.search.num_samples} trials, seed {spec.search.seed}"
              + (f", time budget {spec.search.time_budget_s:g}s" if spec.search.time_budget_s else "")]

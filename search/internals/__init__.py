@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from search.internals.accelerators import node_gpus
 from search.internals.api_server import api_server_left_out
 from search.internals.errors import CHECKED_ON, InternalsError, unavailable
 from search.internals.saved_state import (checkpoint_results, checkpoint_score_key, driver_staging_folders,
@@ -27,7 +28,7 @@ from search.internals.usage_tag import INTEGRATION_CALLBACKS, callbacks_tagged_l
 
 __all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "ray_session_dir", "Bracket",
            "bracket_rungs", "newest_experiment_state", "load_experiment_state", "training_run_metadata",
-           "set_checkpoint_results", "raise_next_checkpoint_index", "stop_autoscaler_monitor", "api_server_left_out",
+           "set_checkpoint_results", "raise_next_checkpoint_index", "stop_autoscaler_monitor", "api_server_left_out", "node_gpus",
            "driver_staging_folders",
            "checkpoint_score_key",
            "training_result", "storage_of", "frozen_trial_id",
@@ -51,6 +52,10 @@ USES: tuple[tuple[str, str, str, str], ...] = (
             "ray._common.usage.usage_lib._usage_stats_enabledness", "engine.session (internals.api_server)",
      "no API server where it would run Ray's usage stats alone (not explicitly enabled): ray.init no longer waits "
      "for its address, about 0.55 s of an embedded start"),
+    ("ray", "ray._private.accelerators.get_accelerator_manager_for_resource('GPU') "
+            "(get_current_node_num_accelerators, get_current_process_visible_accelerator_ids)",
+     "trials.resources (internals.accelerators)",
+     "validate counts the GPUs as an embedded ray.init would, without importing torch (a second of validate)"),
     ("ray", "RayConfig prestart_worker_first_driver, raylet_client_connect_timeout_milliseconds and "
             "raylet_client_num_connect_attempts, read as RAY_<name> from the environment the embedded cluster's "
             "processes start in (a Ray without a setting ignores it)", "engine.session",
@@ -190,6 +195,7 @@ def verify() -> None:
         "ray.tune.utils.util": ("_atomic_save",),
         "ray.air._internal.usage": ("tag_callbacks", "_count_callbacks"),
         "ray._private.node": ("Node.kill_monitor", "Node.start_api_server"),
+        "ray._private.accelerators": ("get_accelerator_manager_for_resource",),
         "ray.train.v2._internal.execution.train_fn_utils": ("LocalTrainFnUtils", "set_train_fn_utils",
                                                             "_train_fn_utils"),
     }
@@ -222,16 +228,8 @@ def verify() -> None:
 
 
 # ---------------------------------------------------------------- ASHA (engine.scheduler)
-def _bracket_class() -> type:
-    try:
-        from ray.tune.schedulers.async_hyperband import _Bracket
-    except ImportError as exc:  # pragma: no cover - another Ray
-        raise unavailable("ray.tune.schedulers.async_hyperband._Bracket", exc) from None
-    return _Bracket
-
-
-#: Ray's ASHA bracket (private in Ray 2.60): MO-ASHA's brackets subclass it.
-Bracket: type = _bracket_class()
+#: Ray's ASHA bracket (private in Ray 2.60): MO-ASHA's brackets subclass it. Made at first use (see __getattr__).
+Bracket: type
 
 
 def bracket_rungs(bracket: Any) -> list[tuple[float, dict[str, Any]]]:
@@ -310,30 +308,20 @@ def local_train_worker(name: str) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------- result logs (engine.tuner)
-def _restore_only_when_missing(restore: Any) -> Any:
-    def _restore_from_remote(self: Any, file_name: str, trial: Any) -> None:
-        from pathlib import Path
-
-        if Path(trial.local_path, file_name).exists():  # written by this driver: newer than the storage's copy
-            return
-        restore(self, file_name, trial)
-    return _restore_from_remote
-
-
-def _logger_class(name: str) -> type:
-    import ray.tune.logger
-
-    base = getattr(ray.tune.logger, name)
-    restore = getattr(base, "_restore_from_remote", None)
-    if restore is None:  # pragma: no cover - another Ray
-        raise unavailable(f"{name}._restore_from_remote", AttributeError("_restore_from_remote"))
-    return type(f"KeepLocal{name}", (base,), {"_restore_from_remote": _restore_only_when_missing(restore),
-                                               "__module__": __name__})
-
-
 #: Tune's JSON and CSV result loggers, keeping this driver's own files when a trial restarts (:func:`result_loggers`).
-KeepLocalJsonLoggerCallback: type = _logger_class("JsonLoggerCallback")
-KeepLocalCSVLoggerCallback: type = _logger_class("CSVLoggerCallback")
+#: Made at first use, as is ``Bracket`` (:mod:`search.internals.tune_classes`): importing this package imports no
+#: ray.tune (``validate`` reads the GPUs here).
+KeepLocalJsonLoggerCallback: type
+KeepLocalCSVLoggerCallback: type
+
+
+def __getattr__(name: str) -> Any:
+    from search.internals.tune_classes import MADE_AT_FIRST_USE
+
+    if name not in MADE_AT_FIRST_USE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    made = globals()[name] = MADE_AT_FIRST_USE[name]()
+    return made
 
 
 @contextlib.contextmanager
@@ -431,4 +419,9 @@ def result_loggers() -> list[Any]:
     callbacks, these replace Tune's defaults (``_create_default_callbacks`` adds a logger type only
     when none of that type is given).
     """
-    return [KeepLocalJsonLoggerCallback(), KeepLocalCSVLoggerCallback()]
+    return [_made("KeepLocalJsonLoggerCallback")(), _made("KeepLocalCSVLoggerCallback")()]
+
+
+def _made(name: str) -> Any:
+    """One of the classes made at first use, made once (the same class for every caller and for pickle)."""
+    return globals()[name] if name in globals() else __getattr__(name)

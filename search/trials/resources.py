@@ -70,16 +70,12 @@ class TrialPlan:
 
 
 def local_resources() -> tuple[dict[str, float], list[dict[str, float]]]:
-    """This machine's CPUs and GPUs, without starting Ray (for ``validate``)."""
-    cpus = float(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    gpus = 0.0
-    try:
-        import torch
+    """This machine's CPUs and GPUs, without starting Ray (for ``validate``): the GPUs as an embedded Ray would
+    count them (:func:`search.internals.node_gpus`), without importing torch (a second of ``validate``)."""
+    from search.internals import node_gpus
 
-        gpus = float(torch.cuda.device_count())
-    except Exception:  # noqa: BLE001 - no torch or a broken driver: plan for CPU
-        pass
-    node = {"CPU": cpus, "GPU": gpus}
+    cpus = float(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    node = {"CPU": cpus, "GPU": float(node_gpus())}
     return node, [node]
 
 

@@ -242,6 +242,15 @@ def test_the_command_line_is_built_without_pandas_or_torch():
     assert out.strip() == ""
 
 
+def test_validate_imports_neither_torch_nor_ray_tune():
+    # validate counted the GPUs with torch (1.1 s of its 1.8 s here), and search.internals, where it now counts them
+    # as Ray would, imported ray.tune at import (0.6 s) for classes made from Tune's.
+    code = ("import sys\nfrom search.cli.main import main\ncode = main(['validate', 'spaces/breast_cancer.yaml'])\n"
+            "print(code, ','.join(m for m in ('torch', 'ray.tune', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "0 "  # exit 0, and none of the three imported
+
+
 _DRIVER = """
 import sys
 from pathlib import Path

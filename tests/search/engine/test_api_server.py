@@ -87,3 +87,44 @@ def test_verify_passes_on_this_ray_and_names_a_private_method_it_lacks(monkeypat
     with pytest.raises(InternalsError, match=r"ray\._private\.node\.Node\.kill_monitor/Node\.start_api_server .*"
                                              r"AttributeError.*start_api_server.*checked on Ray 2\.60"):
         verify()
+
+
+class _Manager:  # Ray's GPU accelerator manager, as node_gpus reads it
+    def __init__(self, count, visible):
+        self.count, self.visible = count, visible
+
+    def get_current_node_num_accelerators(self):
+        return self.count
+
+    def get_current_process_visible_accelerator_ids(self):
+        return self.visible
+
+
+@pytest.mark.parametrize(("count", "visible", "gpus"), [
+    (4, None, 4),           # every device of the node
+    (4, ["0", "2"], 2),     # CUDA_VISIBLE_DEVICES names two
+    (1, ["0", "1"], 1),     # names more than there are
+    (2, [], 0),             # CUDA_VISIBLE_DEVICES="" hides them all
+])
+def test_validate_counts_the_gpus_as_an_embedded_ray_would(monkeypatch, count, visible, gpus):
+    import ray._private.accelerators as accelerators
+
+    from search.trials.resources import local_resources
+
+    monkeypatch.setattr(accelerators, "get_accelerator_manager_for_resource", lambda name: _Manager(count, visible))
+    node, nodes = local_resources()
+    assert node["GPU"] == gpus and nodes == [node]
+
+
+def test_gpus_that_ray_cannot_count_are_none(monkeypatch):
+    import ray._private.accelerators as accelerators
+
+    from search.internals import node_gpus
+
+    def broken(name):
+        raise RuntimeError("NVML: driver/library version mismatch")
+
+    monkeypatch.setattr(accelerators, "get_accelerator_manager_for_resource", broken)
+    assert node_gpus() == 0
+    monkeypatch.setattr(accelerators, "get_accelerator_manager_for_resource", lambda name: None)
+    assert node_gpus() == 0
