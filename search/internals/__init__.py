@@ -28,8 +28,8 @@ from search.internals.usage_tag import INTEGRATION_CALLBACKS, callbacks_tagged_l
 
 __all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "ray_session_dir", "Bracket",
            "bracket_rungs", "newest_experiment_state", "load_experiment_state", "training_run_metadata",
-           "set_checkpoint_results", "raise_next_checkpoint_index", "stop_autoscaler_monitor", "api_server_left_out", "node_gpus",
-           "driver_staging_folders",
+           "set_checkpoint_results", "raise_next_checkpoint_index", "stop_autoscaler_monitor", "api_server_left_out",
+           "node_gpus", "driver_staging_folders",
            "checkpoint_score_key",
            "training_result", "storage_of", "frozen_trial_id",
            "in_distribution", "tune_session", "train_fn_utils", "local_tune_session", "local_train_worker",
