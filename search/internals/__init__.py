@@ -419,9 +419,6 @@ def result_loggers() -> list[Any]:
     callbacks, these replace Tune's defaults (``_create_default_callbacks`` adds a logger type only
     when none of that type is given).
     """
-    return [_made("KeepLocalJsonLoggerCallback")(), _made("KeepLocalCSVLoggerCallback")()]
+    from search.internals import KeepLocalCSVLoggerCallback, KeepLocalJsonLoggerCallback  # made once, at first use
 
-
-def _made(name: str) -> Any:
-    """One of the classes made at first use, made once (the same class for every caller and for pickle)."""
-    return globals()[name] if name in globals() else __getattr__(name)
+    return [KeepLocalJsonLoggerCallback(), KeepLocalCSVLoggerCallback()]
