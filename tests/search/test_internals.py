@@ -1,4 +1,5 @@
-"""search.internals imports no Ray Tune; the classes it makes from Tune's are made once, where pickle finds them."""
+"""search.internals: it imports no Ray Tune, makes its Tune-derived classes once, verifies its private names, and
+counts the GPUs as Ray would."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from ray._private.node import Node
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,3 +39,54 @@ def test_the_classes_made_from_tunes_are_made_once_and_unpickle_by_their_module_
         assert "NoSuchThing" in str(exc)
     else:
         raise AssertionError("an unknown name must raise AttributeError")
+
+
+def test_verify_passes_on_this_ray_and_names_a_private_method_it_lacks(monkeypatch):
+    from search.internals import InternalsError, verify
+
+    verify()  # every private name in USES exists in the installed Ray and Optuna
+    monkeypatch.delattr(Node, "start_api_server")
+    with pytest.raises(InternalsError, match=r"ray\._private\.node\.Node\.kill_monitor/Node\.start_api_server .*"
+                                             r"AttributeError.*start_api_server.*checked on Ray 2\.60"):
+        verify()
+
+
+class _Manager:  # Ray's GPU accelerator manager, as node_gpus reads it
+    def __init__(self, count, visible):
+        self.count, self.visible = count, visible
+
+    def get_current_node_num_accelerators(self):
+        return self.count
+
+    def get_current_process_visible_accelerator_ids(self):
+        return self.visible
+
+
+@pytest.mark.parametrize(("count", "visible", "gpus"), [
+    (4, None, 4),           # every device of the node
+    (4, ["0", "2"], 2),     # CUDA_VISIBLE_DEVICES names two
+    (1, ["0", "1"], 1),     # names more than there are
+    (2, [], 0),             # CUDA_VISIBLE_DEVICES="" hides them all
+])
+def test_validate_counts_the_gpus_as_an_embedded_ray_would(monkeypatch, count, visible, gpus):
+    import ray._private.accelerators as accelerators
+
+    from search.trials.resources import local_resources
+
+    monkeypatch.setattr(accelerators, "get_accelerator_manager_for_resource", lambda name: _Manager(count, visible))
+    node, nodes = local_resources()
+    assert node["GPU"] == gpus and nodes == [node]
+
+
+def test_gpus_that_ray_cannot_count_are_none(monkeypatch):
+    import ray._private.accelerators as accelerators
+
+    from search.internals import node_gpus
+
+    def broken(name):
+        raise RuntimeError("NVML: driver/library version mismatch")
+
+    monkeypatch.setattr(accelerators, "get_accelerator_manager_for_resource", broken)
+    assert node_gpus() == 0
+    monkeypatch.setattr(accelerators, "get_accelerator_manager_for_resource", lambda name: None)
+    assert node_gpus() == 0
