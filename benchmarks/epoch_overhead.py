@@ -43,6 +43,8 @@ code on both sides, so a difference there comes from what runs beside it: Tune's
 epoch, the driver's and Ray's processes) and, for the Tune arms, the time between two trials in one
 reused trial process (Tune ending one trial, the searcher's next
 configuration, the process reset), which a search whose pruner cuts trials early pays every few epochs.
+And the driver's CPU time per result, from its first result to its last: on its main thread, where Tune's
+loop handles every result (searcher, scheduler, callbacks), and in the whole process.
 
 Run: ``python benchmarks/epoch_overhead.py --write-readme`` (3 repetitions, arms interleaved,
 about 10 minutes on 2 cores); ``--repeats 1 --trials 4 --epochs 8`` for a check; short trials, as an
@@ -200,10 +202,12 @@ class _TuneClock:
         self.iters: list[float] = []  # time_this_iter_s, epochs 2..
         self.compute: list[float] = []  # the trainer's epoch_time_s, epochs 2..
         self.saved = 0  # results that came with a checkpoint
+        self.cpu: list[tuple[float, float]] = []  # (driver's main thread, whole driver) CPU seconds at each result
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
                         **info: Any) -> None:
         now = time.time()
+        self.cpu.append((time.thread_time(), time.process_time()))  # Tune's loop calls back on the driver's main thread
         self.saved += bool(result.get("checkpoint_dir_name"))
         seen = self.stamps.setdefault(trial.trial_id, [])
         if seen:
@@ -220,7 +224,7 @@ class _TuneClock:
             ordered = sorted(results)
             between += [b[0] - a[0] - b[2] for a, b in zip(ordered, ordered[1:]) if a[1] != b[1]]
         return {"trials": list(self.stamps.values()), "iters": self.iters, "compute": self.compute,
-                "between": between, "saved": self.saved}
+                "between": between, "saved": self.saved, "cpu": self.cpu}
 
 
 # ----------------------------------------------------------------------------- plain Tune
@@ -314,6 +318,10 @@ def figures(run: dict[str, Any]) -> dict[str, float]:
         out["iter_ms"] = statistics.median(run["iters"]) * 1e3
     if run["between"]:
         out["between_ms"] = statistics.median(run["between"]) * 1e3
+    cpu = run.get("cpu") or []
+    if len(cpu) > 1:  # the driver's CPU per result, from the first result to the last
+        out["driver_cpu_ms"] = (cpu[-1][0] - cpu[0][0]) / (len(cpu) - 1) * 1e3
+        out["driver_all_cpu_ms"] = (cpu[-1][1] - cpu[0][1]) / (len(cpu) - 1) * 1e3
     return out
 
 
@@ -333,11 +341,13 @@ def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace, 
     base_epoch, base_steady = med("standalone", "epoch_ms"), med("standalone", "steady_ms")
     lines = ["| arm | runs | epochs checkpointed | epoch, median ms | vs standalone | per repetition vs standalone (median) "
              "| the trainer's epoch ms | in the trial process ms | driver round trip ms | between trials ms "
+             "| driver CPU per result ms: Tune's loop / whole driver "
              "| steady-state wall per epoch and slot ms | vs standalone | target | verdict |",
-             "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for arm in [arm for arm in ARMS if results[arm]]:  # the arms that ran, standalone among them
         epoch, steady, it = med(arm, "epoch_ms"), med(arm, "steady_ms"), med(arm, "iter_ms")
         compute, between = med(arm, "compute_ms"), med(arm, "between_ms")
+        loop_cpu, driver_cpu = med(arm, "driver_cpu_ms"), med(arm, "driver_all_cpu_ms")
         tune_arm = arm != "standalone"  # plain Tune's or ours
         ratio, steady_ratio = epoch / base_epoch, steady / base_steady
         pairs = paired(arm)
@@ -350,7 +360,8 @@ def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace, 
         lines.append(f"| {arm} | {len(results[arm])} | {med(arm, 'saved_pct'):.0f} % | {epoch:.1f} | {ratio:.2f}× | "
                      f"{shown} | {compute:.1f} | "
                      f"{f'{it:.1f}' if tune_arm else '—'} | {f'{epoch - it:.1f}' if tune_arm else '—'} | "
-                     f"{f'{between:.1f}' if tune_arm and not math.isnan(between) else '—'} | {steady:.1f} | "
+                     f"{f'{between:.1f}' if tune_arm and not math.isnan(between) else '—'} | "
+                     f"{f'{loop_cpu:.1f} / {driver_cpu:.1f}' if tune_arm else '—'} | {steady:.1f} | "
                      f"{steady_ratio:.2f}× | {target} | {verdict} |")
     uname = platform.uname()
     lines += [
@@ -365,7 +376,11 @@ def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace, 
         "through the driver at every report. The trainer's epoch: the `epoch_time_s` it reports (training and "
         "validation only, epochs 2..), the same code on both sides. Between trials: in one reused trial process, "
         "from the driver receiving a trial's last result to the next trial's first `train()` call there (Tune "
-        "ending the trial, the searcher's next configuration, the process reset). Steady state: first epoch of any "
+        "ending the trial, the searcher's next configuration, the process reset). Driver CPU per result: the "
+        "CPU time the driver spent from its first result to its last, per result, on the main thread (Tune's loop: "
+        "results, searcher, scheduler, callbacks) and in the whole process (every thread: ours' TensorBoard writer "
+        "and the refit's imports, which ours makes while the last trials run; Ray's core-worker threads). "
+        "Steady state: first epoch of any "
         "trial to the last trial's end, per "
         "epoch and per concurrent slot (start-up, refit and shutdown excluded). Per repetition: each repetition's "
         "epoch against the standalone one of the same repetition (the arms run interleaved, so a load spike moves "
