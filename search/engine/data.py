@@ -14,9 +14,10 @@ what the loader returns.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,11 @@ def loading(load: Callable[[], Any], data: Mapping[str, Any] | None, address: st
     so is every set when this process starts no cluster (``address`` or ``RAY_ADDRESS`` given, or Ray already
     initialized): joining one is quick, and what its ``ray.init`` imports was not checked against the load's.
     The function re-raises what the load raised.
+
+    On the thread the numerical libraries' BLAS runs on that thread alone (:func:`_blas_on_this_thread`):
+    ``ray.init`` forks its processes meanwhile, and OpenBLAS's fork handler waits for its worker threads, which
+    wait for a product the loading thread started: the run hung for good in ``ray.init`` (a ``madelon`` set with
+    300 informative features, generated beside it; ``docs/ray_optuna_notes.md``).
     """
     from search.engine.session import joins_cluster
     from trainables.data.config import BUILTIN_DATASETS
@@ -102,7 +108,8 @@ def loading(load: Callable[[], Any], data: Mapping[str, Any] | None, address: st
 
     def work() -> None:
         try:
-            outcome["data"] = load()
+            with _blas_on_this_thread():
+                outcome["data"] = load()
         except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
             outcome["error"] = exc
 
@@ -119,4 +126,24 @@ def loading(load: Callable[[], Any], data: Mapping[str, Any] | None, address: st
         return outcome["data"]
 
     return loaded_data
+
+
+@contextlib.contextmanager
+def _blas_on_this_thread() -> Iterator[None]:
+    """While a built-in set is generated beside ``ray.init``: the BLAS libraries that numpy and SciPy load run each
+    product on the calling thread, none on worker threads of their own (``threadpoolctl``, which scikit-learn
+    depends on); as they were after.
+
+    ``ray.init`` starts its processes with a ``preexec_fn``, so Python forks, and OpenBLAS's ``pthread_atfork``
+    handler (``blas_thread_shutdown_``) waits until its worker threads are idle, while they wait on a product the
+    other thread is in: neither goes on. With one BLAS thread there are no worker threads to wait for. The
+    generators' imports come first, so the libraries they load are limited too. A few built-in sets' products
+    (a few million multiply-adds) run as fast on one thread.
+    """
+    import sklearn.datasets  # noqa: F401 - loads numpy's and SciPy's BLAS, which threadpoolctl limits only once loaded
+    import sklearn.preprocessing  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 

@@ -190,6 +190,63 @@ def test_a_built_in_set_loads_on_a_thread_while_the_caller_goes_on_and_a_file_or
         assert get() == "now"
 
 
+def test_a_built_in_set_is_generated_with_blas_on_its_own_thread_and_the_limit_is_lifted_after(starts_embedded_ray):
+    from threadpoolctl import threadpool_info
+
+    from search.engine.data import loading
+
+    def blas_threads():
+        return sorted({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
+
+    before = blas_threads()
+    seen = []
+    get = loading(lambda: seen.append(blas_threads()) or "data", {"name": "madelon_guyon", "n_samples": 200})
+    assert get() == "data"
+    assert seen == [[1]]  # every BLAS library loaded (numpy's, SciPy's) on the calling thread alone
+    assert blas_threads() == before
+
+
+# A built-in set's generation whose BLAS products run (on OpenBLAS's worker threads) all through an embedded
+# ray.init, which forks its processes meanwhile: OpenBLAS's fork handler waited for its busy workers, for good.
+BLAS_BESIDE_RAY_INIT = """
+import threading, time
+import numpy as np
+from search.engine.data import loading
+from search.engine.session import ray_session
+
+def generate():
+    a, deadline = np.random.default_rng(0).random((300, 300)), time.monotonic() + 4
+    while time.monotonic() < deadline:
+        a @ a
+    return threading.current_thread().name
+
+get = loading(generate, {"name": "madelon", "n_informative": 300, "n_features": 400})
+with ray_session(num_cpus=1, include_dashboard=False):
+    print("started", get(), flush=True)
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_blas_products_beside_an_embedded_ray_init_do_not_hang_it(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", BLAS_BESIDE_RAY_INIT], cwd=Path(__file__).resolve().parents[2],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            env={name: value for name, value in os.environ.items() if name != "RAY_ADDRESS"})
+    try:
+        out, _ = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the hung driver and whatever Ray processes it had started
+        out, _ = proc.communicate()
+        pytest.fail(f"ray.init hung while a built-in set was generated beside it:\n{out[-2000:]}")
+    assert proc.returncode == 0, out[-3000:]
+    assert "started data-loader" in out  # generated on its thread, beside ray.init
+
+
 def test_a_run_that_joins_a_cluster_loads_a_built_in_set_at_once(starts_embedded_ray, monkeypatch):
     import threading
 
