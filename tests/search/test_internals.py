@@ -45,9 +45,9 @@ def test_verify_passes_on_this_ray_and_names_a_private_method_it_lacks(monkeypat
     from search.internals import InternalsError, verify
 
     verify()  # every private name in USES exists in the installed Ray and Optuna
-    monkeypatch.delattr(Node, "start_api_server")
-    with pytest.raises(InternalsError, match=r"ray\._private\.node\.Node\.kill_monitor/Node\.start_api_server .*"
-                                             r"AttributeError.*start_api_server.*checked on Ray 2\.60"):
+    monkeypatch.delattr(Node, "start_monitor")
+    names = r"ray\._private\.node\.Node\.kill_monitor/Node\.start_api_server/Node\.start_monitor"
+    with pytest.raises(InternalsError, match=names + r" .*AttributeError.*start_monitor.*checked on Ray 2\.60"):
         verify()
 
 
@@ -90,3 +90,19 @@ def test_gpus_that_ray_cannot_count_are_none(monkeypatch):
     assert node_gpus() == 0
     monkeypatch.setattr(accelerators, "get_accelerator_manager_for_resource", lambda name: None)
     assert node_gpus() == 0
+
+
+def test_the_autoscaler_monitor_is_left_out_only_while_inside_and_only_without_the_dashboard():
+    from search.internals import monitor_left_out
+
+    original = Node.start_monitor
+    with monitor_left_out(False):
+        assert Node.start_monitor is not original
+        assert Node.start_monitor(object()) is None  # nothing started
+    assert Node.start_monitor is original
+    for asked in (True, None):  # the dashboard asked for, or Ray's default: its cluster view reads the monitor's
+        with monitor_left_out(asked):
+            assert Node.start_monitor is original
+    with pytest.raises(RuntimeError), monitor_left_out(False):
+        raise RuntimeError("ray.init failed")
+    assert Node.start_monitor is original

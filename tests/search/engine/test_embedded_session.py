@@ -59,13 +59,17 @@ def test_an_embedded_cluster_starts_no_workers_ahead_and_retries_its_store_quick
     assert asked["driver_after"]
 
 
-# Runs an embedded session and prints whether Ray's autoscaler monitor was still running when ``ray.shutdown``
-# was called, and which of the driver's child processes outlived the session.
+# Runs an embedded session with Ray's autoscaler monitor (as a run with the dashboard has it; one without leaves it
+# out) and prints whether the monitor was still running when ``ray.shutdown`` was called, and which of the driver's
+# child processes outlived the session.
 ENDED = """
-import json
+import contextlib, json
 import psutil
 import ray
+import search.internals
 from search.engine.session import ray_session
+
+search.internals.monitor_left_out = lambda include_dashboard: contextlib.nullcontext()
 
 seen = {}
 real_shutdown = ray.shutdown
@@ -103,19 +107,24 @@ def test_an_embedded_cluster_stops_its_autoscaler_monitor_before_ray_shutdown_an
     assert ended["left"] == []
 
 
-# Starts an embedded session without the dashboard and prints whether Ray's API server process runs, what
-# ray.init reported as the dashboard's address, and whether a task still runs.
+# Starts an embedded session without the dashboard and prints whether Ray's API server process and its autoscaler
+# monitor run, what ray.init reported as the dashboard's address, and whether a task and an actor still run.
 API_SERVER = """
 import json
 import psutil
 import ray
 from search.engine.session import ray_session
 
+def running(script):
+    return len([p for p in psutil.Process().children() if any(a.endswith(script) for a in p.cmdline())])
+
 with ray_session(num_cpus=2, include_dashboard=False):
-    servers = [p for p in psutil.Process().children() if any(a.endswith("dashboard/dashboard.py") for a in p.cmdline())]
+    servers, monitors = running("dashboard/dashboard.py"), running("autoscaler/_private/monitor.py")
     url = ray._private.worker._global_node.webui_url
     answer = ray.get(ray.remote(lambda: 42).remote())
-print(json.dumps({"servers": len(servers), "url": url, "answer": answer}))
+    counter = ray.remote(num_cpus=1)(type("Counter", (), {"add": lambda self, n: n + 1})).remote()
+    answer += ray.get(counter.add.remote(1)) - 2
+print(json.dumps({"servers": servers, "monitors": monitors, "url": url, "answer": answer}))
 """
 
 
@@ -134,8 +143,9 @@ def _api_server(home: Path, usage_stats: str | None) -> dict:
 @pytest.mark.slow
 def test_an_embedded_cluster_without_the_dashboard_starts_no_api_server_unless_usage_stats_are_asked_for(tmp_path):
     # Without the dashboard Ray's API server runs usage stats alone, and ray.init waits for its address (~0.55 s).
+    # Nor the autoscaler monitor: one node has nothing to scale (~0.2 s of ray.init).
     plain = _api_server(tmp_path, None)
-    assert plain == {"servers": 0, "url": None, "answer": 42}
+    assert plain == {"servers": 0, "monitors": 0, "url": None, "answer": 42}
     # Usage stats the user enabled are reported as Ray would: the server starts.
     asked = _api_server(tmp_path, "1")
-    assert asked["servers"] == 1 and asked["answer"] == 42, asked
+    assert asked["servers"] == 1 and asked["monitors"] == 0 and asked["answer"] == 42, asked
