@@ -27,8 +27,8 @@ And the command's other end: from the search's last line (``[1/1 done]``) to the
 (the refit, the held-out test, Ray's shutdown, the summary), and from that line to the process's
 exit. ``--as-before`` adds ours as it was before 2026-12-06's second, third and fifth sessions (the
 data loaded before ``ray.init`` rather than beside it, Ray's API server and its autoscaler monitor
-started without the dashboard, Ray's shutdown left to stop that monitor, the interpreter's full
-teardown at exit), run interleaved: the baseline of those changes.
+started without the dashboard, Ray's shutdown left to stop that monitor, Ray's one-second wait for
+its new node, the interpreter's full teardown at exit), run interleaved: the baseline of those changes.
 
 **Ray's floor** (same interpreter, same ``--num-cpus``): ``import ray``, ``ray.init(num_cpus=2)``,
 a ``tune.Tuner`` with one function trainable that imports torch, makes one step of an Adam
@@ -161,14 +161,15 @@ def _first(lines: list[tuple[float, str]], pattern: re.Pattern[str] | str) -> fl
 
 #: Ours as it was before the changes of 2026-12-06's second, third and fifth sessions: the data loaded before
 #: ``ray.init``, not beside it; Ray's API server started although it runs usage stats alone; the autoscaler monitor
-#: started on the one node, and Ray's shutdown left to stop it itself; and the process ended by the interpreter's full
-#: teardown (``main``, not ``command``). Patched without importing more than ours does before Ray (Ray's node module,
+#: started on the one node, and Ray's shutdown left to stop it itself; Ray's GetNode left to look for its new node
+#: once a second; and the process ended by the interpreter's full teardown (``main``, not ``command``). Patched without importing more than ours does before Ray (Ray's node module,
 #: ``search.internals``, and ``search.engine.data`` before ``search.engine.run`` binds its ``loading``).
 AS_BEFORE = ("import sys, contextlib, ray._private.node as node, search.engine.data as data, search.internals as i, "
              "search.internals.api_server as api; "
              "node.Node.kill_monitor = lambda self, check_alive=True: None; "
              "api.usage_stats_only_server = lambda: False; "
              "i.monitor_left_out = lambda include_dashboard: contextlib.nullcontext(); "
+             "i.node_registration_polled = contextlib.nullcontext; "
              "data.loading = lambda load, *_: (lambda loaded: lambda: loaded)(load()); "
              "from search.cli.main import main; sys.exit(main())")
 

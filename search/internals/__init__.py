@@ -20,6 +20,7 @@ from search.internals.accelerators import node_gpus
 from search.internals.api_server import api_server_left_out
 from search.internals.errors import CHECKED_ON, InternalsError, unavailable
 from search.internals.monitor import monitor_left_out
+from search.internals.node_registration import node_registration_polled
 from search.internals.saved_state import (checkpoint_results, checkpoint_score_key, driver_staging_folders,
                                           grow_search_generator, load_experiment_state, newest_experiment_state,
                                           raise_next_checkpoint_index, restart_stopper, restored_tuner_configs,
@@ -30,7 +31,7 @@ from search.internals.usage_tag import INTEGRATION_CALLBACKS, callbacks_tagged_l
 __all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "ray_session_dir", "Bracket",
            "bracket_rungs", "newest_experiment_state", "load_experiment_state", "training_run_metadata",
            "set_checkpoint_results", "raise_next_checkpoint_index", "stop_autoscaler_monitor", "api_server_left_out",
-           "monitor_left_out", "node_gpus", "driver_staging_folders",
+           "monitor_left_out", "node_registration_polled", "node_gpus", "driver_staging_folders",
            "checkpoint_score_key",
            "training_result", "storage_of", "frozen_trial_id",
            "in_distribution", "tune_session", "train_fn_utils", "local_tune_session", "local_train_worker",
@@ -56,6 +57,9 @@ USES: tuple[tuple[str, str, str, str], ...] = (
     ("ray", "ray._private.node.Node.start_monitor, left out while an embedded ray.init starts a node without the "
             "dashboard", "engine.session (internals.monitor)",
      "no autoscaler monitor on a single node with nothing to scale: about 0.2 s of an embedded start"),
+    ("ray", "ray._private.services.get_node, called once ray._raylet.GcsClient.get_all_node_info lists the new node "
+            "as alive, while an embedded ray.init starts it", "engine.session (internals.node_registration)",
+     "the GCS asked every 20 ms instead of GetNode's one-second sleep: ray.init took a second more at random"),
     ("ray", "ray._private.accelerators.get_accelerator_manager_for_resource('GPU') "
             "(get_current_node_num_accelerators, get_current_process_visible_accelerator_ids)",
      "trials.resources (internals.accelerators)",
@@ -199,6 +203,7 @@ def verify() -> None:
         "ray.tune.utils.util": ("_atomic_save",),
         "ray.air._internal.usage": ("tag_callbacks", "_count_callbacks"),
         "ray._private.node": ("Node.kill_monitor", "Node.start_api_server", "Node.start_monitor"),
+        "ray._private.services": ("get_node",),
         "ray._private.accelerators": ("get_accelerator_manager_for_resource",),
         "ray.train.v2._internal.execution.train_fn_utils": ("LocalTrainFnUtils", "set_train_fn_utils",
                                                             "_train_fn_utils"),

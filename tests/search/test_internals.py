@@ -106,3 +106,35 @@ def test_the_autoscaler_monitor_is_left_out_only_while_inside_and_only_without_t
     with pytest.raises(RuntimeError), monitor_left_out(False):
         raise RuntimeError("ray.init failed")
     assert Node.start_monitor is original
+
+
+def test_ray_looks_for_its_new_node_only_while_inside():
+    from ray._private import services
+
+    from search.internals import node_registration_polled
+
+    original = services.get_node
+    with node_registration_polled():
+        assert services.get_node is not original
+    assert services.get_node is original
+    with pytest.raises(RuntimeError), node_registration_polled():
+        raise RuntimeError("ray.init failed")
+    assert services.get_node is original
+
+
+@pytest.mark.ray
+def test_the_gcs_is_asked_until_the_node_is_alive_and_no_longer_than_the_wait(ray_cluster, monkeypatch):
+    import time
+
+    import ray
+
+    from search.internals import node_registration
+
+    node = ray._private.worker._global_node
+    started = time.monotonic()
+    node_registration._wait_until_registered(node.gcs_address, node.node_id)  # alive: at once
+    assert time.monotonic() - started < 0.5
+    monkeypatch.setattr(node_registration, "WAIT_S", 0.3)
+    started = time.monotonic()
+    node_registration._wait_until_registered(node.gcs_address, "ab" * 28)  # a node that never registers
+    assert 0.3 <= time.monotonic() - started < 2.0

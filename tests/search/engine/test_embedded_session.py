@@ -108,12 +108,24 @@ def test_an_embedded_cluster_stops_its_autoscaler_monitor_before_ray_shutdown_an
 
 
 # Starts an embedded session without the dashboard and prints whether Ray's API server process and its autoscaler
-# monitor run, what ray.init reported as the dashboard's address, and whether a task and an actor still run.
+# monitor run, what ray.init reported as the dashboard's address, whether a task and an actor still run, and whether
+# Ray's own wait for the new node (services.get_node) took more than half a second.
 API_SERVER = """
-import json
+import json, time
 import psutil
 import ray
+import ray._private.services as services
 from search.engine.session import ray_session
+
+inside, real_get_node = [], services.get_node
+
+def timed_get_node(*args):  # Ray's own wait for the new node (GetNode sleeps a second while it is not registered)
+    start = time.monotonic()
+    node = real_get_node(*args)
+    inside.append(time.monotonic() - start)
+    return node
+
+services.get_node = timed_get_node
 
 def running(script):
     return len([p for p in psutil.Process().children() if any(a.endswith(script) for a in p.cmdline())])
@@ -124,7 +136,8 @@ with ray_session(num_cpus=2, include_dashboard=False):
     answer = ray.get(ray.remote(lambda: 42).remote())
     counter = ray.remote(num_cpus=1)(type("Counter", (), {"add": lambda self, n: n + 1})).remote()
     answer += ray.get(counter.add.remote(1)) - 2
-print(json.dumps({"servers": servers, "monitors": monitors, "url": url, "answer": answer}))
+print(json.dumps({"servers": servers, "monitors": monitors, "url": url, "answer": answer,
+                  "get_node_waited": max(inside) > 0.5}))
 """
 
 
@@ -144,8 +157,10 @@ def _api_server(home: Path, usage_stats: str | None) -> dict:
 def test_an_embedded_cluster_without_the_dashboard_starts_no_api_server_unless_usage_stats_are_asked_for(tmp_path):
     # Without the dashboard Ray's API server runs usage stats alone, and ray.init waits for its address (~0.55 s).
     # Nor the autoscaler monitor: one node has nothing to scale (~0.2 s of ray.init).
+    # And Ray's wait for its new node starts once the GCS lists it (asked every 20 ms): its GetNode no longer sleeps a
+    # second because the raylet, which registers only after its agents have started, had not registered yet.
     plain = _api_server(tmp_path, None)
-    assert plain == {"servers": 0, "monitors": 0, "url": None, "answer": 42}
+    assert plain == {"servers": 0, "monitors": 0, "url": None, "answer": 42, "get_node_waited": False}
     # Usage stats the user enabled are reported as Ray would: the server starts.
     asked = _api_server(tmp_path, "1")
     assert asked["servers"] == 1 and asked["monitors"] == 0 and asked["answer"] == 42, asked
