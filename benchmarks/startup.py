@@ -162,8 +162,9 @@ def _first(lines: list[tuple[float, str]], pattern: re.Pattern[str] | str) -> fl
 #: Ours as it was before the changes of 2026-12-06's second, third and fifth sessions: the data loaded before
 #: ``ray.init``, not beside it; Ray's API server started although it runs usage stats alone; the autoscaler monitor
 #: started on the one node, and Ray's shutdown left to stop it itself; Ray's GetNode left to look for its new node
-#: once a second; and the process ended by the interpreter's full teardown (``main``, not ``command``). Patched without importing more than ours does before Ray (Ray's node module,
-#: ``search.internals``, and ``search.engine.data`` before ``search.engine.run`` binds its ``loading``).
+#: once a second; and the process ended by the interpreter's full teardown (``main``, not ``command``). Patched
+#: without importing more than ours does before Ray (Ray's node module, ``search.internals``, and
+#: ``search.engine.data`` before ``search.engine.run`` binds its ``loading``).
 AS_BEFORE = ("import sys, contextlib, ray._private.node as node, search.engine.data as data, search.internals as i, "
              "search.internals.api_server as api; "
              "node.Node.kill_monitor = lambda self, check_alive=True: None; "
