@@ -93,7 +93,7 @@ def loading(load: Callable[[], Any], data: Mapping[str, Any] | None, address: st
     initialized): joining one is quick, and what its ``ray.init`` imports was not checked against the load's.
     The function re-raises what the load raised.
 
-    On the thread the numerical libraries' BLAS runs on that thread alone (:func:`_blas_on_this_thread`):
+    While it loads on the thread, BLAS runs every product on the calling thread (:func:`_blas_on_this_thread`):
     ``ray.init`` forks its processes meanwhile, and OpenBLAS's fork handler waits for its worker threads, which
     wait for a product the loading thread started: the run hung for good in ``ray.init`` (a ``madelon`` set with
     300 informative features, generated beside it; ``docs/ray_optuna_notes.md``).
@@ -130,20 +130,26 @@ def loading(load: Callable[[], Any], data: Mapping[str, Any] | None, address: st
 
 @contextlib.contextmanager
 def _blas_on_this_thread() -> Iterator[None]:
-    """While a built-in set is generated beside ``ray.init``: the BLAS libraries that numpy and SciPy load run each
-    product on the calling thread, none on worker threads of their own (``threadpoolctl``, which scikit-learn
-    depends on); as they were after.
+    """While a built-in set is generated beside ``ray.init``: the BLAS libraries that numpy and SciPy load run every
+    product on its calling thread (``threadpoolctl``, which scikit-learn depends on; the limit is the process's,
+    for every thread, until the set is generated); as they were after.
 
     ``ray.init`` starts its processes with a ``preexec_fn``, so Python forks, and OpenBLAS's ``pthread_atfork``
-    handler (``blas_thread_shutdown_``) waits until its worker threads are idle, while they wait on a product the
-    other thread is in: neither goes on. With one BLAS thread there are no worker threads to wait for. The
-    generators' imports come first, so the libraries they load are limited too. A few built-in sets' products
-    (a few million multiply-adds) run as fast on one thread.
+    handler (``blas_thread_shutdown_``) waits until its worker threads are idle, while they work on a product the
+    other thread waits for: neither goes on. With one BLAS thread the workers stay idle and the handler returns at
+    once. The generators' imports come first, so the libraries they load are limited too. The built-in sets'
+    products (a few million multiply-adds) take no longer on one thread. Where threadpoolctl cannot read the
+    loaded libraries, the set is generated without the limit, as before.
     """
     import sklearn.datasets  # noqa: F401 - loads numpy's and SciPy's BLAS, which threadpoolctl limits only once loaded
     import sklearn.preprocessing  # noqa: F401
-    from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"):
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(limits=1, user_api="blas")
+    except Exception:  # noqa: BLE001 - an unreadable library: generated as before, without the limit
+        limits = contextlib.nullcontext()
+    with limits:
         yield
 

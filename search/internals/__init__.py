@@ -47,8 +47,9 @@ USES: tuple[tuple[str, str, str, str], ...] = (
     ("ray", "ray._private.worker._global_node.get_session_dir_path()", "engine.session",
      "the embedded cluster's session folder, recorded so a killed run's leftovers can be stopped"),
     ("ray", "ray._private.worker._global_node.kill_monitor(check_alive=False)", "engine.session",
-     "an embedded cluster's autoscaler monitor stopped before ray.shutdown: Ray's shutdown sends it SIGTERM after "
-     "stopping the GCS, and its handler, which reports to the GCS, holds it the full second Ray waits before SIGKILL"),
+     "an embedded cluster's autoscaler monitor (with the dashboard) stopped before ray.shutdown: Ray's shutdown sends "
+     "it SIGTERM after stopping the GCS, and its handler, which reports to the GCS, holds it the full second Ray "
+     "waits before SIGKILL"),
     ("ray", "ray._private.node.Node.start_api_server, left out while an embedded ray.init starts a node without "
             "the dashboard; read: ray._private.services.start_api_server's source, "
             "ray._common.usage.usage_lib._usage_stats_enabledness", "engine.session (internals.api_server)",

@@ -1,33 +1,49 @@
 """An embedded cluster without the dashboard also without Ray's autoscaler monitor.
 
 Ray 2.60's ``ray.init`` starts ``autoscaler/_private/monitor.py`` with every cluster it starts (``RayParams.no_monitor``
-is not one of its arguments). On the single node an embedded run starts there is nothing to scale: the monitor
-publishes the autoscaler's view of the cluster, which ``ray status`` and the dashboard's cluster page read. Its start
-(a Python process importing Ray's autoscaler, 0.37 CPU-s) competes on a small machine with the raylet's agents, which
-``ray.init`` waits for: about 0.2 s of every embedded start here, and a second at its end when Ray's shutdown has to
-stop it (:func:`search.internals.stop_autoscaler_monitor`). Facts: ``docs/ray_optuna_notes.md``.
+is not one of its arguments). On the single node an embedded run starts there is nothing to scale: Tune, and Train's
+fixed scaling, read nothing the monitor publishes. Its start (a Python process importing Ray's autoscaler, 0.37 CPU-s)
+competes on a small machine with the raylet's agents, which ``ray.init`` waits for: about 0.2 s of every embedded start
+here. What goes with it: ``ray status`` shows no autoscaler view of such a cluster, and a task or actor that asks for
+resources the node lacks waits without the autoscaler's "No available node types can fulfill resource request" line
+(a trial that does is refused before the run: ``search.trials.resources``). Facts: ``docs/ray_optuna_notes.md``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
+from typing import Any
+
+from search.internals.errors import unavailable
 
 __all__ = ["monitor_left_out"]
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
 def monitor_left_out(include_dashboard: bool | None) -> Iterator[None]:
     """While an embedded ``ray.init`` runs without the dashboard: its node starts no autoscaler monitor. With the
-    dashboard (asked for, or Ray's default) the monitor starts as Ray has it, for the dashboard's cluster view. Ray's
-    ``Node.start_monitor`` is what it always was after."""
+    dashboard (asked for, or Ray's default) the monitor starts as Ray has it, for the dashboard's cluster view; so it
+    does on a Ray without ``Node.start_monitor``. Ray's ``Node.start_monitor`` is what it always was after."""
     if include_dashboard is not False:
         yield
         return
-    from ray._private.node import Node
+    try:
+        from ray._private.node import Node
 
-    original = Node.start_monitor
-    Node.start_monitor = lambda self: None  # type: ignore[method-assign]  # ray.init has no no_monitor in Ray 2.60
+        original = Node.start_monitor
+    except (ImportError, AttributeError) as exc:  # another Ray: its monitor starts
+        log.debug("%s", unavailable("ray._private.node.Node.start_monitor", exc))
+        yield
+        return
+
+    def start_monitor(self: Any, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    Node.start_monitor = start_monitor  # type: ignore[method-assign]  # ray.init has no no_monitor in Ray 2.60
     try:
         yield
     finally:

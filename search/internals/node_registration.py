@@ -24,21 +24,28 @@ log = logging.getLogger(__name__)
 
 #: How often the GCS is asked whether the new node has registered (a request takes under a millisecond).
 POLL_S = 0.02
-#: How long at most; then Ray's own ``get_node`` waits and fails as it would (``raylet_start_wait_time_s``: 30 s).
-WAIT_S = 30.0
+#: How long at most; then Ray's own ``get_node`` waits, retrying every second, and fails as it would. Short, so that a
+#: raylet that never registers is reported about as soon as before (Ray's clock, ``raylet_start_wait_time_s``: 30 s,
+#: started before this wait), and a slow one costs at most the second this wait saves.
+WAIT_S = 5.0
 
 
 @contextlib.contextmanager
 def node_registration_polled() -> Iterator[None]:
     """While an embedded ``ray.init`` starts its node: Ray's ``services.get_node`` is called once the GCS lists the
     node as alive, asked every :data:`POLL_S`. Ray's ``get_node`` is what it always was after."""
-    from ray._private import services
+    try:
+        from ray._private import services
 
-    original = services.get_node
+        original = services.get_node
+    except (ImportError, AttributeError) as exc:  # another Ray: its own wait
+        log.debug("%s", unavailable("ray._private.services.get_node", exc))
+        yield
+        return
 
-    def get_node(gcs_address: str, node_id: str) -> Any:
+    def get_node(gcs_address: str, node_id: str, *args: Any, **kwargs: Any) -> Any:
         _wait_until_registered(gcs_address, node_id)
-        return original(gcs_address, node_id)
+        return original(gcs_address, node_id, *args, **kwargs)
 
     services.get_node = get_node  # no public hook in Ray 2.60
     try:
