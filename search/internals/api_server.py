@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 
 from search.internals.errors import unavailable
+from search.internals.swap import swapped
 
 __all__ = ["API_SERVER_USAGE_STATS_ONLY", "usage_stats_only_server", "api_server_left_out"]
 
@@ -51,11 +52,6 @@ def api_server_left_out(include_dashboard: bool | None) -> Iterator[None]:
     if include_dashboard is not False or not usage_stats_only_server():
         yield
         return
-    from ray._private.node import Node
-
-    original = Node.start_api_server
-    Node.start_api_server = lambda self, **_: None  # type: ignore[method-assign]  # no public switch in Ray 2.60
-    try:
+    # No public switch in Ray 2.60.
+    with swapped("ray._private.node", "Node.start_api_server", lambda original: lambda self, **_: None):
         yield
-    finally:
-        Node.start_api_server = original  # type: ignore[method-assign]

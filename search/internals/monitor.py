@@ -12,15 +12,12 @@ resources the node lacks waits without the autoscaler's "No available node types
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator
 from typing import Any
 
-from search.internals.errors import unavailable
+from search.internals.swap import swapped
 
 __all__ = ["monitor_left_out"]
-
-log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -31,20 +28,11 @@ def monitor_left_out(include_dashboard: bool | None) -> Iterator[None]:
     if include_dashboard is not False:
         yield
         return
-    try:
-        from ray._private.node import Node
-
-        original = Node.start_monitor
-    except (ImportError, AttributeError) as exc:  # another Ray: its monitor starts
-        log.debug("%s", unavailable("ray._private.node.Node.start_monitor", exc))
+    with swapped("ray._private.node", "Node.start_monitor", lambda original: _start_no_monitor):
         yield
-        return
 
-    def start_monitor(self: Any, *args: Any, **kwargs: Any) -> None:
-        return None
 
-    Node.start_monitor = start_monitor  # type: ignore[method-assign]  # ray.init has no no_monitor in Ray 2.60
-    try:
-        yield
-    finally:
-        Node.start_monitor = original  # type: ignore[method-assign]
+def _start_no_monitor(self: Any, *args: Any, **kwargs: Any) -> None:
+    """``Node.start_monitor`` while an embedded node starts without the dashboard (``ray.init`` has no
+    ``no_monitor`` in Ray 2.60)."""
+    return None

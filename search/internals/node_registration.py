@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from search.internals.errors import unavailable
+from search.internals.swap import swapped
 
 __all__ = ["POLL_S", "node_registration_polled"]
 
@@ -34,24 +35,16 @@ WAIT_S = 5.0
 def node_registration_polled() -> Iterator[None]:
     """While an embedded ``ray.init`` starts its node: Ray's ``services.get_node`` is called once the GCS lists the
     node as alive, asked every :data:`POLL_S`. Ray's ``get_node`` is what it always was after."""
-    try:
-        from ray._private import services
 
-        original = services.get_node
-    except (ImportError, AttributeError) as exc:  # another Ray: its own wait
-        log.debug("%s", unavailable("ray._private.services.get_node", exc))
+    def polled(original: Callable[..., Any]) -> Callable[..., Any]:
+        def get_node(gcs_address: str, node_id: str, *args: Any, **kwargs: Any) -> Any:
+            _wait_until_registered(gcs_address, node_id)
+            return original(gcs_address, node_id, *args, **kwargs)
+
+        return get_node
+
+    with swapped("ray._private.services", "get_node", polled):  # no public hook in Ray 2.60
         yield
-        return
-
-    def get_node(gcs_address: str, node_id: str, *args: Any, **kwargs: Any) -> Any:
-        _wait_until_registered(gcs_address, node_id)
-        return original(gcs_address, node_id, *args, **kwargs)
-
-    services.get_node = get_node  # no public hook in Ray 2.60
-    try:
-        yield
-    finally:
-        services.get_node = original
 
 
 def _wait_until_registered(gcs_address: str, node_id: str) -> None:
