@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from search.experiment import OPTUNA_JOURNAL_LOCK
 from search.internals import checkpoint_results, checkpoint_score_key, set_checkpoint_results, training_result
 from trainables.checkpoint import CheckpointError, read_checkpoint
 from trainables.files import CHECKPOINT_FILE, atomic_write
@@ -56,6 +57,7 @@ class Repair:
     repointed: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # trial: (was, now)
     recovered: dict[str, int] = field(default_factory=dict)  # trial: result rows taken from the killed driver's copy
     removed_folders: list[str] = field(default_factory=list)
+    removed_files: list[str] = field(default_factory=list)  # a copied journal lock (OPTUNA_JOURNAL_LOCK)
     rewritten: list[str] = field(default_factory=list)  # files rewritten (paths in the folder): state, searcher, rows
     caught_up: dict[str, int] = field(default_factory=dict)  # trial: epochs told to the searcher only now
 
@@ -67,6 +69,8 @@ class Repair:
                for t, (was, now) in self.repointed.items()]
         out += [f"removed {name}: created after Tune's last saved state, never known to it or to the study"
                 for name in self.removed_folders]
+        out += [f"removed {name}: a copy of Optuna's journal lock an earlier run's sync left in the folder "
+                "(Optuna's writers waited 30 s for it)" for name in self.removed_files]
         out += [f"trial {t}: told the searcher {n} epoch(s) it had reported after the searcher's last save"
                 for t, n in self.caught_up.items()]
         return out
@@ -89,6 +93,7 @@ def repair_saved_state(path: Path, storage_folder: str | None = None, *, ours: b
     from search.internals import load_experiment_state, newest_experiment_state, training_run_metadata
 
     repair = Repair()
+    _drop_copied_journal_lock(path, repair)
     newest = newest_experiment_state(str(path))
     if newest is None:
         return repair
@@ -123,6 +128,16 @@ def repair_saved_state(path: Path, storage_folder: str | None = None, *, ours: b
             shutil.rmtree(folder)
             repair.removed_folders.append(folder.name)
     return repair
+
+
+def _drop_copied_journal_lock(path: Path, repair: Repair) -> None:
+    """Remove the plain-file copy of Optuna's journal lock that runs before the lock moved out of the folder
+    (:func:`search.experiment.journal_lock`) could leave: Optuna's own lock is a symlink (or, with
+    ``JournalFileOpenLock``, an empty file), held for one write; a non-empty file is a copy of the journal."""
+    lock = path / OPTUNA_JOURNAL_LOCK
+    if lock.is_file() and not lock.is_symlink() and lock.stat().st_size > 0:
+        lock.unlink()
+        repair.removed_files.append(lock.name)
 
 
 def _repoint(meta: Any, folder: Path, trial_id: str, repair: Repair, storage_folder: str | None, ours: bool) -> bool:

@@ -380,7 +380,7 @@ def _repair(experiment: Experiment, local: Path, *, ours: bool, killed_session: 
     repair = repair_saved_state(local, storage_folder=experiment.storage_path, ours=ours, killed_session=killed_session)
     if repair.rewritten:
         experiment.publish([*repair.rewritten, *([OPTUNA_JOURNAL] if repair.caught_up else [])])
-    for name in repair.removed_folders:
+    for name in [*repair.removed_folders, *repair.removed_files]:
         experiment.delete(name)
     return repair.lines()
 

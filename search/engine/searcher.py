@@ -46,7 +46,7 @@ from typing import Any
 from ray.tune.search.optuna import OptunaSearch
 
 from search.internals import frozen_trial_id, in_distribution, storage_of
-from search.experiment import OPTUNA_JOURNAL
+from search.experiment import OPTUNA_JOURNAL, journal_lock
 
 __all__ = ["PruningAwareOptunaSearch", "EPOCH", "warm_start"]
 
@@ -222,11 +222,12 @@ class PruningAwareOptunaSearch(OptunaSearch):
         """
         import optuna
         from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
         cached = self.__dict__.get("_journal")
         if cached is None or cached[0] != str(path):
-            study = optuna.create_study(storage=JournalStorage(JournalFileBackend(str(path))),
+            backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(journal_lock(path))))
+            study = optuna.create_study(storage=JournalStorage(backend),
                                         study_name=self._ot_study.study_name, load_if_exists=True,
                                         directions=self._ot_study.directions)
             if not study.metric_names:  # the dashboard and load_study users see val_accuracy, not 0 and 1

@@ -282,3 +282,72 @@ def test_nsga2_drives_a_two_objective_search_from_its_completed_trials():
     assert [t.values for t in trials] == [[t.params["lr"], 10 * t.params["lr"]] for t in trials]
     assert {t.system_attrs.get("NSGAIISampler:generation") for t in trials} >= {0, 1}  # past its first generation
     assert len(s._ot_study.best_trials) == 12  # a pure trade-off: the whole study is the front
+
+
+def test_the_journal_is_written_with_no_lock_file_in_the_experiment_folder(searcher, tmp_path, monkeypatch):
+    """Tune copies the folder on a thread while the searcher writes: a lock file there was copied as a plain file.
+
+    The listing is taken inside Optuna's write, under its lock: the moment Tune's copy could see a lock.
+    """
+    import contextlib
+
+    from optuna.storages.journal import _file
+
+    seen: list[set[str]] = []
+    locked = _file.get_lock_file
+
+    @contextlib.contextmanager
+    def listed_while_locked(lock):
+        with locked(lock):
+            seen.append({p.name for p in tmp_path.iterdir()})
+            yield
+
+    monkeypatch.setattr(_file, "get_lock_file", listed_while_locked)
+    searcher.suggest("a")
+    searcher.on_trial_result("a", {"acc": 0.5, "epoch": 1})
+    searcher.save(str(tmp_path / "searcher-state.pkl"))
+    searcher.on_trial_complete("a", {"acc": 0.6, "epoch": 2})
+    searcher.save(str(tmp_path / "searcher-state.pkl"))
+    assert len(seen) >= 3  # the study, the trial and its values, its end: each a write
+    assert all(names <= {"searcher-state.pkl", "optuna.journal"} for names in seen), seen
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["optuna.journal", "searcher-state.pkl"]
+
+
+def test_a_copy_taken_during_a_journal_write_opens_for_writing_at_once(searcher, tmp_path, monkeypatch):
+    """Tune's sync copies the staging folder into storage with pyarrow while the searcher writes (placed here
+    inside a write); a user then writes to the stored journal with Optuna's defaults (optuna-dashboard's notes,
+    ``load_study(...).set_user_attr``), which waited 30 s for a copied lock file."""
+    import contextlib
+    import time
+
+    import pyarrow.fs
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend, _file
+
+    staging, stored = tmp_path / "driver_artifacts", tmp_path / "storage"
+    staging.mkdir()
+    stored.mkdir()
+    locked = _file.get_lock_file
+    copies: list[int] = []
+
+    @contextlib.contextmanager
+    def copied_while_locked(lock):
+        with locked(lock):
+            if not copies:  # as Ray's storage copies (create_dir, then copy_files)
+                pyarrow.fs.copy_files(str(staging), str(stored))
+                copies.append(1)
+            yield
+
+    monkeypatch.setattr(_file, "get_lock_file", copied_while_locked)
+    searcher.suggest("a")
+    searcher.on_trial_complete("a", {"acc": 0.6, "epoch": 2})
+    searcher.save(str(staging / "searcher-state.pkl"))
+    monkeypatch.setattr(_file, "get_lock_file", locked)
+    pyarrow.fs.copy_files(str(staging), str(stored))  # the next sync: the journal, whatever was copied before stays
+    assert sorted(p.name for p in stored.iterdir()) == ["optuna.journal", "searcher-state.pkl"]
+    study = optuna.load_study(study_name=searcher._ot_study.study_name,
+                              storage=JournalStorage(JournalFileBackend(str(stored / "optuna.journal"))))
+    started = time.monotonic()
+    study.set_user_attr("note", "read by a person")
+    assert time.monotonic() - started < 5
+    assert study.trials[0].value == 0.6 and study.user_attrs == {"note": "read by a person"}
