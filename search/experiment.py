@@ -34,8 +34,8 @@ from typing import Any, Union
 from search import mirror
 
 __all__ = ["Experiment", "ExperimentLike", "ExperimentError", "DEFAULT_STORAGE", "SPEC_COPY", "SPEC_SOURCE_COPY",
-           "SPEC_ORIGIN",
-           "TRAIN_RUNS_DIR", "HELDOUT_FILE", "OPTUNA_JOURNAL", "OPTUNA_JOURNAL_LOCK", "journal_lock", "RUN_LOG", "EMBEDDED_RAY_RECORD", "DRIVER_RECORD",
+           "SPEC_ORIGIN", "TRAIN_RUNS_DIR", "HELDOUT_FILE", "OPTUNA_JOURNAL", "OPTUNA_JOURNAL_LOCK", "journal_lock",
+           "RUN_LOG", "EMBEDDED_RAY_RECORD", "DRIVER_RECORD",
            "CACHE_ENV", "CHECKPOINT_STATE_KEY", "is_uri", "redact", "storage_root", "unwritable_reason", "filesystem"]
 
 #: Where a bare experiment name is looked up (the spec's ``storage`` default, relative to CWD).

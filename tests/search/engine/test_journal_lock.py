@@ -46,4 +46,5 @@ def test_a_lock_optuna_holds_is_left_alone(tmp_path):
 
 def test_the_lock_lies_outside_the_folder_one_per_journal(tmp_path):
     first, second = journal_lock(tmp_path / "a" / "optuna.journal"), journal_lock(tmp_path / "b" / "optuna.journal")
-    assert first != second and tmp_path not in first.parents and first == journal_lock(tmp_path / "a/../a/optuna.journal")
+    assert first != second and tmp_path not in first.parents
+    assert first == journal_lock(tmp_path / "a/../a/optuna.journal")
