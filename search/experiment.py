@@ -20,12 +20,10 @@ hides them in anything printed): pyarrow and boto read them from the environment
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +32,8 @@ from typing import Any, Union
 from search import mirror
 
 __all__ = ["Experiment", "ExperimentLike", "ExperimentError", "DEFAULT_STORAGE", "SPEC_COPY", "SPEC_SOURCE_COPY",
-           "SPEC_ORIGIN", "TRAIN_RUNS_DIR", "HELDOUT_FILE", "OPTUNA_JOURNAL", "OPTUNA_JOURNAL_LOCK", "journal_lock",
-           "RUN_LOG", "EMBEDDED_RAY_RECORD", "DRIVER_RECORD",
+           "SPEC_ORIGIN", "TRAIN_RUNS_DIR", "HELDOUT_FILE", "OPTUNA_JOURNAL", "OPTUNA_JOURNAL_LOCK", "RUN_LOG",
+           "EMBEDDED_RAY_RECORD", "DRIVER_RECORD",
            "CACHE_ENV", "CHECKPOINT_STATE_KEY", "is_uri", "redact", "storage_root", "unwritable_reason", "filesystem"]
 
 #: Where a bare experiment name is looked up (the spec's ``storage`` default, relative to CWD).
@@ -52,8 +50,8 @@ TRAIN_RUNS_DIR = "train_runs"
 HELDOUT_FILE = "heldout.json"
 #: Optuna's journal of the study (engine.searcher): ``optuna-dashboard`` and ``optuna.load_study`` open it.
 OPTUNA_JOURNAL = "optuna.journal"
-#: Optuna's default lock for that journal (a symlink it creates and removes around each write). Ours is taken
-#: outside the folder (:func:`journal_lock`), so one found in an experiment is a copy an earlier run's sync left.
+#: Optuna's default lock for that journal (a symlink it creates and removes around each write). Our writer takes
+#: none in the folder (engine.searcher), so a plain file of that name in an experiment is a copy a sync left.
 OPTUNA_JOURNAL_LOCK = OPTUNA_JOURNAL + ".lock"
 #: Ray's and Tune's own output during a quiet run (the terminal shows ours only).
 RUN_LOG = "run.log"
@@ -75,19 +73,6 @@ _SECRET_KEYS = {"access_key", "secret_key", "session_token", "aws_access_key_id"
 #: ``scheme://user:secret@`` (a secret may hold ``/``): what is between ``://`` and the last ``@`` before ``?``.
 _USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^\s?@]*:[^\s?]*@", re.IGNORECASE)
 _SCHEMES = {"s3", "gs", "gcs", "file", "hdfs", "viewfs", "abfs", "abfss", "mock"}
-
-
-def journal_lock(journal: str | Path) -> Path:
-    """Where search's writer of Optuna's ``journal`` takes its file lock: a file outside the experiment folder.
-
-    Tune copies the driver's staging folder into storage on a thread of its own while the searcher writes the
-    journal there. Optuna's default lock (:data:`OPTUNA_JOURNAL_LOCK`, beside the journal for the length of each
-    write) was copied with it as a plain file, and every later writer of the stored journal (``optuna-dashboard``,
-    ``optuna.load_study(...).set_user_attr``, ``resume``) then waited Optuna's 30-s grace period for it. A lock in
-    the temporary folder, named by the journal's absolute path, still keeps two writers on this machine apart.
-    """
-    digest = hashlib.sha256(str(Path(journal).resolve()).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"search-optuna-journal-{digest}.lock"
 
 
 class ExperimentError(ValueError):

@@ -131,13 +131,14 @@ def repair_saved_state(path: Path, storage_folder: str | None = None, *, ours: b
 
 
 def _drop_copied_journal_lock(path: Path, repair: Repair) -> None:
-    """Remove the plain-file copy of Optuna's journal lock that runs before the lock moved out of the folder
-    (:func:`search.experiment.journal_lock`) could leave: Optuna's own lock is a symlink (or, with
-    ``JournalFileOpenLock``, an empty file), held for one write; a non-empty file is a copy of the journal."""
-    lock = path / OPTUNA_JOURNAL_LOCK
-    if lock.is_file() and not lock.is_symlink() and lock.stat().st_size > 0:
-        lock.unlink()
-        repair.removed_files.append(lock.name)
+    """Remove the plain-file copies of Optuna's journal lock that a sync could leave before our writer stopped
+    locking in the folder (:class:`search.engine.searcher._InProcessLock`): the lock itself, or the name Optuna
+    renames it to while releasing it. Optuna's own live lock is a symlink, left alone."""
+    for lock in sorted(path.glob(OPTUNA_JOURNAL_LOCK + "*")):
+        copied = lock.name == OPTUNA_JOURNAL_LOCK or lock.name.endswith(".rename")
+        if copied and lock.is_file() and not lock.is_symlink():
+            lock.unlink()
+            repair.removed_files.append(lock.name)
 
 
 def _repoint(meta: Any, folder: Path, trial_id: str, repair: Repair, storage_folder: str | None, ours: bool) -> bool:

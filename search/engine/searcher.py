@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import math
 import pickle
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from typing import Any
 from ray.tune.search.optuna import OptunaSearch
 
 from search.internals import frozen_trial_id, in_distribution, storage_of
-from search.experiment import OPTUNA_JOURNAL, journal_lock
+from search.experiment import OPTUNA_JOURNAL
 
 __all__ = ["PruningAwareOptunaSearch", "EPOCH", "warm_start"]
 
@@ -222,11 +223,11 @@ class PruningAwareOptunaSearch(OptunaSearch):
         """
         import optuna
         from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+        from optuna.storages.journal import JournalFileBackend
 
         cached = self.__dict__.get("_journal")
         if cached is None or cached[0] != str(path):
-            backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(journal_lock(path))))
+            backend = JournalFileBackend(str(path), lock_obj=_InProcessLock())
             study = optuna.create_study(storage=JournalStorage(backend),
                                         study_name=self._ot_study.study_name, load_if_exists=True,
                                         directions=self._ot_study.directions)
@@ -276,6 +277,28 @@ class PruningAwareOptunaSearch(OptunaSearch):
             return
         self._ot_trials[trial_id].set_user_attr("cut_by", "time_budget")
         self._tell_pruned(trial_id)
+
+
+class _InProcessLock:
+    """The lock our writer of Optuna's journal takes: this process's alone, no file in the experiment folder.
+
+    Tune copies the driver's staging folder into storage on a thread of its own while the searcher writes the
+    journal there. Optuna's default lock (:data:`~search.experiment.OPTUNA_JOURNAL_LOCK`, a symlink beside the
+    journal for the length of each write) was copied with it as a plain file, and the next writer of the
+    stored journal with Optuna's defaults (optuna-dashboard's notes, ``study.set_user_attr``) waited Optuna's
+    30-s grace period for it. One process writes a journal of ours at a time: the run's driver its staging
+    copy, ``resume`` (refused while that driver lives) the stored one. A lock file elsewhere (a shared
+    temporary folder) would let another user's file of the same name stall the driver.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def acquire(self) -> bool:  # Optuna's BaseJournalFileLock interface
+        return self._lock.acquire()
+
+    def release(self) -> None:
+        self._lock.release()
 
 
 def _finite(value: Any) -> bool:

@@ -1,4 +1,4 @@
-"""A copy of Optuna's journal lock that an earlier run's sync left in the folder is removed on resume."""
+"""Copies of Optuna's journal lock that an earlier run's sync left in the folder are removed on resume."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from search.engine.recovery import repair_saved_state
-from search.experiment import journal_lock
 
 
 def _journal(folder):
@@ -38,13 +37,12 @@ def test_a_lock_optuna_holds_is_left_alone(tmp_path):
     os.symlink(journal, tmp_path / "optuna.journal.lock")  # JournalFileSymlinkLock, held by a writer now
     assert repair_saved_state(tmp_path).removed_files == []
     assert (tmp_path / "optuna.journal.lock").is_symlink()
-    (tmp_path / "optuna.journal.lock").unlink()
-    (tmp_path / "optuna.journal.lock").touch()  # JournalFileOpenLock's empty file
-    assert repair_saved_state(tmp_path).removed_files == []
-    assert (tmp_path / "optuna.journal.lock").exists()
 
 
-def test_the_lock_lies_outside_the_folder_one_per_journal(tmp_path):
-    first, second = journal_lock(tmp_path / "a" / "optuna.journal"), journal_lock(tmp_path / "b" / "optuna.journal")
-    assert first != second and tmp_path not in first.parents
-    assert first == journal_lock(tmp_path / "a/../a/optuna.journal")
+def test_a_copy_taken_at_the_first_write_or_while_optuna_released_its_lock_is_removed_too(tmp_path):
+    _journal(tmp_path)
+    (tmp_path / "optuna.journal.lock").touch()  # the journal was empty when the copy was made
+    renamed = "optuna.journal.lock67cb0092-1fbe-4713-9f3c-2b8e0a7d1c55.rename"  # JournalFileSymlinkLock.release
+    (tmp_path / renamed).write_text('{"op_code": 0}\n')
+    assert sorted(repair_saved_state(tmp_path).removed_files) == ["optuna.journal.lock", renamed]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["optuna.journal"]
