@@ -25,10 +25,11 @@ The phases:
 
 And the command's other end: from the search's last line (``[1/1 done]``) to the last line printed
 (the refit, the held-out test, Ray's shutdown, the summary), and from that line to the process's
-exit. ``--as-before`` adds ours as it was before 2026-12-06's second, third and fifth sessions (the
-data loaded before ``ray.init`` rather than beside it, Ray's API server and its autoscaler monitor
+exit. ``--as-before`` adds ours as it was before 2026-12-06's second, third, fifth and sixth sessions
+(the data loaded before ``ray.init`` rather than beside it, Ray's API server and its autoscaler monitor
 started without the dashboard, Ray's shutdown left to stop that monitor, Ray's one-second wait for
-its new node, the interpreter's full teardown at exit), run interleaved: the baseline of those changes.
+its new node, workers started through Ray's ``setup_worker.py``, the interpreter's full teardown at
+exit), run interleaved: the baseline of those changes.
 
 **Ray's floor** (same interpreter, same ``--num-cpus``): ``import ray``, ``ray.init(num_cpus=2)``,
 a ``tune.Tuner`` with one function trainable that imports torch, makes one step of an Adam
@@ -45,6 +46,7 @@ load average is printed beside them. Exit status 0 when ours reached epoch 1 wit
 from __future__ import annotations
 
 import argparse
+import compileall
 import datetime
 import json
 import os
@@ -159,10 +161,10 @@ def _first(lines: list[tuple[float, str]], pattern: re.Pattern[str] | str) -> fl
     return None
 
 
-#: Ours as it was before the changes of 2026-12-06's second, third and fifth sessions: the data loaded before
+#: Ours as it was before the changes of 2026-12-06's second, third, fifth and sixth sessions: the data loaded before
 #: ``ray.init``, not beside it; Ray's API server started although it runs usage stats alone; the autoscaler monitor
 #: started on the one node, and Ray's shutdown left to stop it itself; Ray's GetNode left to look for its new node
-#: once a second; and the process ended by the interpreter's full teardown (``main``, not ``command``). Patched
+#: once a second; workers started through Ray's ``setup_worker.py``; and the process ended by the interpreter's full teardown (``main``, not ``command``). Patched
 #: without importing more than ours does before Ray (Ray's node module, ``search.internals``, and
 #: ``search.engine.data`` before ``search.engine.run`` binds its ``loading``).
 AS_BEFORE = ("import sys, contextlib, ray._private.node as node, search.engine.data as data, search.internals as i, "
@@ -170,7 +172,7 @@ AS_BEFORE = ("import sys, contextlib, ray._private.node as node, search.engine.d
              "node.Node.kill_monitor = lambda self, check_alive=True: None; "
              "api.usage_stats_only_server = lambda: False; "
              "i.monitor_left_out = lambda include_dashboard: contextlib.nullcontext(); "
-             "i.node_registration_polled = contextlib.nullcontext; "
+             "i.node_registration_polled = contextlib.nullcontext; i.lean_worker_setup = contextlib.nullcontext; "
              "data.loading = lambda load, *_: (lambda loaded: lambda: loaded)(load()); "
              "from search.cli.main import main; sys.exit(main())")
 
@@ -252,7 +254,8 @@ def render(columns: dict[str, list[dict[str, float]]], imports: dict[str, list[f
                 + " | ".join(f"**{cell(r, 'first epoch at')}**" for r in columns.values()) + " |")
     rows += [f"| {phase} | " + " | ".join(cell(r, phase) for r in columns.values()) + " |" for phase in END_PHASES]
     cold = ", ".join(f"`import {m}` {statistics.median(v):.1f} s" for m, v in imports.items() if v)
-    spec = "Tiny spec: `feature_selection` on `breast_cancer`, 1 trial of 2 epochs, `scheduler: {type: none}`."
+    spec = ("Tiny spec: `feature_selection` on `breast_cancer`, 1 trial of 2 epochs, `scheduler: {type: none}`; "
+            "`search` and `trainables` byte-compiled first, as `pip install` leaves them.")
     cold = f" Cold imports in a fresh interpreter (medians): {cold}." if cold else ""
     return "\n".join(rows) + f"\n\n{spec}{cold}  \n{foot}"
 
@@ -283,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one run may take")
     parser.add_argument("--skip-floor", action="store_true", help="do not run Ray's floor")
     parser.add_argument("--as-before", action="store_true",
-                        help="also run ours as before 2026-12-06's second, third and fifth sessions (the baseline of "
-                             "their changes)")
+                        help="also run ours as before 2026-12-06's second, third, fifth and sixth sessions (the "
+                             "baseline of their changes)")
     parser.add_argument("--write-readme", action="store_true", help="write the table into docs/benchmarks.md")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()[0]
@@ -296,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     # The trial code Tune pickles and the built-in trainable as the driver sees them (no torch), then its training.
     imports: dict[str, list[float]] = {"torch": [], "pandas": [], "search.trials.direct, trainables.tasks": [],
                                        "trainables.task_training": []}
+    # Our packages' bytecode, as an install (pip compiles it) or a first import leaves it: with PYTHONDONTWRITEBYTECODE
+    # set (this machine's sandbox sets it) every process would compile them again, about 0.1 s of ours' start each.
+    for package in ("search", "trainables"):
+        compileall.compile_dir(REPO / package, quiet=1)
     with tempfile.TemporaryDirectory(prefix="startup-") as tmp:
         for i in range(args.repeats):  # interleaved, so each path sees the same load
             for name, rows in columns.items():

@@ -59,13 +59,13 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
     if address:
         ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=True)
     else:
-        from search.internals import api_server_left_out, monitor_left_out, node_registration_polled
+        from search.internals import api_server_left_out, lean_worker_setup, monitor_left_out, node_registration_polled
 
         # Without the dashboard, Ray's API server would run its usage stats alone, and ray.init waits for it; the
         # autoscaler monitor has nothing to scale on this one node, and its start competes with what ray.init waits for.
-        # Its new node is looked for every 20 ms rather than every second.
+        # Its new node is looked for every 20 ms rather than every second; its workers start without a first Ray import.
         with (_embedded_ray_env(), api_server_left_out(include_dashboard), monitor_left_out(include_dashboard),
-              node_registration_polled()):
+              node_registration_polled(), lean_worker_setup()):
             ray.init(num_cpus=num_cpus, include_dashboard=include_dashboard, runtime_env={"env_vars": env_vars},
                      resources={DRIVER_RESOURCE: 10_000})
         if record_in is not None:

@@ -27,11 +27,12 @@ from search.internals.saved_state import (checkpoint_results, checkpoint_score_k
                                           search_generator_counts, set_checkpoint_results, training_result,
                                           training_run_metadata)
 from search.internals.usage_tag import INTEGRATION_CALLBACKS, callbacks_tagged_lightly, count_callbacks
+from search.internals.worker_setup import lean_worker_setup
 
 __all__ = ["CHECKED_ON", "USES", "InternalsError", "check_versions", "verify", "ray_session_dir", "Bracket",
            "bracket_rungs", "newest_experiment_state", "load_experiment_state", "training_run_metadata",
            "set_checkpoint_results", "raise_next_checkpoint_index", "stop_autoscaler_monitor", "api_server_left_out",
-           "monitor_left_out", "node_registration_polled", "node_gpus", "driver_staging_folders",
+           "monitor_left_out", "node_registration_polled", "lean_worker_setup", "node_gpus", "driver_staging_folders",
            "checkpoint_score_key",
            "training_result", "storage_of", "frozen_trial_id",
            "in_distribution", "tune_session", "train_fn_utils", "local_tune_session", "local_train_worker",
@@ -61,6 +62,10 @@ USES: tuple[tuple[str, str, str, str], ...] = (
     ("ray", "ray._private.services.get_node, called once ray._raylet.GcsClient.get_all_node_info lists the new node "
             "as alive, while an embedded ray.init starts it", "engine.session (internals.node_registration)",
      "the GCS asked every 20 ms instead of GetNode's one-second sleep: ray.init took a second more at random"),
+    ("ray", "ray._private.node.Node.__init__ (RayParams.setup_worker_path, filled in when absent); the raylet's "
+            "--serialized-runtime-env-context/--language arguments and RuntimeEnvContext's fields",
+     "engine.session (internals.worker_setup, internals.lean_setup_worker)",
+     "Python workers started without Ray's setup_worker.py importing Ray first: 0.3 s of each worker's start"),
     ("ray", "ray._private.accelerators.get_accelerator_manager_for_resource('GPU') "
             "(get_current_node_num_accelerators, get_current_process_visible_accelerator_ids)",
      "trials.resources (internals.accelerators)",
@@ -203,7 +208,7 @@ def verify() -> None:
         "ray.train._internal.session": ("_TrainingResult", "_session", "get_session"),
         "ray.tune.utils.util": ("_atomic_save",),
         "ray.air._internal.usage": ("tag_callbacks", "_count_callbacks"),
-        "ray._private.node": ("Node.kill_monitor", "Node.start_api_server", "Node.start_monitor"),
+        "ray._private.node": ("Node.kill_monitor", "Node.start_api_server", "Node.start_monitor", "Node.__init__"),
         "ray._private.services": ("get_node",),
         "ray._private.accelerators": ("get_accelerator_manager_for_resource",),
         "ray.train.v2._internal.execution.train_fn_utils": ("LocalTrainFnUtils", "set_train_fn_utils",

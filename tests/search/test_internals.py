@@ -46,7 +46,7 @@ def test_verify_passes_on_this_ray_and_names_a_private_method_it_lacks(monkeypat
 
     verify()  # every private name in USES exists in the installed Ray and Optuna
     monkeypatch.delattr(Node, "start_monitor")
-    names = r"ray\._private\.node\.Node\.kill_monitor/Node\.start_api_server/Node\.start_monitor"
+    names = r"ray\._private\.node\.Node\.kill_monitor/Node\.start_api_server/Node\.start_monitor/Node\.__init__"
     with pytest.raises(InternalsError, match=names + r" .*AttributeError.*start_monitor.*checked on Ray 2\.60"):
         verify()
 

@@ -111,7 +111,7 @@ def test_an_embedded_cluster_stops_its_autoscaler_monitor_before_ray_shutdown_an
 # monitor run, what ray.init reported as the dashboard's address, whether a task and an actor still run, and whether
 # Ray's own wait for the new node (services.get_node) took its one-second sleep.
 API_SERVER = """
-import json, time
+import json, os, time
 import psutil
 import ray
 import ray._private.services as services
@@ -136,8 +136,13 @@ with ray_session(num_cpus=2, include_dashboard=False):
     answer = ray.get(ray.remote(lambda: 42).remote())
     counter = ray.remote(num_cpus=1)(type("Counter", (), {"add": lambda self, n: n + 1})).remote()
     answer += ray.get(counter.add.remote(1)) - 2
+    (raylet,) = [p for p in psutil.Process().children() if p.name() == "raylet"]
+    lean = any("search/internals/lean_setup_worker.py" in a for a in raylet.cmdline())
+    seen = ray.get(ray.remote(lambda: [os.environ.get(n) for n in ("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "PROBE")])
+                   .options(runtime_env={"env_vars": {"PROBE": "${HOME}-x${UNSET_HERE}"}}).remote())
 print(json.dumps({"servers": servers, "monitors": monitors, "url": url, "answer": answer,
-                  "get_node_called": bool(inside), "get_node_waited": max(inside, default=0.0) > 0.9}))
+                  "get_node_called": bool(inside), "get_node_waited": max(inside, default=0.0) > 0.9,
+                  "lean_setup_worker": lean, "seen": seen}))
 """
 
 
@@ -159,9 +164,11 @@ def test_an_embedded_cluster_without_the_dashboard_starts_no_api_server_unless_u
     # Nor the autoscaler monitor: one node has nothing to scale (~0.2 s of ray.init).
     # And Ray's wait for its new node starts once the GCS lists it (asked every 20 ms): its GetNode no longer sleeps a
     # second because the raylet, which registers only after its agents have started, had not registered yet.
+    # Its Python workers start through our setup script, without Ray's importing Ray first (0.3 s a worker); the job's
+    # and a task's runtime-env variables still reach them, expanded as Ray expands them.
     plain = _api_server(tmp_path, None)
     assert plain == {"servers": 0, "monitors": 0, "url": None, "answer": 42, "get_node_called": True,
-                     "get_node_waited": False}
+                     "get_node_waited": False, "lean_setup_worker": True, "seen": ["0.1", f"{tmp_path}-x"]}
     # Usage stats the user enabled are reported as Ray would: the server starts.
     asked = _api_server(tmp_path, "1")
     assert asked["servers"] == 1 and asked["monitors"] == 0 and asked["answer"] == 42, asked
