@@ -8,70 +8,24 @@ also reachable here, where the tuner (and a tuner.pkl saved before the split) lo
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import queue
 import shutil
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 from ray.tune.logger import TBXLoggerCallback
 
-
-@contextmanager
-def _torch_hidden() -> Iterator[None]:
-    """An installed torch, not yet imported, hidden meanwhile (``sys.modules["torch"] = None``: imports fail).
-
-    tensorboardX's writer imports torch when it is installed, only to accept torch tensors as values
-    (``writer.numpy_compatible``; tensorboardX 2.6); ours logs numbers. The driver trains nothing, and
-    that import was about a second of every run's start (``benchmarks/startup.py``). An imported torch
-    stays as it is. The whole process sees it hidden meanwhile: this module is imported while the tuner
-    is built, on the driver's thread, with no other thread of ours importing.
-    """
-    if "torch" in sys.modules:
-        yield
-        return
-    sys.modules["torch"] = None  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        if sys.modules.get("torch", False) is None:  # still hidden (not imported meanwhile)
-            del sys.modules["torch"]
-
-
-def _tensorboardx() -> tuple[Any, Any, Any, Any, Any]:
-    """tensorboardX's classes ours builds on: imported without torch, else (a version that needs it) with it."""
-    def imported() -> tuple[Any, Any, Any, Any, Any]:
-        from tensorboardX import SummaryWriter
-        from tensorboardX.event_file_writer import EventFileWriter, EventsWriter
-        from tensorboardX.record_writer import directory_check
-        from tensorboardX.writer import FileWriter
-
-        return SummaryWriter, EventFileWriter, EventsWriter, FileWriter, directory_check
-
-    try:
-        with _torch_hidden():
-            return imported()
-    except ImportError:
-        return imported()
-
-
-try:
-    SummaryWriter, EventFileWriter, EventsWriter, FileWriter, directory_check = _tensorboardx()
-except ImportError:  # Tune's logger needs it too: tensorboard_logger() then gives none
-    SummaryWriter = EventFileWriter = EventsWriter = FileWriter = object
-    directory_check = None
-
 from search.engine.progress import ProgressLines
 
-__all__ = ["BackgroundTensorBoard", "DirectSummaryWriter", "ProgressLines", "PrunedCheckpointCleanup",
-           "TellBudgetStops", "keep_only_best_checkpoint", "tensorboard_logger"]
+__all__ = ["BackgroundTensorBoard", "ProgressLines", "PrunedCheckpointCleanup", "TellBudgetStops",
+           "keep_only_best_checkpoint", "tensorboard_logger"]
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +91,10 @@ def keep_only_best_checkpoint(trial: Any) -> int:
     return removed
 
 
+#: The writer class of a :class:`BackgroundTensorBoard` whose tensorboardX does not import.
+_NO_EVENTS = object()
+
+
 class BackgroundTensorBoard(TBXLoggerCallback):
     """Tune's TensorBoard logger, the same event files, written on a thread of its own.
 
@@ -145,16 +103,22 @@ class BackgroundTensorBoard(TBXLoggerCallback):
     ``tune.report`` for the driver to ask for its next result. This one queues each call, in
     order, for a thread that makes it; the experiment's end waits for the queue. Given in the
     run's callbacks, it replaces Tune's default one (Tune adds a TBX logger only when none is given).
+
+    tensorboardX itself is imported on that thread, when the first trial starts
+    (:mod:`search.engine.tensorboard_writer`): its import (0.15-0.2 s) was on the driver's path from
+    ``ray.init`` to the first trial's request, and is now made while the driver waits for that trial's process.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._summary_writer_cls = DirectSummaryWriter  # already on a thread: no second one per trial
+    def __init__(self) -> None:  # not Tune's __init__, which imports tensorboardX
+        self._summary_writer_cls: Any = None  # DirectSummaryWriter, imported on the writer's thread
+        self._trial_writer: dict[Any, Any] = {}
+        self._trial_result: dict[Any, dict] = {}
         self._jobs: queue.SimpleQueue | None = None
         self._writer: threading.Thread | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # the Tuner pickles its callbacks (tuner.pkl): no thread, no queue
-        return {**self.__dict__, "_jobs": None, "_writer": None, "_trial_writer": {}, "_trial_result": {}}
+        return {**self.__dict__, "_jobs": None, "_writer": None, "_trial_writer": {}, "_trial_result": {},
+                "_summary_writer_cls": None}
 
     def get_state(self) -> None:
         """Tune's experiment snapshot asks every callback for its state, then copies the driver's staging
@@ -185,14 +149,32 @@ class BackgroundTensorBoard(TBXLoggerCallback):
         if trial in self._trial_writer:
             self._trial_writer[trial].close()
         os.makedirs(folder, exist_ok=True)  # the trial's JSON state untouched (init_local_path invalidates it)
+        if self._summary_writer_cls is None:  # already on a thread: tensorboardX's own would add one per trial
+            try:
+                from search.engine.tensorboard_writer import DirectSummaryWriter
+            except ImportError as exc:  # installed, but it does not import: no event files, said once
+                log.warning("TensorBoard: no event files, tensorboardX does not import: %s", exc)
+                self._summary_writer_cls = _NO_EVENTS
+                return
+            self._summary_writer_cls = DirectSummaryWriter
+        if self._summary_writer_cls is _NO_EVENTS:
+            return
         self._trial_writer[trial] = self._summary_writer_cls(folder, flush_secs=30)
         self._trial_result[trial] = {}
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
-        self._call(super().log_trial_result, iteration, trial, dict(result))
+        self._call(self._write_result, iteration, trial, dict(result))
+
+    def _write_result(self, iteration: int, trial: Any, result: dict) -> None:
+        if self._summary_writer_cls is not _NO_EVENTS:
+            super().log_trial_result(iteration, trial, result)
 
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
-        self._call(super().log_trial_end, trial, failed)
+        self._call(self._end, trial, failed)
+
+    def _end(self, trial: Any, failed: bool) -> None:
+        if self._summary_writer_cls is not _NO_EVENTS:
+            super().log_trial_end(trial, failed)
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         self.drain()
@@ -226,91 +208,8 @@ class BackgroundTensorBoard(TBXLoggerCallback):
                 log.exception("TensorBoard logger: %s failed", getattr(fn, "__name__", fn))
 
 
-class DirectSummaryWriter(SummaryWriter):
-    """tensorboardX's ``SummaryWriter`` writing its events on the caller's thread: the same event file.
-
-    tensorboardX's own writer hands every event to a thread of its own through a
-    ``multiprocessing.Queue`` (each event pickled, piped, unpickled), one thread and queue per
-    trial, and registers an ``atexit`` hook per writer that keeps it alive until the driver exits.
-    :class:`BackgroundTensorBoard` already writes on a thread of its own: that hop cost the driver
-    about a third of its CPU on a search of 0.1-s epochs, and the hooks a writer per trial.
-    """
-
-    def _get_file_writer(self) -> Any:
-        if not self._write_to_disk or self.purge_step is not None:
-            return super()._get_file_writer()  # neither is used by Tune's logger
-        if self.all_writers is None or self.file_writer is None:
-            try:
-                self.file_writer = _DirectFileWriter(self.logdir, self._filename_suffix)
-            except (AttributeError, TypeError) as exc:  # another tensorboardX: its own writer, same files
-                log.warning("TensorBoard: tensorboardX's own writer (a thread per trial) instead of ours: %s", exc)
-                return super()._get_file_writer()
-            self.all_writers = {self.file_writer.get_logdir(): self.file_writer}
-        return self.file_writer
-
-    def close(self) -> None:  # tensorboardX's also starts and ends a Comet logger (none here)
-        if self.all_writers is None:
-            return
-        for writer in self.all_writers.values():
-            writer.flush()
-            writer.close()
-        self.file_writer = self.all_writers = None
-
-
-class _DirectFileWriter(FileWriter):
-    """``FileWriter`` over :class:`_DirectEventFileWriter`, without the ``atexit`` hook (its owner closes it)."""
-
-    def __init__(self, logdir: str, filename_suffix: str = "") -> None:  # noqa: D107 - not FileWriter's: no queue
-        self.event_writer = _DirectEventFileWriter(str(logdir), filename_suffix)
-        self._default_metadata: dict[str, Any] = {}
-
-
-class _DirectEventFileWriter(EventFileWriter):
-    """tensorboardX's ``EventFileWriter`` with ``add_event`` writing the record itself: no queue, no thread."""
-
-    def __init__(self, logdir: str, filename_suffix: str = "") -> None:  # noqa: D107
-        self._logdir = logdir
-        directory_check(logdir)
-        self._ev_writer = EventsWriter(os.path.join(logdir, "events"), filename_suffix)
-        self._filename_suffix = filename_suffix
-        self._closed = False
-
-    def add_event(self, event: Any) -> None:
-        if not self._closed:
-            self._ev_writer.write_event(event)
-
-    def flush(self) -> None:
-        """The events handed to the OS (readable by TensorBoard at once), without tensorboardX's ``os.fsync``.
-
-        Tune flushes a trial's writer after every result; tensorboardX's record writer then syncs the
-        file to the disk, which on ext4 commits the journal with whatever else is dirty (the trials'
-        checkpoint files): 1-2 ms of the driver's writer thread a result in a search, for event files
-        that nothing reads back to resume (Tune's own result files are the record). The OS writes
-        them out as it does any file; tensorboardX's close still syncs once, at the trial's end.
-        """
-        if self._closed:
-            return
-        try:
-            file = self._ev_writer._py_recordio_writer._writer
-        except AttributeError:  # another tensorboardX: its own flush
-            super().flush()
-            return
-        file.flush()
-
-    def reopen(self) -> None:
-        if self._closed:  # a new file, as tensorboardX's does
-            self._ev_writer = EventsWriter(os.path.join(self._logdir, "events"), self._filename_suffix)
-            self._closed = False
-
-    def close(self) -> None:
-        if not self._closed:
-            self._ev_writer.close()
-            self._closed = True
-
-
 def tensorboard_logger() -> list[Callback]:
     """``[BackgroundTensorBoard()]``, or ``[]`` without tensorboardX (as Tune's default adds none then)."""
-    try:
-        return [BackgroundTensorBoard()]
-    except ImportError:
+    if importlib.util.find_spec("tensorboardX") is None:
         return []
+    return [BackgroundTensorBoard()]

@@ -124,15 +124,16 @@ USES: tuple[tuple[str, str, str, str], ...] = (
             "Trial.temporary_state.ray_actor, is_saving, should_checkpoint, storage.trial_fs_path, "
             "storage.storage_filesystem; the result's checkpoint_dir_name", "engine.run",
      "a reported checkpoint registered from its result, without the save() round trip to the trial's actor"),
-    ("ray", "TBXLoggerCallback._summary_writer_cls, _trial_writer, _trial_result (log_trial_start restated without "
-            "init_local_path); tensorboardX's FileWriter.event_writer, EventsWriter, SummaryWriter._get_file_writer",
-     "engine.callbacks",
+    ("ray", "TBXLoggerCallback._summary_writer_cls, _trial_writer, _trial_result (set by ours: Tune's __init__ "
+            "imports tensorboardX; log_trial_start restated without init_local_path); tensorboardX's FileWriter.event_writer, EventsWriter, SummaryWriter._get_file_writer",
+     "engine.callbacks, engine.tensorboard_writer",
      "TensorBoard events written on our logger's thread without tensorboardX's per-trial queue, thread and atexit "
      "hook (another tensorboardX: its own writer, the same files); the trial's folder made on the driver's thread, "
      "where Tune's snapshot reads the trial's cached JSON state that init_local_path drops"),
-    ("tensorboardX", "EventsWriter._py_recordio_writer._writer (the event file)", "engine.callbacks",
+    ("tensorboardX", "EventsWriter._py_recordio_writer._writer (the event file)", "engine.tensorboard_writer",
      "a flush after every result hands the events to the OS without RecordWriter.flush's os.fsync"),
-    ("tensorboardX", "tensorboardX.writer's import-time `try: import torch` (numpy_compatible)", "engine.callbacks",
+    ("tensorboardX", "tensorboardX.writer's import-time `try: import torch` (numpy_compatible)",
+     "engine.tensorboard_writer",
      "tensorboardX imported with torch hidden (sys.modules['torch'] = None), so a run's driver imports no torch; a "
      "tensorboardX that fails so is imported again with torch"),
     ("ray", "LoggerCallback._restore_from_remote (JsonLoggerCallback, CSVLoggerCallback)", "engine.tuner",

@@ -229,8 +229,9 @@ def test_the_trials_saved_state_is_only_dropped_on_the_drivers_thread(tmp_path, 
 _WITHOUT_TORCH = """
 import sys
 from pathlib import Path
-from search.engine.callbacks import DirectSummaryWriter, tensorboard_logger
+from search.engine.callbacks import tensorboard_logger
 tensorboard_logger()
+from search.engine.tensorboard_writer import DirectSummaryWriter  # what the logger's thread imports
 print('torch' in sys.modules)
 folder = Path(sys.argv[1])
 writer = DirectSummaryWriter(str(folder / 'a'))
@@ -271,9 +272,9 @@ class NeedsTorch(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, NeedsTorch())
-from search.engine import callbacks
+from search.engine import tensorboard_writer
 import tensorboardX
-print(callbacks.SummaryWriter is tensorboardX.SummaryWriter, callbacks.directory_check is not None,
+print(tensorboard_writer.SummaryWriter is tensorboardX.SummaryWriter, tensorboard_writer.directory_check is not None,
       sys.modules['torch'] is not None)
 """
 
@@ -305,3 +306,70 @@ def test_each_results_flush_reaches_the_file_without_a_sync_to_disk_until_the_tr
     logger.log_trial_end(trial)
     logger.on_experiment_end([trial])
     assert len(synced) == 1  # tensorboardX's close, once a trial
+
+
+_IMPORTED_WHERE = """
+import sys, threading
+from pathlib import Path
+import importlib.abc
+
+
+class Where(importlib.abc.MetaPathFinder):
+    seen = []
+
+    def find_spec(self, name, path=None, target=None):
+        if name == 'tensorboardX':
+            Where.seen.append(threading.current_thread().name)
+        return None
+
+
+sys.meta_path.insert(0, Where())
+from search.engine.callbacks import tensorboard_logger
+
+(logger,) = tensorboard_logger()
+built = 'tensorboardX' in sys.modules
+
+
+class Trial:
+    local_path = sys.argv[1]
+    evaluated_params = config = {'lr': 0.01}
+
+    def init_local_path(self):
+        Path(self.local_path).mkdir(parents=True, exist_ok=True)
+
+
+trial = Trial()
+logger.log_trial_start(trial)
+logger.log_trial_result(1, trial, {'training_iteration': 1, 'val_accuracy': 0.5})
+logger.log_trial_end(trial)
+logger.on_experiment_end([trial])
+print(built, Where.seen[-1])  # the last look-up is the import (the first, tensorboard_logger's find_spec)
+"""
+
+
+def test_tensorboardx_is_imported_on_the_loggers_thread_when_the_first_trial_starts(tmp_path):
+    # Its import (0.15-0.2 s) was on the driver's path from ray.init to the first trial's request.
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _IMPORTED_WHERE, str(tmp_path / "trial_1")], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.split() == ["False", "tensorboard-logger"]
+    assert _scalars(tmp_path / "trial_1")["ray/tune/val_accuracy"] == {1: 0.5}
+
+
+def test_a_tensorboardx_that_does_not_import_leaves_no_event_files_and_says_so_once(tmp_path, monkeypatch, caplog):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "search.engine.tensorboard_writer", None)  # its import fails: ImportError
+    (logger,) = tensorboard_logger()
+    trials = [_Trial(tmp_path / "trial_1"), _Trial(tmp_path / "trial_2")]
+    with caplog.at_level("WARNING", logger="search.engine.callbacks"):
+        for trial in trials:
+            logger.log_trial_start(trial)
+            logger.log_trial_result(1, trial, _result(1))
+            logger.log_trial_end(trial)
+        logger.on_experiment_end(trials)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith("TensorBoard: no event files, tensorboardX does not import"), said
+    assert not list(tmp_path.glob("*/events.out.tfevents.*"))
