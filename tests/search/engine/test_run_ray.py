@@ -230,6 +230,7 @@ def test_cli_run_in_a_subprocess(tmp_path, tiny_spec):
         assert scalars["ray/tune/val_accuracy"] == pytest.approx({r["training_iteration"]: r["val_accuracy"] for r in rows})
         assert set(scalars["ray/tune/num_selected"]) == {r["training_iteration"] for r in rows}
     assert (tmp_path / "results" / "cli" / "spec.yaml").is_file()
+    assert not list((tmp_path / "results" / "cli").glob("optuna.journal.lock*"))  # no lock copied with the folder
     saved = yaml.safe_load((tmp_path / "results" / "cli" / "spec.yaml").read_text())
     assert saved["name"] == "cli" and saved["search"]["num_samples"] == 2
 
