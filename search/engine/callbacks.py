@@ -30,6 +30,16 @@ __all__ = ["BackgroundTensorBoard", "ProgressLines", "PrunedCheckpointCleanup", 
 log = logging.getLogger(__name__)
 
 
+def __getattr__(name: str) -> Any:
+    """``DirectSummaryWriter`` lived here before :mod:`search.engine.tensorboard_writer`: a ``tuner.pkl`` saved
+    then names it here, and ``resume`` unpickles it (imported on that use only, as the logger's thread does)."""
+    if name == "DirectSummaryWriter":
+        from search.engine.tensorboard_writer import DirectSummaryWriter
+
+        return DirectSummaryWriter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class TellBudgetStops(Callback):
     """When the time budget ends the run, tell Optuna the trials Tune stopped (PRUNED, not left RUNNING).
 

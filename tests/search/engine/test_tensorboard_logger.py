@@ -373,3 +373,16 @@ def test_a_tensorboardx_that_does_not_import_leaves_no_event_files_and_says_so_o
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and said[0].startswith("TensorBoard: no event files, tensorboardX does not import"), said
     assert not list(tmp_path.glob("*/events.out.tfevents.*"))
+
+
+def test_a_logger_pickled_before_the_writer_moved_still_unpickles():
+    # A tuner.pkl saved before tensorboard_writer existed names search.engine.callbacks.DirectSummaryWriter.
+    import pickletools
+
+    from search.engine.tensorboard_writer import DirectSummaryWriter
+
+    logger = BackgroundTensorBoard()
+    state = {**logger.__getstate__(), "_summary_writer_cls": DirectSummaryWriter}
+    old = pickle.dumps(state, protocol=2).replace(b"search.engine.tensorboard_writer", b"search.engine.callbacks")
+    assert b"search.engine.callbacks" in pickletools.optimize(old)
+    assert pickle.loads(old)["_summary_writer_cls"] is DirectSummaryWriter
