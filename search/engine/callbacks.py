@@ -34,8 +34,10 @@ def __getattr__(name: str) -> Any:
     """``DirectSummaryWriter`` lived here before :mod:`search.engine.tensorboard_writer`: a ``tuner.pkl`` saved
     then names it here, and ``resume`` unpickles it (imported on that use only, as the logger's thread does)."""
     if name == "DirectSummaryWriter":
-        from search.engine.tensorboard_writer import DirectSummaryWriter
-
+        try:
+            from search.engine.tensorboard_writer import DirectSummaryWriter
+        except ImportError:  # tensorboardX gone since: the logger writes no events, as for a new run without it
+            return _NO_EVENTS
         return DirectSummaryWriter
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -176,15 +178,13 @@ class BackgroundTensorBoard(TBXLoggerCallback):
         self._call(self._write_result, iteration, trial, dict(result))
 
     def _write_result(self, iteration: int, trial: Any, result: dict) -> None:
-        if self._summary_writer_cls is not _NO_EVENTS:
+        if trial not in self._trial_writer:  # a trial first seen here, or whose start made no writer
+            self.log_trial_start(trial)
+        if trial in self._trial_writer:
             super().log_trial_result(iteration, trial, result)
 
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
-        self._call(self._end, trial, failed)
-
-    def _end(self, trial: Any, failed: bool) -> None:
-        if self._summary_writer_cls is not _NO_EVENTS:
-            super().log_trial_end(trial, failed)
+        self._call(super().log_trial_end, trial, failed)  # a trial without a writer: nothing (Tune's checks)
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         self.drain()

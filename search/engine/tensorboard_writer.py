@@ -7,9 +7,11 @@ made while the driver waits for that trial's process. Importing this module impo
 
 from __future__ import annotations
 
+import importlib.abc
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,27 +21,39 @@ __all__ = ["DirectSummaryWriter"]
 log = logging.getLogger(__name__)
 
 
+class _TorchHidden(importlib.abc.MetaPathFinder):
+    """``import torch`` fails on the thread that placed this finder (an ``ImportError``), as if torch were absent;
+    every other thread imports it as usual."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if threading.get_ident() == self.thread and (name == "torch" or name.startswith("torch.")):
+            raise ModuleNotFoundError(f"{name} hidden while tensorboardX is imported", name=name)
+        return None
+
+
 @contextmanager
 def _torch_hidden() -> Iterator[None]:
-    """An installed torch, not yet imported, hidden meanwhile (``sys.modules["torch"] = None``: imports fail).
+    """An installed torch, not yet imported, hidden from this thread meanwhile.
 
     tensorboardX's writer imports torch when it is installed, only to accept torch tensors as values
     (``writer.numpy_compatible``; tensorboardX 2.6); ours logs numbers. The driver trains nothing, and
     that import was about a second of every run's start (``benchmarks/startup.py``). An imported torch
-    stays as it is. The whole process sees it hidden meanwhile: this module is imported on the logger's
-    thread as the first trial starts, while the driver's own thread waits for that trial and imports no
-    torch (a search's driver never does); the refit's warm-up imports it only once every trial has started
-    and one has ended, and a warm-up that met the hidden name would leave the import to the refit.
+    stays as it is. Only this thread is refused torch (this module is imported on the logger's thread, while
+    the driver's own thread runs Tune's loop, which may import torch: Optuna's GP sampler, a result that
+    holds a tensor); another thread's import of torch meanwhile is its own.
     """
     if "torch" in sys.modules:
         yield
         return
-    sys.modules["torch"] = None  # type: ignore[assignment]
+    finder = _TorchHidden()
+    sys.meta_path.insert(0, finder)
     try:
         yield
     finally:
-        if sys.modules.get("torch", False) is None:  # still hidden (not imported meanwhile)
-            del sys.modules["torch"]
+        sys.meta_path.remove(finder)
 
 
 def _tensorboardx() -> tuple[Any, Any, Any, Any, Any]:

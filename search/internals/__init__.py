@@ -134,7 +134,8 @@ USES: tuple[tuple[str, str, str, str], ...] = (
      "a flush after every result hands the events to the OS without RecordWriter.flush's os.fsync"),
     ("tensorboardX", "tensorboardX.writer's import-time `try: import torch` (numpy_compatible)",
      "engine.tensorboard_writer",
-     "tensorboardX imported with torch hidden (sys.modules['torch'] = None), so a run's driver imports no torch; a "
+     "tensorboardX imported with torch hidden from its thread (a meta-path finder), so a run's driver imports no "
+     "torch; a "
      "tensorboardX that fails so is imported again with torch"),
     ("ray", "LoggerCallback._restore_from_remote (JsonLoggerCallback, CSVLoggerCallback)", "engine.tuner",
      "a trial restarted in the same driver (a retry, PBT's pause or exploit) keeps the result.json and progress.csv "

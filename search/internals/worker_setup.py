@@ -11,6 +11,7 @@ any context other than environment variables on to Ray's script. Facts: ``docs/r
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,20 @@ from search.internals.swap import swapped
 
 __all__ = ["LEAN_SETUP_WORKER", "lean_worker_setup"]
 
-#: The script the raylet runs each Python worker with.
+#: The script the raylet runs each Python worker with. Its name must end in ``setup_worker.py``: for a worker with an
+#: empty runtime-env context the raylet drops the script from the command by that substring (Ray 2.60).
 LEAN_SETUP_WORKER = Path(__file__).with_name("lean_setup_worker.py")
 
 
 @contextlib.contextmanager
 def lean_worker_setup() -> Iterator[None]:
     """While an embedded ``ray.init`` starts its node: the node's workers start through :data:`LEAN_SETUP_WORKER`,
-    unless the parameters already name a script. ``Node.__init__`` is Ray's own again after."""
+    unless the parameters already name a script. ``Node.__init__`` is Ray's own again after. Not on Windows, where
+    Ray's script waits for the worker it starts (``Popen(...).wait()``) and an ``exec`` would leave the raylet
+    holding a process that has ended."""
+    if sys.platform == "win32":
+        yield
+        return
     with swapped("ray._private.node", "Node.__init__", _naming_ours):
         yield
 

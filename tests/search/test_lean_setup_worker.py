@@ -60,3 +60,13 @@ def test_the_node_names_our_script_only_while_the_embedded_start_runs_and_only_w
     init = _naming_ours(lambda self, ray_params, *args, **kwargs: seen.append((ray_params.setup_worker_path, kwargs)))
     init(None, RayParams(setup_worker_path=named), head=True)
     assert seen == [(named or str(LEAN_SETUP_WORKER), {"head": True})]
+
+
+def test_on_windows_the_node_keeps_rays_script(monkeypatch):
+    # Ray's script waits for the worker it starts there; an exec would leave the raylet a process that has ended.
+    from ray._private.node import Node
+
+    original = Node.__init__
+    monkeypatch.setattr(sys, "platform", "win32")
+    with lean_worker_setup():
+        assert Node.__init__ is original

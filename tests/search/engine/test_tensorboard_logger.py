@@ -266,7 +266,7 @@ import importlib.abc
 class NeedsTorch(importlib.abc.MetaPathFinder):
     # A tensorboardX whose record writer cannot be imported without torch.
     def find_spec(self, name, path=None, target=None):
-        if name == 'tensorboardX.record_writer' and 'torch' in sys.modules and sys.modules['torch'] is None:
+        if name == 'tensorboardX.record_writer' and any(type(f).__name__ == '_TorchHidden' for f in sys.meta_path):
             raise ImportError('this tensorboardX needs torch')
         return None
 
@@ -275,7 +275,7 @@ sys.meta_path.insert(0, NeedsTorch())
 from search.engine import tensorboard_writer
 import tensorboardX
 print(tensorboard_writer.SummaryWriter is tensorboardX.SummaryWriter, tensorboard_writer.directory_check is not None,
-      sys.modules['torch'] is not None)
+      'torch' in sys.modules)
 """
 
 
@@ -386,3 +386,30 @@ def test_a_logger_pickled_before_the_writer_moved_still_unpickles():
     old = pickle.dumps(state, protocol=2).replace(b"search.engine.tensorboard_writer", b"search.engine.callbacks")
     assert b"search.engine.callbacks" in pickletools.optimize(old)
     assert pickle.loads(old)["_summary_writer_cls"] is DirectSummaryWriter
+
+
+_OTHER_THREAD = """
+import sys, threading
+from search.engine import tensorboard_writer
+
+imported = {}
+with tensorboard_writer._torch_hidden():
+    try:
+        import torch  # this thread: hidden
+    except ImportError:
+        imported['here'] = False
+    other = threading.Thread(target=lambda: imported.update(there=__import__('torch').__name__ == 'torch'))
+    other.start()
+    other.join()
+print(imported['here'], imported['there'])
+"""
+
+
+def test_torch_is_hidden_from_the_importing_thread_only():
+    # tensorboardX is imported on the logger's thread while Tune's loop runs on the driver's: Optuna's GP sampler or
+    # a result holding a tensor may import torch there meanwhile.
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _OTHER_THREAD], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]
