@@ -31,7 +31,7 @@ def lean_worker_setup() -> Iterator[None]:
     unless the parameters already name a script. ``Node.__init__`` is Ray's own again after. Not on Windows, where
     Ray's script waits for the worker it starts (``Popen(...).wait()``) and an ``exec`` would leave the raylet
     holding a process that has ended."""
-    if sys.platform == "win32":
+    if sys.platform == "win32" or not LEAN_SETUP_WORKER.is_file():  # Windows; a package run from a zip file
         yield
         return
     with swapped("ray._private.node", "Node.__init__", _naming_ours):
