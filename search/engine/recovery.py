@@ -132,7 +132,7 @@ def repair_saved_state(path: Path, storage_folder: str | None = None, *, ours: b
 
 def _drop_copied_journal_lock(path: Path, repair: Repair) -> None:
     """Remove the plain-file copies of Optuna's journal lock that a sync could leave before our writer stopped
-    locking in the folder (:class:`search.engine.searcher._InProcessLock`): the lock itself, or the name Optuna
+    locking in the folder (``PruningAwareOptunaSearch._write_journal``): the lock itself, or the name Optuna
     renames it to while releasing it. Optuna's own live lock is a symlink, left alone."""
     for lock in sorted(path.glob(OPTUNA_JOURNAL_LOCK + "*")):
         copied = lock.name == OPTUNA_JOURNAL_LOCK or lock.name.endswith(".rename")

@@ -227,7 +227,12 @@ class PruningAwareOptunaSearch(OptunaSearch):
 
         cached = self.__dict__.get("_journal")
         if cached is None or cached[0] != str(path):
-            backend = JournalFileBackend(str(path), lock_obj=_InProcessLock())
+            # Locked within this process, no lock file in the folder: Tune copies the staging folder into storage on a
+            # thread while the journal is written, and Optuna's default lock (a symlink beside the journal during each
+            # write) was copied as a plain file, which made the next writer with Optuna's defaults wait 30 s. One
+            # process writes a journal of ours at a time (the driver its staging copy; resume, refused while that
+            # driver lives, the stored one). A lock file in a shared temporary folder would let another user stall us.
+            backend = JournalFileBackend(str(path), lock_obj=threading.Lock())
             study = optuna.create_study(storage=JournalStorage(backend),
                                         study_name=self._ot_study.study_name, load_if_exists=True,
                                         directions=self._ot_study.directions)
@@ -277,28 +282,6 @@ class PruningAwareOptunaSearch(OptunaSearch):
             return
         self._ot_trials[trial_id].set_user_attr("cut_by", "time_budget")
         self._tell_pruned(trial_id)
-
-
-class _InProcessLock:
-    """The lock our writer of Optuna's journal takes: this process's alone, no file in the experiment folder.
-
-    Tune copies the driver's staging folder into storage on a thread of its own while the searcher writes the
-    journal there. Optuna's default lock (:data:`~search.experiment.OPTUNA_JOURNAL_LOCK`, a symlink beside the
-    journal for the length of each write) was copied with it as a plain file, and the next writer of the
-    stored journal with Optuna's defaults (optuna-dashboard's notes, ``study.set_user_attr``) waited Optuna's
-    30-s grace period for it. One process writes a journal of ours at a time: the run's driver its staging
-    copy, ``resume`` (refused while that driver lives) the stored one. A lock file elsewhere (a shared
-    temporary folder) would let another user's file of the same name stall the driver.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def acquire(self) -> bool:  # Optuna's BaseJournalFileLock interface
-        return self._lock.acquire()
-
-    def release(self) -> None:
-        self._lock.release()
 
 
 def _finite(value: Any) -> bool:
